@@ -1,0 +1,783 @@
+//! [`Call<S>`](Call): a call whose recording status is tracked in its type, and the
+//! transitions between states, each of which consumes the call.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind};
+use crate::endpoint::Endpoint;
+use crate::error::{AuditError, Error};
+use crate::request::UpdateRequest;
+use crate::response::{Operation, Outcome, interpret_response};
+use crate::retention::{Retention, RetentionHandle, RetentionShared};
+use crate::state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
+use crate::status::{OperationStatus, RecordingStatus};
+use crate::transport::{BlockingTransport, HttpRequest, HttpResponse, Transport};
+use crate::types::{AccessToken, CallId, normalize_id};
+
+/// How to reach Graph: an [`Endpoint`], an [`AccessToken`] and a [`Transport`].
+///
+/// # Example
+/// ```
+/// use recording_status::{AccessToken, Endpoint, Graph};
+/// use recording_status::testing::ScriptedTransport;
+///
+/// let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"))
+///     .with_endpoint(Endpoint::custom("http://127.0.0.1:8080/v1.0")?);
+/// assert!(format!("{graph:?}").contains("[redacted]"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Graph<T> {
+    endpoint: Endpoint,
+    token: AccessToken,
+    transport: T,
+}
+
+impl<T> Graph<T> {
+    /// Graph v1.0 in the global cloud, reached through `transport` with `token`.
+    pub fn new(transport: T, token: AccessToken) -> Self {
+        Self {
+            endpoint: Endpoint::default(),
+            token,
+            transport,
+        }
+    }
+
+    /// Uses another endpoint (beta, a national cloud, an emulator).
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Replaces the access token (after a refresh).
+    pub fn set_token(&mut self, token: AccessToken) {
+        self.token = token;
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    fn blocking(&self) -> Graph<Blocking<'_, T>> {
+        Graph {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+            transport: Blocking(&self.transport),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Graph<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token)
+            .field("transport", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+/// A call whose compliance-recording status is tracked in its type.
+///
+/// # Types
+/// `S` is [`NotRecording`], [`PendingRecording`], [`Recording`] or [`Failed`]. Each transition
+/// consumes the call and returns it in its new state, so a wrong sequence of calls is a compile
+/// error naming these types. Only `Call<Recording>` has [`retention`](Call::retention) and
+/// [`retention_handle`](Call::retention_handle).
+///
+/// # Call order
+/// 1. [`Call::new`] → `Call<NotRecording>`.
+/// 2. [`begin_recording`](Call::begin_recording) → [`Begin`]: `Recording` if Graph answered
+///    `completed`, `Pending` if the operation is still running, `Failed` otherwise.
+/// 3. While pending, feed operation updates from notifications to
+///    [`handle_operation`](Call::handle_operation), or [`abandon`](Call::abandon) at the deadline.
+/// 4. While recording, persist media through retention capabilities only.
+/// 5. [`stop_recording`](Call::stop_recording) or [`report_failure`](Call::report_failure):
+///    both end every capability before the status request is built.
+/// 6. [`end`](Call::end) when the call terminates.
+///
+/// Every step is recorded in the call's [`AuditSink`] before it takes effect.
+#[must_use = "dropping a call loses track of its Graph recording status"]
+pub struct Call<S: State> {
+    id: CallId,
+    audit: Arc<dyn AuditSink>,
+    state: S,
+}
+
+impl<S: State> fmt::Debug for Call<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// The result of [`Call::begin_recording`] and of [`Call::handle_operation`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Begin {
+    /// Graph acknowledged `recording` as `completed`: media may be persisted.
+    Recording(Call<Recording>),
+    /// The operation is not final; wait for its notification (with a deadline).
+    Pending(Call<PendingRecording>),
+    /// The update was rejected or its outcome is unknown; `failed` was reported best effort.
+    /// [`Call::reason`] says why.
+    Failed(Call<Failed>),
+}
+
+/// A transition that sent nothing: the call comes back unchanged, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("status update not sent: {error}")]
+#[non_exhaustive]
+pub struct NotSent<S: State> {
+    /// The call, in the state it was in.
+    pub call: Call<S>,
+    /// Why nothing was sent.
+    #[source]
+    pub error: Error,
+}
+
+/// Why leaving `Recording` did not end in the requested state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StopError {
+    /// Nothing was reported and the call is still `Recording`: capabilities were alive at the
+    /// drain deadline ([`Error::DrainTimeout`]), or the request could not be built or audited.
+    /// The stop signal stays raised; end the media tasks and try again.
+    #[error("still recording: {error}")]
+    StillRecording {
+        /// The call, still recording.
+        call: Box<Call<Recording>>,
+        /// Why.
+        error: Error,
+    },
+    /// Retention ended and the request was sent, but Graph did not acknowledge it. The call is
+    /// `Failed` (`failed` was reported best effort); [`Call::reason`] says why.
+    #[error("end of recording not acknowledged: {}", .call.reason())]
+    Unacknowledged {
+        /// The call, failed.
+        call: Call<Failed>,
+    },
+}
+
+/// A call that terminated; no further request is sent for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ended {
+    /// The call.
+    pub call_id: CallId,
+    /// The state the call was in when it ended.
+    pub last_state: CallState,
+}
+
+/// Any call, whatever its state, for keeping calls in a map.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyCall {
+    /// See [`NotRecording`].
+    NotRecording(Call<NotRecording>),
+    /// See [`PendingRecording`].
+    PendingRecording(Call<PendingRecording>),
+    /// See [`Recording`].
+    Recording(Call<Recording>),
+    /// See [`Failed`].
+    Failed(Call<Failed>),
+}
+
+impl AnyCall {
+    /// The call's id.
+    pub fn id(&self) -> &CallId {
+        match self {
+            Self::NotRecording(c) => c.id(),
+            Self::PendingRecording(c) => c.id(),
+            Self::Recording(c) => c.id(),
+            Self::Failed(c) => c.id(),
+        }
+    }
+
+    /// The call's state.
+    pub fn state(&self) -> CallState {
+        match self {
+            Self::NotRecording(_) => CallState::NotRecording,
+            Self::PendingRecording(_) => CallState::PendingRecording,
+            Self::Recording(_) => CallState::Recording,
+            Self::Failed(_) => CallState::Failed,
+        }
+    }
+}
+
+impl From<Begin> for AnyCall {
+    fn from(b: Begin) -> Self {
+        match b {
+            Begin::Recording(c) => Self::Recording(c),
+            Begin::Pending(c) => Self::PendingRecording(c),
+            Begin::Failed(c) => Self::Failed(c),
+        }
+    }
+}
+
+impl<S: State> Call<S> {
+    /// The call's id.
+    pub fn id(&self) -> &CallId {
+        &self.id
+    }
+
+    /// The call's state, as a value.
+    pub fn state(&self) -> CallState {
+        S::STATE
+    }
+
+    /// The call terminated (Graph notified `terminated`/`deleted`, or the bot left): every
+    /// retention capability is revoked and no request will be sent for this call again.
+    pub fn end(mut self) -> Ended {
+        self.state.revoke();
+        self.transition_audit(CallState::Ended, "call ended");
+        Ended {
+            call_id: self.id.clone(),
+            last_state: S::STATE,
+        }
+    }
+
+    fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
+        self.audit.record(&AuditEvent::now(self.id.as_str(), kind))
+    }
+
+    /// Records a transition; a failure is logged (the state change itself already happened
+    /// or is forced, e.g. into `Failed`).
+    fn transition_audit(&self, to: CallState, reason: &str) {
+        if let Err(e) = self.try_transition_audit(to, reason) {
+            tracing::error!(call_id = %self.id, from = %S::STATE, %to, error = %e,
+                "could not audit a transition");
+        }
+    }
+
+    fn try_transition_audit(&self, to: CallState, reason: &str) -> Result<(), AuditError> {
+        self.audit(AuditKind::Transition {
+            from: S::STATE,
+            to,
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn into_state<N: State>(self, state: N) -> Call<N> {
+        Call {
+            id: self.id,
+            audit: self.audit,
+            state,
+        }
+    }
+
+    /// Sends one attempt and audits it. `Err` means nothing was sent.
+    async fn exchange<T: Transport>(
+        &self,
+        graph: &Graph<T>,
+        attempt: &UpdateRequest,
+    ) -> Result<Sent, Error> {
+        let request = attempt.to_http(&graph.endpoint, &self.id, &graph.token)?;
+        self.audit(AuditKind::RequestSent {
+            status: attempt.status(),
+            client_context: attempt.client_context().as_str().to_owned(),
+            client_request_id: attempt.client_request_id().to_owned(),
+        })?;
+        tracing::debug!(call_id = %self.id, status = %attempt.status(),
+            client_request_id = attempt.client_request_id(), "sending updateRecordingStatus");
+        let client_request_id = attempt.client_request_id().to_owned();
+        match graph.transport.send(request).await {
+            Ok(response) => {
+                let outcome = interpret_response(&response);
+                let (kind, operation_id, request_id) = summarize(&outcome);
+                let audited = self.audit(AuditKind::ResponseReceived {
+                    client_request_id,
+                    http_status: response.status().as_u16(),
+                    outcome: kind,
+                    operation_id,
+                    request_id,
+                });
+                match audited {
+                    Ok(()) => Ok(Sent::Answered(outcome)),
+                    Err(e) => Ok(Sent::Lost(e.into())),
+                }
+            }
+            Err(e) => {
+                let _ = self.audit(AuditKind::TransportFailed {
+                    client_request_id,
+                    error: e.to_string(),
+                });
+                Ok(Sent::Lost(Error::Transport(Box::new(e))))
+            }
+        }
+    }
+
+    /// Reports `failed` best effort and enters `Failed`.
+    async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
+        let attempt = UpdateRequest::new(RecordingStatus::Failed);
+        if let Err(e) = self.exchange(graph, &attempt).await {
+            tracing::warn!(call_id = %self.id, error = %e, "could not report `failed`");
+        }
+        self.transition_audit(CallState::Failed, &reason.to_string());
+        self.into_state(Failed { reason })
+    }
+
+    /// `NotRecording`/`Failed` → `PendingRecording` → …
+    async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
+        let attempt = UpdateRequest::new(RecordingStatus::Recording);
+        if let Err(error) =
+            self.try_transition_audit(CallState::PendingRecording, "recording requested")
+        {
+            return Err(NotSent {
+                call: self,
+                error: error.into(),
+            });
+        }
+        let pending = Call {
+            id: self.id.clone(),
+            audit: self.audit.clone(),
+            state: PendingRecording {
+                context: attempt.client_context().clone(),
+                client_request_id: attempt.client_request_id().to_owned(),
+                operation_id: None,
+            },
+        };
+        match pending.exchange(graph, &attempt).await {
+            Err(error) => {
+                pending.transition_audit(S::STATE, "request not sent");
+                Err(NotSent { call: self, error })
+            }
+            Ok(Sent::Lost(error)) => Ok(Begin::Failed(pending.fail(graph, error).await)),
+            Ok(Sent::Answered(outcome)) => Ok(pending.settle(graph, outcome).await),
+        }
+    }
+}
+
+enum Sent {
+    Answered(Outcome),
+    Lost(Error),
+}
+
+fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {
+    match outcome {
+        Outcome::Completed { operation, .. } => {
+            (ResponseKind::Completed, operation.id.clone(), None)
+        }
+        Outcome::Pending { operation, .. } => (
+            ResponseKind::Pending,
+            operation.as_ref().and_then(|o| o.id.clone()),
+            None,
+        ),
+        Outcome::Failed { operation } => (ResponseKind::Failed, operation.id.clone(), None),
+        Outcome::GraphError(e) => (ResponseKind::GraphError, None, e.request_id.clone()),
+        Outcome::Unparseable { .. } => (ResponseKind::Unparseable, None, None),
+    }
+}
+
+impl Call<NotRecording> {
+    /// A call not yet recording, auditing to `audit`.
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use recording_status::{Call, CallState};
+    /// use recording_status::audit::MemorySink;
+    ///
+    /// let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, Arc::new(MemorySink::default()));
+    /// assert_eq!(call.state(), CallState::NotRecording);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(id: CallId, audit: Arc<dyn AuditSink>) -> Self {
+        Self {
+            id,
+            audit,
+            state: NotRecording { _priv: () },
+        }
+    }
+
+    /// Reports `recording` to Graph (fresh `clientContext` and `client-request-id`).
+    ///
+    /// Only a 2xx whose operation is `completed` leads to [`Begin::Recording`].
+    ///
+    /// # Errors
+    /// [`NotSent`] with the call unchanged if nothing was sent (bad token, audit failure).
+    pub async fn begin_recording<T: Transport>(
+        self,
+        graph: &Graph<T>,
+    ) -> Result<Begin, NotSent<NotRecording>> {
+        self.begin(graph).await
+    }
+
+    /// The blocking twin of [`begin_recording`](Self::begin_recording). Do not call it from
+    /// async code.
+    ///
+    /// # Errors
+    /// As [`begin_recording`](Self::begin_recording).
+    pub fn begin_recording_blocking<T: BlockingTransport + Sync>(
+        self,
+        graph: &Graph<T>,
+    ) -> Result<Begin, NotSent<NotRecording>> {
+        block_on(self.begin(&graph.blocking()))
+    }
+}
+
+impl Call<Failed> {
+    /// Why the call failed.
+    pub fn reason(&self) -> &Error {
+        &self.state.reason
+    }
+
+    /// Tries again: reports `recording`, which needs a fresh `completed` acknowledgement.
+    ///
+    /// # Errors
+    /// [`NotSent`] with the call unchanged if nothing was sent.
+    pub async fn begin_recording<T: Transport>(
+        self,
+        graph: &Graph<T>,
+    ) -> Result<Begin, NotSent<Failed>> {
+        self.begin(graph).await
+    }
+
+    /// The blocking twin of [`begin_recording`](Self::begin_recording).
+    ///
+    /// # Errors
+    /// As [`begin_recording`](Self::begin_recording).
+    pub fn begin_recording_blocking<T: BlockingTransport + Sync>(
+        self,
+        graph: &Graph<T>,
+    ) -> Result<Begin, NotSent<Failed>> {
+        block_on(self.begin(&graph.blocking()))
+    }
+}
+
+impl Call<PendingRecording> {
+    /// The `clientContext` of the outstanding `recording` request.
+    pub fn client_context(&self) -> &str {
+        self.state.context.as_str()
+    }
+
+    /// The `client-request-id` of the outstanding `recording` request.
+    pub fn client_request_id(&self) -> &str {
+        &self.state.client_request_id
+    }
+
+    /// The operation id Graph gave, once known.
+    pub fn operation_id(&self) -> Option<&str> {
+        self.state.operation_id.as_deref()
+    }
+
+    /// Whether `operation` is about this call's outstanding request: same operation id
+    /// (compared lower-case without dashes) or same `clientContext`.
+    pub fn is_for_this_request(&self, operation: &Operation) -> bool {
+        let same_id = match (&self.state.operation_id, &operation.id) {
+            (Some(mine), Some(theirs)) => normalize_id(mine) == normalize_id(theirs),
+            _ => false,
+        };
+        let same_context = operation.client_context.as_deref() == Some(self.client_context());
+        same_id || same_context
+    }
+
+    /// Applies an operation update (from a `commsNotification`).
+    ///
+    /// An update for another request, or one that is not final, leaves the call pending.
+    /// `completed` leads to `Recording`; `failed` to `Failed` (reporting `failed` best effort).
+    ///
+    /// Authenticate the notification before calling this: a forged `completed` would unlock
+    /// retention.
+    pub async fn handle_operation<T: Transport>(
+        self,
+        graph: &Graph<T>,
+        operation: &Operation,
+    ) -> Begin {
+        let matched = self.is_for_this_request(operation);
+        let audited = self.audit(AuditKind::OperationUpdate {
+            operation_id: operation.id.clone(),
+            client_context: operation.client_context.clone(),
+            status: operation.status.as_ref().map(|s| s.as_str().to_owned()),
+            matched,
+        });
+        if let Err(e) = audited {
+            return Begin::Failed(self.fail(graph, e.into()).await);
+        }
+        if !matched {
+            return Begin::Pending(self);
+        }
+        match operation.status {
+            Some(OperationStatus::Completed) => self.enter_recording(graph).await,
+            Some(OperationStatus::Failed) => Begin::Failed(
+                self.fail(graph, Error::OperationFailed(operation.clone()))
+                    .await,
+            ),
+            _ => Begin::Pending(self),
+        }
+    }
+
+    /// The blocking twin of [`handle_operation`](Self::handle_operation).
+    pub fn handle_operation_blocking<T: BlockingTransport + Sync>(
+        self,
+        graph: &Graph<T>,
+        operation: &Operation,
+    ) -> Begin {
+        block_on(self.handle_operation(&graph.blocking(), operation))
+    }
+
+    /// Gives up waiting (the deadline passed): the outcome is unknown, so the call enters
+    /// `Failed` and `failed` is reported best effort.
+    pub async fn abandon<T: Transport>(self, graph: &Graph<T>) -> Call<Failed> {
+        self.fail(graph, Error::Abandoned).await
+    }
+
+    /// The blocking twin of [`abandon`](Self::abandon).
+    pub fn abandon_blocking<T: BlockingTransport + Sync>(self, graph: &Graph<T>) -> Call<Failed> {
+        block_on(self.abandon(&graph.blocking()))
+    }
+
+    async fn settle<T: Transport>(mut self, graph: &Graph<T>, outcome: Outcome) -> Begin {
+        match outcome {
+            Outcome::Completed { operation, .. } => {
+                if operation
+                    .client_context
+                    .as_deref()
+                    .is_some_and(|c| c != self.client_context())
+                {
+                    return Begin::Failed(self.fail(graph, Error::ContextMismatch).await);
+                }
+                self.state.operation_id = operation.id;
+                self.enter_recording(graph).await
+            }
+            Outcome::Pending { operation, .. } => {
+                self.state.operation_id = operation.and_then(|o| o.id);
+                Begin::Pending(self)
+            }
+            Outcome::Failed { operation } => {
+                Begin::Failed(self.fail(graph, Error::OperationFailed(operation)).await)
+            }
+            Outcome::GraphError(e) => Begin::Failed(self.fail(graph, Error::Graph(e)).await),
+            Outcome::Unparseable { body, .. } => {
+                Begin::Failed(self.fail(graph, Error::Unparseable(body)).await)
+            }
+        }
+    }
+
+    async fn enter_recording<T: Transport>(self, graph: &Graph<T>) -> Begin {
+        if let Err(e) =
+            self.try_transition_audit(CallState::Recording, "recording acknowledged as completed")
+        {
+            return Begin::Failed(self.fail(graph, e.into()).await);
+        }
+        let shared = RetentionShared::new(self.id.clone(), self.audit.clone());
+        Begin::Recording(self.into_state(Recording {
+            shared,
+            armed: true,
+        }))
+    }
+}
+
+impl Call<Recording> {
+    /// A borrowed retention capability. While it is alive the call cannot be stopped.
+    ///
+    /// # Errors
+    /// The audit sink refused the start event; no capability exists.
+    pub fn retention(&self) -> Result<Retention<'_>, AuditError> {
+        Retention::new(&self.state.shared)
+    }
+
+    /// An owned retention capability for `'static` media tasks. Leaving `Recording` waits until
+    /// every handle (and clone) has been dropped.
+    ///
+    /// # Errors
+    /// The audit sink refused the start event; no capability exists.
+    pub fn retention_handle(&self) -> Result<RetentionHandle, AuditError> {
+        RetentionHandle::new(self.state.shared.clone())
+    }
+
+    /// How many capabilities are alive.
+    pub fn outstanding(&self) -> usize {
+        self.state.shared.outstanding()
+    }
+
+    /// Stops recording: raises the stop signal, waits until every retention capability has
+    /// ended (or `drain_deadline` completes, e.g. `tokio::time::sleep(…)`), and only then
+    /// reports `notRecording`.
+    ///
+    /// # Errors
+    /// [`StopError::StillRecording`] if capabilities outlived the deadline or nothing could be
+    /// sent; [`StopError::Unacknowledged`] if Graph did not acknowledge the report.
+    pub async fn stop_recording<T: Transport, D: Future<Output = ()> + Send>(
+        self,
+        graph: &Graph<T>,
+        drain_deadline: D,
+    ) -> Result<Call<NotRecording>, StopError> {
+        let (call, reported) = self
+            .leave(graph, RecordingStatus::NotRecording, drain_deadline)
+            .await?;
+        match reported {
+            Ok(()) => {
+                call.transition_audit(CallState::NotRecording, "notRecording reported");
+                Ok(call.into_state(NotRecording { _priv: () }))
+            }
+            Err(reason) => Err(StopError::Unacknowledged {
+                call: call.fail(graph, reason).await,
+            }),
+        }
+    }
+
+    /// The blocking twin of [`stop_recording`](Self::stop_recording), draining for at most
+    /// `drain_timeout`.
+    ///
+    /// # Errors
+    /// As [`stop_recording`](Self::stop_recording).
+    pub fn stop_recording_blocking<T: BlockingTransport + Sync>(
+        self,
+        graph: &Graph<T>,
+        drain_timeout: Duration,
+    ) -> Result<Call<NotRecording>, StopError> {
+        let deadline = DeadlineAt(Instant::now() + drain_timeout);
+        block_on(self.stop_recording(&graph.blocking(), deadline))
+    }
+
+    /// Recording broke: ends every capability (as [`stop_recording`](Self::stop_recording))
+    /// and then reports `failed`.
+    ///
+    /// # Errors
+    /// As [`stop_recording`](Self::stop_recording); on `Unacknowledged` the call is `Failed`
+    /// all the same.
+    pub async fn report_failure<T: Transport, D: Future<Output = ()> + Send>(
+        self,
+        graph: &Graph<T>,
+        reason: impl Into<String>,
+        drain_deadline: D,
+    ) -> Result<Call<Failed>, StopError> {
+        let reason = reason.into();
+        let (call, reported) = self
+            .leave(graph, RecordingStatus::Failed, drain_deadline)
+            .await?;
+        call.transition_audit(CallState::Failed, &reason);
+        let failed = call.into_state(Failed {
+            reason: match reported {
+                Ok(()) => Error::Reported(reason),
+                Err(e) => e,
+            },
+        });
+        if matches!(failed.reason(), Error::Reported(_)) {
+            Ok(failed)
+        } else {
+            Err(StopError::Unacknowledged { call: failed })
+        }
+    }
+
+    /// The blocking twin of [`report_failure`](Self::report_failure).
+    ///
+    /// # Errors
+    /// As [`report_failure`](Self::report_failure).
+    pub fn report_failure_blocking<T: BlockingTransport + Sync>(
+        self,
+        graph: &Graph<T>,
+        reason: impl Into<String>,
+        drain_timeout: Duration,
+    ) -> Result<Call<Failed>, StopError> {
+        let deadline = DeadlineAt(Instant::now() + drain_timeout);
+        block_on(self.report_failure(&graph.blocking(), reason, deadline))
+    }
+
+    /// Drains, then sends `status`. Returns the call disarmed (every capability has ended, so
+    /// none can be minted and dropping it revokes nothing) and whether Graph acknowledged.
+    async fn leave<T: Transport, D: Future<Output = ()> + Send>(
+        self,
+        graph: &Graph<T>,
+        status: RecordingStatus,
+        drain_deadline: D,
+    ) -> Result<(Self, Result<(), Error>), StopError> {
+        let outstanding = self.state.shared.raise_stop();
+        if let Err(e) = self.audit(AuditKind::DrainStarted { outstanding }) {
+            return Err(self.still_recording(e.into()));
+        }
+        if let Err(outstanding) = self.state.shared.drain(drain_deadline).await {
+            let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
+            return Err(self.still_recording(Error::DrainTimeout { outstanding }));
+        }
+        // Every owned handle is gone, and no borrowed one can exist: `self` was moved in.
+        let attempt = UpdateRequest::new(status);
+        let sent = match self.exchange(graph, &attempt).await {
+            Ok(sent) => sent,
+            Err(e) => return Err(self.still_recording(e)),
+        };
+        let mut call = self;
+        call.state.armed = false;
+        let reported = match sent {
+            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => Ok(()),
+            Sent::Answered(Outcome::Failed { operation }) => Err(Error::OperationFailed(operation)),
+            Sent::Answered(Outcome::GraphError(e)) => Err(Error::Graph(e)),
+            Sent::Answered(Outcome::Unparseable { body, .. }) => Err(Error::Unparseable(body)),
+            Sent::Lost(e) => Err(e),
+        };
+        Ok((call, reported))
+    }
+
+    fn still_recording(self, error: Error) -> StopError {
+        StopError::StillRecording {
+            call: Box::new(self),
+            error,
+        }
+    }
+}
+
+/// Adapts a [`BlockingTransport`] to [`Transport`]; the future is ready at once.
+struct Blocking<'t, T>(&'t T);
+
+impl<T: BlockingTransport + Sync> Transport for Blocking<'_, T> {
+    type Error = T::Error;
+
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse, Self::Error>> + Send {
+        std::future::ready(self.0.send_blocking(request))
+    }
+}
+
+/// Completes once `Instant::now()` reaches the instant; [`block_on`] re-polls it.
+struct DeadlineAt(Instant);
+
+impl Future for DeadlineAt {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future on the current thread. Used by the blocking twins, whose futures never wait on
+/// I/O: they wait only on the retention drain (woken) or a [`DeadlineAt`] (re-polled).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park_timeout(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,183 @@
+//! Errors. Every enum is `#[non_exhaustive]`; messages are lowercase; each variant's docs say
+//! what the caller should do next.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::response::{GraphError, Operation, Permanent};
+
+/// A string that is not a valid Graph call id. See [`CallId`](crate::CallId).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidCallId {
+    /// The id is empty. Pass the id Graph gave in the incoming-call notification.
+    #[error("call id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_CALL_ID_LEN`](crate::types::MAX_CALL_ID_LEN) bytes; it did
+    /// not come from Graph.
+    #[error("call id is {len} bytes long, more than the 256 allowed")]
+    TooLong {
+        /// The length in bytes.
+        len: usize,
+    },
+    /// The id holds a character that could change the URL's path, query or fragment, or a
+    /// whitespace or control character; it did not come from Graph.
+    #[error("call id contains the forbidden character {ch:?}")]
+    ForbiddenChar {
+        /// The first forbidden character.
+        ch: char,
+    },
+    /// The id is `.` or contains `..`, a path-traversal attempt.
+    #[error("call id contains a dot segment")]
+    DotSegment,
+}
+
+/// A string that is not a valid `clientContext`. See [`ClientContext`](crate::ClientContext).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidClientContext {
+    /// The context is empty; use [`ClientContext::fresh`](crate::ClientContext::fresh).
+    #[error("client context is empty")]
+    Empty,
+    /// The context is longer than Graph's limit of 256 characters; shorten it.
+    #[error("client context is {len} characters long, more than the 256 allowed")]
+    TooLong {
+        /// The length in characters.
+        len: usize,
+    },
+    /// The context holds a character outside printable ASCII; Graph declares the field
+    /// non-Unicode. Encode it (e.g. hex or base64) first.
+    #[error("client context character {index} ({ch:?}) is not printable ascii")]
+    NotPrintableAscii {
+        /// The character's position, counted in characters.
+        index: usize,
+        /// The character.
+        ch: char,
+    },
+}
+
+/// A base URL that cannot serve as a Graph [`Endpoint`](crate::Endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidEndpoint {
+    /// Not an absolute URL with a host; pass e.g. `https://graph.microsoft.com/v1.0`.
+    #[error("endpoint is not an absolute url with a host")]
+    Malformed,
+    /// The scheme is neither `https` nor `http`.
+    #[error("endpoint scheme must be https")]
+    Scheme,
+    /// Plain `http` to a host that is not loopback would send the bearer token in clear text;
+    /// use `https`.
+    #[error("plain http is allowed only for loopback hosts")]
+    PlainHttp,
+    /// The URL carries `user:password@`; remove it.
+    #[error("endpoint must not carry user info")]
+    UserInfo,
+    /// The URL carries a query or a fragment; remove it.
+    #[error("endpoint must not carry a query or fragment")]
+    QueryOrFragment,
+}
+
+/// The access token holds characters that cannot appear in an HTTP header (such as a newline).
+/// Fetch a fresh token; the token itself is never printed.
+#[derive(Clone, PartialEq, Eq, Error)]
+#[error("access token cannot be sent in an authorization header")]
+#[non_exhaustive]
+pub struct InvalidToken(pub(crate) ());
+
+impl fmt::Debug for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InvalidToken")
+    }
+}
+
+/// Writing an audit event failed. The step it was recording did not happen.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The sink's storage failed; check the disk, then retry the step.
+    #[error("audit sink i/o failed")]
+    Io(#[from] std::io::Error),
+    /// The event could not be serialized (should not happen with the shipped events).
+    #[error("audit event could not be serialized")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Why a status update did not succeed, or why a call is [`Failed`](crate::Failed).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request could not be built; nothing was sent. Fetch a fresh token and retry.
+    #[error(transparent)]
+    InvalidToken(#[from] InvalidToken),
+    /// The audit sink refused the event; nothing was sent. Fix the sink, then retry.
+    #[error("audit trail could not be written")]
+    Audit(#[from] AuditError),
+    /// The transport returned no response. Whether Graph applied the update is unknown: treat
+    /// the update as not acknowledged.
+    #[error("transport failed, outcome unknown")]
+    Transport(#[source] Box<dyn StdError + Send + Sync + 'static>),
+    /// Graph answered with a non-2xx status. [`GraphError::permanent`] says whether retrying
+    /// can help.
+    #[error("{0}")]
+    Graph(GraphError),
+    /// Graph accepted the request but the operation ended `failed`; see its `resultInfo`.
+    #[error("operation failed{}", result_suffix(.0))]
+    OperationFailed(Operation),
+    /// Graph answered 2xx with a body that is not an operation. The outcome is unknown.
+    #[error("response body is not an operation ({} bytes), outcome unknown", .0.len())]
+    Unparseable(Vec<u8>),
+    /// Graph completed an operation whose `clientContext` is not the one sent, so it does not
+    /// acknowledge this request. Treat as unknown; report `failed`.
+    #[error("completed operation carries another client context")]
+    ContextMismatch,
+    /// The operation did not reach a final status before its deadline. The outcome is unknown:
+    /// the bot must not retain media, and a late `completed` must be reconciled.
+    #[error("operation still pending at its deadline, outcome unknown")]
+    Abandoned,
+    /// Retention capabilities were still alive when the drain deadline passed; no status was
+    /// reported. End the media tasks (see
+    /// [`RetentionHandle::stopping`](crate::RetentionHandle::stopping)) and stop again.
+    #[error("{outstanding} retention capabilities still alive at the drain deadline")]
+    DrainTimeout {
+        /// How many capabilities were still alive.
+        outstanding: usize,
+    },
+    /// The bot reported that recording broke.
+    #[error("recording failed: {0}")]
+    Reported(String),
+}
+
+impl Error {
+    /// The permanent reason behind a Graph error, if there is one.
+    pub fn permanent(&self) -> Option<Permanent> {
+        match self {
+            Self::Graph(e) => e.permanent(),
+            _ => None,
+        }
+    }
+
+    /// `true` when Graph may or may not have applied the update (transport failure,
+    /// unparseable body, 5xx, pending past the deadline).
+    pub fn is_unknown_outcome(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::Unparseable(_) | Self::Abandoned => true,
+            Self::Graph(e) => e.status.is_server_error(),
+            _ => false,
+        }
+    }
+}
+
+fn result_suffix(op: &Operation) -> String {
+    match &op.result_info {
+        Some(info) => format!(
+            " with code {} subcode {}",
+            info.code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+            info.subcode
+                .map_or_else(|| "-".to_owned(), |c| c.to_string())
+        ),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,100 @@
+//! Microsoft Graph `updateRecordingStatus` for Teams compliance-recording bots, with the
+//! recording rule enforced by types.
+//!
+//! Microsoft's terms forbid persisting call media until `POST
+//! /communications/calls/{id}/updateRecordingStatus` with `status: recording` has received a
+//! success reply, and require recording to end *before* `notRecording` (or `failed`) is
+//! reported. This crate turns that rule into types:
+//!
+//! - a [`Call<S>`](Call) is in one of four states, [`NotRecording`], [`PendingRecording`],
+//!   [`Recording`] and [`Failed`], and every transition consumes it;
+//! - only `Call<Recording>` mints retention capabilities ([`Retention`], [`RetentionHandle`]),
+//!   the values storage code ([`RetentionWriter`]) needs to write media;
+//! - the only way into `Recording` is a `recording` update whose operation Graph reports as
+//!   `completed` (in the response, or in a later notification for the same request);
+//! - leaving `Recording` ends every capability first: statically for borrowed ones, by an
+//!   awaited drain with a deadline for owned ones; the status request is built afterwards;
+//! - every request, response, transition and capability start/end is an
+//!   [`AuditEvent`](audit::AuditEvent), and [`audit::verify`] replays a trail against the rule.
+//!
+//! # Example
+//! ```
+//! use std::io::Write;
+//! use std::sync::Arc;
+//! use recording_status::{AccessToken, Begin, Call, Graph, RetentionWriter};
+//! use recording_status::audit::{MemorySink, verify};
+//! use recording_status::testing::{ScriptedTransport, Step};
+//!
+//! # tokio_test_block_on(async {
+//! // Any `Transport` works: reqwest, hyper, a closure. This one answers from a script.
+//! let transport = ScriptedTransport::new().then(Step::completed()).then(Step::completed());
+//! let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
+//! let audit = Arc::new(MemorySink::default());
+//!
+//! let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, audit.clone());
+//! let Begin::Recording(call) = call.begin_recording(&graph).await? else {
+//!     return Err("not acknowledged: nothing may be persisted".into());
+//! };
+//!
+//! // Media reaches storage only through a capability minted by `Call<Recording>`.
+//! let mut writer = RetentionWriter::new(call.retention()?, Vec::new());
+//! writer.write_all(b"frame")?;
+//! let (stored, capability) = writer.finish()?;
+//! drop(capability); // `stop_recording` would not compile while it is alive
+//!
+//! let call = call.stop_recording(&graph, std::future::pending()).await?;
+//! assert_eq!(stored, b"frame");
+//! verify(&audit.events())?;
+//! # drop(call);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! # The protocol
+//!
+//! Generated from [`state::TRANSITIONS`]; a test fails if this copy drifts, and
+//! `tests/protocol_spec.rs` drives every edge through the real API.
+//!
+//! ```text
+#![doc = include_str!("../docs/states.mmd")]
+//! ```
+//!
+//! # What this crate does not do
+//!
+//! It performs no HTTP: requests are built and responses read by pure functions
+//! ([`request`], [`response`]), and an injected [`Transport`] moves the bytes. It does not
+//! authenticate webhook requests: do that before passing notification content to
+//! [`Call::handle_operation`].
+//!
+//! # Crate features
+//!
+//! - `tokio`: `tokio::io::AsyncWrite` for [`RetentionWriter`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod audit;
+mod call;
+pub mod endpoint;
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod retention;
+pub mod state;
+pub mod status;
+pub mod testing;
+pub mod transport;
+pub mod types;
+
+pub use call::{AnyCall, Begin, Call, Ended, Graph, NotSent, StopError};
+pub use endpoint::Endpoint;
+pub use error::Error;
+pub use http;
+pub use retention::{Retention, RetentionHandle, RetentionWriter};
+pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
+pub use status::{OperationStatus, RecordingStatus};
+pub use transport::{BlockingTransport, Transport};
+pub use types::{AccessToken, CallId, ClientContext};

@@ -1,0 +1,221 @@
+//! Test doubles for bots: [`ScriptedTransport`], an in-memory transport that answers from a
+//! script and records every request.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+
+use crate::transport::{BlockingTransport, HttpRequest, HttpResponse, Transport};
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Answer with this status and body (and optional headers).
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// Headers.
+        headers: Vec<(String, String)>,
+        /// Body bytes.
+        body: Vec<u8>,
+    },
+    /// Fail without a response (as a reset or timeout would).
+    Fail(String),
+}
+
+impl Step {
+    /// A response with `status` and a JSON `body`.
+    pub fn json(status: u16, body: &str) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// `200` with an `updateRecordingStatusOperation` whose status is `status` and whose
+    /// `clientContext` is copied from the request (pass `None` for `null`).
+    pub fn operation(status: Option<&str>) -> Self {
+        let status = status.map_or_else(|| "null".to_owned(), |s| format!("\"{s}\""));
+        Self::json(
+            200,
+            &format!(
+                r##"{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"$CONTEXT","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","resultInfo":null,"status":{status}}}"##
+            ),
+        )
+    }
+
+    /// `200` with a `completed` operation.
+    pub fn completed() -> Self {
+        Self::operation(Some("completed"))
+    }
+
+    /// `200` with a `running` operation.
+    pub fn running() -> Self {
+        Self::operation(Some("running"))
+    }
+
+    /// A Graph error envelope with `status` and `code`.
+    pub fn graph_error(status: u16, code: &str) -> Self {
+        Self::json(
+            status,
+            &format!(r#"{{"error":{{"code":"{code}","message":"scripted"}}}}"#),
+        )
+    }
+
+    /// No response: the transport fails with `message`.
+    pub fn fail(message: &str) -> Self {
+        Self::Fail(message.to_owned())
+    }
+}
+
+/// The error a [`ScriptedTransport`] returns for [`Step::Fail`], or when the script is used up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scripted transport failure: {0}")]
+pub struct ScriptedError(pub String);
+
+/// An in-memory [`Transport`] and [`BlockingTransport`] that answers each request with the next
+/// scripted [`Step`] and records the requests it saw.
+///
+/// In a body, `$CONTEXT` is replaced by the request's `clientContext`, so a scripted operation
+/// echoes it like Graph does.
+///
+/// # Example
+/// ```
+/// use recording_status::testing::{ScriptedTransport, Step};
+///
+/// let transport = ScriptedTransport::new().then(Step::running()).then(Step::completed());
+/// assert_eq!(transport.remaining(), 2);
+/// ```
+#[derive(Default)]
+pub struct ScriptedTransport {
+    script: Mutex<VecDeque<Step>>,
+    seen: Mutex<Vec<HttpRequest>>,
+}
+
+impl ScriptedTransport {
+    /// An empty script: every request fails.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a step.
+    #[must_use]
+    pub fn then(self, step: Step) -> Self {
+        self.push(step);
+        self
+    }
+
+    /// Appends a step to a shared transport.
+    pub fn push(&self, step: Step) {
+        self.script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(step);
+    }
+
+    /// Steps not used yet.
+    pub fn remaining(&self) -> usize {
+        self.script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The JSON bodies of the requests received so far.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .map(|r| serde_json::from_slice(r.body()).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
+
+    /// The `status` field of each request received so far.
+    pub fn statuses(&self) -> Vec<String> {
+        self.bodies()
+            .iter()
+            .map(|b| b["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn answer(&self, request: HttpRequest) -> Result<HttpResponse, ScriptedError> {
+        let context = serde_json::from_slice::<serde_json::Value>(request.body())
+            .ok()
+            .and_then(|b| b["clientContext"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+        let step = self
+            .script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        match step {
+            None => Err(ScriptedError("script exhausted".into())),
+            Some(Step::Fail(m)) => Err(ScriptedError(m)),
+            Some(Step::Respond {
+                status,
+                headers,
+                body,
+            }) => {
+                let body = String::from_utf8_lossy(&body)
+                    .replace("$CONTEXT", &context)
+                    .into_bytes();
+                let mut builder = http::Response::builder().status(status);
+                for (k, v) in headers {
+                    builder = builder.header(k, v);
+                }
+                builder
+                    .body(body)
+                    .map_err(|e| ScriptedError(format!("bad scripted response: {e}")))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ScriptedTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptedTransport")
+            .field("remaining", &self.remaining())
+            .field(
+                "seen",
+                &self
+                    .seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
+            )
+            .finish()
+    }
+}
+
+impl Transport for ScriptedTransport {
+    type Error = ScriptedError;
+
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse, Self::Error>> + Send {
+        std::future::ready(self.answer(request))
+    }
+}
+
+impl BlockingTransport for ScriptedTransport {
+    type Error = ScriptedError;
+
+    fn send_blocking(&self, request: HttpRequest) -> Result<HttpResponse, Self::Error> {
+        self.answer(request)
+    }
+}

@@ -1,0 +1,344 @@
+//! Parsed domain values: [`CallId`], [`ClientContext`] and [`AccessToken`].
+//!
+//! Each type is parsed once, at the edge, and cannot hold an invalid value afterwards
+//! ("parse, don't validate"). Their constructors are the only place the rules live.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InvalidCallId, InvalidClientContext};
+
+/// The longest call id accepted, in bytes. Graph call ids are GUIDs (36 bytes); the limit only
+/// keeps hostile input from growing URLs and audit lines without bound.
+pub const MAX_CALL_ID_LEN: usize = 256;
+
+/// The longest `clientContext` Graph accepts, in characters ("Max limit is 256 chars").
+pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
+
+/// The id of a Graph call, as given in `/communications/calls/{id}`.
+///
+/// Accepted: GUIDs (`57dab8b1-894c-409a-b240-bd8beae78896`), dash-less 32-hex ids
+/// (`57DAB8B1894C409AB240BD8BEAE78896`) and other opaque ids. Rejected: the empty string, ids
+/// longer than [`MAX_CALL_ID_LEN`] bytes, and ids containing `/`, `?`, `#`, `%`, `..`,
+/// whitespace or control characters, so that an id always becomes exactly one URL path segment.
+///
+/// # Example
+/// ```
+/// use recording_status::CallId;
+///
+/// let id: CallId = "57dab8b1-894c-409a-b240-bd8beae78896".parse()?;
+/// assert_eq!(id.normalized(), "57dab8b1894c409ab240bd8beae78896");
+/// assert!("../admin".parse::<CallId>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CallId(String);
+
+impl CallId {
+    /// Parses a call id.
+    ///
+    /// # Errors
+    /// [`InvalidCallId`] says which rule the input broke; the input itself is not echoed in full.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidCallId> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        if id.len() > MAX_CALL_ID_LEN {
+            return Err(InvalidCallId::TooLong { len: id.len() });
+        }
+        if let Some(c) = id.chars().find(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        }) {
+            return Err(InvalidCallId::ForbiddenChar { ch: c });
+        }
+        if id.contains("..") || id == "." {
+            return Err(InvalidCallId::DotSegment);
+        }
+        Ok(Self(id))
+    }
+
+    /// The id exactly as Graph gave it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id in the form used to correlate responses with notifications: lower case, without
+    /// dashes. Graph answers `57dab8b1-894c-…` but notifies `57DAB8B1894C…` for the same call.
+    pub fn normalized(&self) -> String {
+        normalize_id(&self.0)
+    }
+
+    /// The id as one percent-encoded URL path segment (RFC 3986 unreserved characters are kept,
+    /// every other byte is `%XX`).
+    pub fn path_segment(&self) -> String {
+        percent_encode_segment(&self.0)
+    }
+}
+
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CallId").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for CallId {
+    type Err = InvalidCallId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Lower-cases an id and removes its dashes, the form Graph ids are compared in.
+pub(crate) fn normalize_id(id: &str) -> String {
+    id.chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn percent_encode_segment(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
+/// The `clientContext` sent with an update: printable ASCII, 1 to 256 characters.
+///
+/// Graph describes it as a "unique client context string" and declares it non-Unicode, so this
+/// type accepts only printable ASCII (`' '..='~'`), where characters and bytes coincide.
+/// [`ClientContext::fresh`] makes a new random one (a UUID, as the .NET SDK does); the crate
+/// uses a fresh one for every request unless told otherwise.
+///
+/// # Example
+/// ```
+/// use recording_status::ClientContext;
+///
+/// let ctx = ClientContext::new("bot-7/call-42/attempt-1")?;
+/// assert_eq!(ctx.as_str(), "bot-7/call-42/attempt-1");
+/// assert!(ClientContext::new("").is_err());
+/// assert!(ClientContext::new("é").is_err());
+/// assert_ne!(ClientContext::fresh(), ClientContext::fresh());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ClientContext(String);
+
+impl ClientContext {
+    /// Parses a client context.
+    ///
+    /// # Errors
+    /// [`InvalidClientContext`] if the input is empty, longer than 256 characters, or holds a
+    /// character outside printable ASCII.
+    pub fn new(context: impl Into<String>) -> Result<Self, InvalidClientContext> {
+        let context = context.into();
+        if context.is_empty() {
+            return Err(InvalidClientContext::Empty);
+        }
+        let chars = context.chars().count();
+        if chars > MAX_CLIENT_CONTEXT_LEN {
+            return Err(InvalidClientContext::TooLong { len: chars });
+        }
+        if let Some((index, ch)) = context
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !(' '..='~').contains(c))
+        {
+            return Err(InvalidClientContext::NotPrintableAscii { index, ch });
+        }
+        Ok(Self(context))
+    }
+
+    /// A new random context (a version-4 UUID, 36 characters).
+    pub fn fresh() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The context as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ClientContext").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for ClientContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ClientContext {
+    type Err = InvalidClientContext;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientContext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A bearer token for Graph. Its `Debug` and `Display` print `[redacted]`; it has no `Serialize`
+/// and no `PartialEq`, so it cannot leak into logs, errors or the audit trail by accident.
+///
+/// # Example
+/// ```
+/// use recording_status::AccessToken;
+///
+/// let token = AccessToken::new("eyJ0eXAi.secret.sig");
+/// assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
+/// assert_eq!(token.to_string(), "[redacted]");
+/// ```
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a bearer token (without the `Bearer ` prefix).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The secret itself.
+    ///
+    /// # Security warning
+    /// Whatever you do with the returned string may leak it; do not log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+impl fmt::Display for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_graph_ids() {
+        for id in [
+            "57dab8b1-894c-409a-b240-bd8beae78896",
+            "57DAB8B1894C409AB240BD8BEAE78896",
+            "401f5d00-6a7e-4d35-8d6b-1f2f3e4d5c6b",
+            "opaque_ID~1.2:x@y",
+            "ünïcode",
+        ] {
+            assert!(CallId::new(id).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
+    fn rejects_hostile_ids() {
+        for (id, why) in [
+            ("", "empty"),
+            ("a/b", "slash"),
+            ("a?b=1", "query"),
+            ("a#b", "fragment"),
+            ("a%2Fb", "percent"),
+            ("..", "dots"),
+            ("a..b", "dots"),
+            (".", "dot"),
+            ("a b", "space"),
+            ("a\tb", "tab"),
+            ("a\nb", "newline"),
+            ("a\u{0}b", "nul"),
+            ("a\u{7f}b", "del"),
+            ("a\u{2028}b", "line separator"),
+            ("a\\b", "backslash"),
+        ] {
+            assert!(CallId::new(id).is_err(), "{why}: {id:?}");
+        }
+        assert!(matches!(
+            CallId::new("x".repeat(MAX_CALL_ID_LEN + 1)),
+            Err(InvalidCallId::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn path_segment_encodes_everything_but_unreserved() {
+        let id = CallId::new("a:b@c~d.e_f-ü").unwrap();
+        assert_eq!(id.path_segment(), "a%3Ab%40c~d.e_f-%C3%BC");
+    }
+
+    #[test]
+    fn normalized_matches_notification_form() {
+        let a = CallId::new("57dab8b1-894c-409a-b240-bd8beae78896").unwrap();
+        let b = CallId::new("57DAB8B1894C409AB240BD8BEAE78896").unwrap();
+        assert_eq!(a.normalized(), b.normalized());
+    }
+
+    #[test]
+    fn client_context_bounds() {
+        assert!(ClientContext::new("x".repeat(256)).is_ok());
+        assert!(matches!(
+            ClientContext::new("x".repeat(257)),
+            Err(InvalidClientContext::TooLong { len: 257 })
+        ));
+        assert!(ClientContext::new("~ !").is_ok());
+        assert!(matches!(
+            ClientContext::new("ab\u{7f}"),
+            Err(InvalidClientContext::NotPrintableAscii { index: 2, .. })
+        ));
+        assert!(ClientContext::new("line\n").is_err());
+        assert!(ClientContext::new("日本").is_err());
+        assert_eq!(ClientContext::fresh().as_str().len(), 36);
+    }
+
+    #[test]
+    fn deserialize_validates() {
+        assert!(serde_json::from_str::<CallId>("\"a/b\"").is_err());
+        assert!(serde_json::from_str::<ClientContext>("\"\"").is_err());
+        assert!(serde_json::from_str::<ClientContext>("\"ok\"").is_ok());
+    }
+
+    #[test]
+    fn token_never_prints() {
+        let t = AccessToken::new("super-secret");
+        assert!(!format!("{t:?} {t} {t:#?}").contains("super-secret"));
+    }
+}
