@@ -514,7 +514,7 @@ impl Call<PendingRecording> {
         match operation.status {
             Some(OperationStatus::Completed) => self.enter_recording(graph).await,
             Some(OperationStatus::Failed) => Begin::Failed(
-                self.fail(graph, Error::OperationFailed(operation.clone()))
+                self.fail(graph, Error::OperationFailed(Box::new(operation.clone())))
                     .await,
             ),
             _ => Begin::Pending(self),
@@ -558,10 +558,13 @@ impl Call<PendingRecording> {
                 self.state.operation_id = operation.and_then(|o| o.id);
                 Begin::Pending(self)
             }
-            Outcome::Failed { operation } => {
-                Begin::Failed(self.fail(graph, Error::OperationFailed(operation)).await)
+            Outcome::Failed { operation } => Begin::Failed(
+                self.fail(graph, Error::OperationFailed(Box::new(operation)))
+                    .await,
+            ),
+            Outcome::GraphError(e) => {
+                Begin::Failed(self.fail(graph, Error::Graph(Box::new(e))).await)
             }
-            Outcome::GraphError(e) => Begin::Failed(self.fail(graph, Error::Graph(e)).await),
             Outcome::Unparseable { body, .. } => {
                 Begin::Failed(self.fail(graph, Error::Unparseable(body)).await)
             }
@@ -715,8 +718,10 @@ impl Call<Recording> {
         call.state.armed = false;
         let reported = match sent {
             Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => Ok(()),
-            Sent::Answered(Outcome::Failed { operation }) => Err(Error::OperationFailed(operation)),
-            Sent::Answered(Outcome::GraphError(e)) => Err(Error::Graph(e)),
+            Sent::Answered(Outcome::Failed { operation }) => {
+                Err(Error::OperationFailed(Box::new(operation)))
+            }
+            Sent::Answered(Outcome::GraphError(e)) => Err(Error::Graph(Box::new(e))),
             Sent::Answered(Outcome::Unparseable { body, .. }) => Err(Error::Unparseable(body)),
             Sent::Lost(e) => Err(e),
         };

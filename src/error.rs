@@ -122,10 +122,10 @@ pub enum Error {
     /// Graph answered with a non-2xx status. [`GraphError::permanent`] says whether retrying
     /// can help.
     #[error("{0}")]
-    Graph(GraphError),
+    Graph(Box<GraphError>),
     /// Graph accepted the request but the operation ended `failed`; see its `resultInfo`.
     #[error("operation failed{}", result_suffix(.0))]
-    OperationFailed(Operation),
+    OperationFailed(Box<Operation>),
     /// Graph answered 2xx with a body that is not an operation. The outcome is unknown.
     #[error("response body is not an operation ({} bytes), outcome unknown", .0.len())]
     Unparseable(Vec<u8>),

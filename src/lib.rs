@@ -55,8 +55,9 @@
 //!
 //! # The protocol
 //!
-//! Generated from [`state::TRANSITIONS`]; a test fails if this copy drifts, and
-//! `tests/protocol_spec.rs` drives every edge through the real API.
+//! Exported by the `#[typestate]` protocol spec in `tests/protocol_spec.rs`, whose every edge
+//! calls this crate's API; a test fails if this copy drifts from the export or from
+//! [`state::TRANSITIONS`]. Choice nodes (`<<choice>>`) are the outcomes Graph decides.
 //!
 //! ```text
 #![doc = include_str!("../docs/states.mmd")]
@@ -98,3 +99,8 @@ pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, St
 pub use status::{OperationStatus, RecordingStatus};
 pub use transport::{BlockingTransport, Transport};
 pub use types::{AccessToken, CallId, ClientContext};
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -28,6 +28,9 @@ pub(crate) struct RetentionShared {
     call_id: CallId,
     audit: Arc<dyn AuditSink>,
     next_capability: AtomicU64,
+    // Read on every media write, so kept out of the mutex.
+    stopping: AtomicBool,
+    revoked: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -35,8 +38,6 @@ pub(crate) struct RetentionShared {
 struct Inner {
     owned_live: usize,
     borrowed_live: usize,
-    stopping: bool,
-    revoked: bool,
     drain_wakers: Vec<Waker>,
     stop_wakers: Vec<Waker>,
 }
@@ -47,6 +48,8 @@ impl RetentionShared {
             call_id,
             audit,
             next_capability: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -108,7 +111,7 @@ impl RetentionShared {
     pub(crate) fn raise_stop(&self) -> usize {
         let (wakers, outstanding) = {
             let mut inner = self.lock();
-            inner.stopping = true;
+            self.stopping.store(true, Ordering::SeqCst);
             (
                 std::mem::take(&mut inner.stop_wakers),
                 inner.owned_live + inner.borrowed_live,
@@ -120,11 +123,8 @@ impl RetentionShared {
 
     /// Revokes every capability: writes through them fail from now on.
     pub(crate) fn revoke(&self) {
-        let outstanding = {
-            let mut inner = self.lock();
-            inner.revoked = true;
-            inner.owned_live + inner.borrowed_live
-        };
+        self.revoked.store(true, Ordering::SeqCst);
+        let outstanding = self.outstanding();
         self.raise_stop();
         if let Err(e) = self.audit(AuditKind::RetentionRevoked { outstanding }) {
             tracing::error!(call_id = %self.call_id, error = %e,
@@ -133,11 +133,11 @@ impl RetentionShared {
     }
 
     fn is_stopping(&self) -> bool {
-        self.lock().stopping
+        self.stopping.load(Ordering::SeqCst)
     }
 
     fn is_revoked(&self) -> bool {
-        self.lock().revoked
+        self.revoked.load(Ordering::SeqCst)
     }
 
     /// Waits (async) until no owned handle is alive, or `deadline` completes first.
@@ -342,7 +342,7 @@ impl Future for Stopping<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = self.shared.lock();
-        if inner.stopping {
+        if self.shared.is_stopping() {
             return Poll::Ready(());
         }
         if !inner.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {

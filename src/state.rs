@@ -147,9 +147,11 @@ const fn edge(from: CallState, event: &'static str, to: CallState) -> Transition
     Transition { from, event, to }
 }
 
-/// Every edge the API offers, as in DESIGN.md's transition table. The state diagram in the
-/// docs (`docs/states.mmd`) is generated from this table by a test, and the protocol spec in
-/// `tests/protocol_spec.rs` drives each edge through the real API.
+/// Every edge the API offers, as in DESIGN.md's transition table.
+///
+/// `tests/protocol_spec.rs` holds the same protocol as a `#[typestate]` automaton whose every
+/// edge calls the real API; a test checks that its edges are exactly this table's (from, to)
+/// pairs, and another that the diagram it exports is the one in the crate docs.
 pub const TRANSITIONS: &[Transition] = {
     use CallState::*;
     &[
@@ -181,26 +183,3 @@ pub const TRANSITIONS: &[Transition] = {
         edge(Failed, "end", Ended),
     ]
 };
-
-/// Renders [`TRANSITIONS`] as a Mermaid `stateDiagram-v2`, edges sorted so the output is
-/// stable.
-pub fn mermaid() -> String {
-    let mut lines: Vec<String> = TRANSITIONS
-        .iter()
-        .map(|t| {
-            let node = |s: CallState| match s {
-                CallState::Ended => "[*]".to_owned(),
-                other => other.to_string(),
-            };
-            format!("    {} --> {}: {}", node(t.from), node(t.to), t.event)
-        })
-        .collect();
-    lines.sort();
-    lines.dedup();
-    let mut out = String::from("stateDiagram-v2\n    [*] --> NotRecording\n");
-    for l in lines {
-        out.push_str(&l);
-        out.push('\n');
-    }
-    out
-}

@@ -74,7 +74,14 @@ impl Step {
 /// The error a [`ScriptedTransport`] returns for [`Step::Fail`], or when the script is used up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("scripted transport failure: {0}")]
-pub struct ScriptedError(pub String);
+pub struct ScriptedError(String);
+
+impl ScriptedError {
+    /// The scripted message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
 
 /// An in-memory [`Transport`] and [`BlockingTransport`] that answers each request with the next
 /// scripted [`Step`] and records the requests it saw.

@@ -125,7 +125,8 @@ fn operation(json: &str) -> Operation {
 
 #[tokio::test]
 async fn never_recording_without_completed() {
-    let cases: Vec<(Step, fn(&Error) -> bool)> = vec![
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(Step, Check)> = vec![
         (Step::operation(Some("failed")), |e| {
             matches!(e, Error::OperationFailed(_))
         }),
