@@ -82,6 +82,34 @@ pub enum AuditKind {
         /// Whether the update was for the call's outstanding request.
         matched: bool,
     },
+    /// An authenticated notification body was handed to the hub.
+    NotificationAccepted {
+        /// How the webhook request was authenticated.
+        via: String,
+        /// Operation updates routed to a waiting call.
+        routed: usize,
+        /// Entries not routed (not operations, unknown, duplicates).
+        ignored: usize,
+    },
+    /// An operation update that no waiting call took.
+    NotificationIgnored {
+        /// The operation id in the update, if any.
+        operation_id: Option<String>,
+        /// The `clientContext` in the update, if any.
+        client_context: Option<String>,
+        /// The operation status, as received.
+        status: Option<String>,
+        /// Why it was not routed.
+        reason: String,
+    },
+    /// A `completed` arrived for a `recording` request whose call had given up waiting. The
+    /// call is not promoted; the bot is told so it can report `notRecording` or `failed`.
+    LateCompletion {
+        /// The operation id, if known.
+        operation_id: Option<String>,
+        /// The `clientContext` of the abandoned request.
+        client_context: String,
+    },
     /// The transport returned no response.
     TransportFailed {
         /// The `client-request-id` of the request.
@@ -388,6 +416,9 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                 c.state = Some(CallState::Ended);
             }
             AuditKind::TransportFailed { .. }
+            | AuditKind::NotificationAccepted { .. }
+            | AuditKind::NotificationIgnored { .. }
+            | AuditKind::LateCompletion { .. }
             | AuditKind::DrainStarted { .. }
             | AuditKind::DrainTimedOut { .. } => {}
         }

@@ -5,89 +5,20 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind};
-use crate::endpoint::Endpoint;
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::error::{AuditError, Error};
-use crate::request::UpdateRequest;
-use crate::response::{Operation, Outcome, interpret_response};
+use crate::graph::{Attempts, Graph, Sent, exchange, exchange_with, record};
+use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
 use crate::state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
 use crate::status::{OperationStatus, RecordingStatus};
-use crate::transport::{BlockingTransport, HttpRequest, HttpResponse, Transport};
-use crate::types::{AccessToken, CallId, normalize_id};
-
-/// How to reach Graph: an [`Endpoint`], an [`AccessToken`] and a [`Transport`].
-///
-/// # Example
-/// ```
-/// use recording_status::{AccessToken, Endpoint, Graph};
-/// use recording_status::testing::ScriptedTransport;
-///
-/// let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"))
-///     .with_endpoint(Endpoint::custom("http://127.0.0.1:8080/v1.0")?);
-/// assert!(format!("{graph:?}").contains("[redacted]"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct Graph<T> {
-    endpoint: Endpoint,
-    token: AccessToken,
-    transport: T,
-}
-
-impl<T> Graph<T> {
-    /// Graph v1.0 in the global cloud, reached through `transport` with `token`.
-    pub fn new(transport: T, token: AccessToken) -> Self {
-        Self {
-            endpoint: Endpoint::default(),
-            token,
-            transport,
-        }
-    }
-
-    /// Uses another endpoint (beta, a national cloud, an emulator).
-    #[must_use]
-    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = endpoint;
-        self
-    }
-
-    /// Replaces the access token (after a refresh).
-    pub fn set_token(&mut self, token: AccessToken) {
-        self.token = token;
-    }
-
-    /// The endpoint.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// The transport.
-    pub fn transport(&self) -> &T {
-        &self.transport
-    }
-
-    fn blocking(&self) -> Graph<Blocking<'_, T>> {
-        Graph {
-            endpoint: self.endpoint.clone(),
-            token: self.token.clone(),
-            transport: Blocking(&self.transport),
-        }
-    }
-}
-
-impl<T> fmt::Debug for Graph<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Graph")
-            .field("endpoint", &self.endpoint)
-            .field("token", &self.token)
-            .field("transport", &std::any::type_name::<T>())
-            .finish()
-    }
-}
+use crate::transport::{BlockingTransport, Transport};
+use crate::types::{CallId, normalize_id};
 
 /// A call whose compliance-recording status is tracked in its type.
 ///
@@ -113,7 +44,16 @@ impl<T> fmt::Debug for Graph<T> {
 pub struct Call<S: State> {
     id: CallId,
     audit: Arc<dyn AuditSink>,
+    orphan: Option<Arc<dyn OrphanHook>>,
+    /// Numbers retention capabilities, unique across every recording episode of the call.
+    capabilities: Arc<AtomicU64>,
     state: S,
+}
+
+/// Told when a `Call<Recording>` is dropped without leaving `Recording` (after its retention
+/// was revoked), so that a best-effort `notRecording` can be queued.
+pub(crate) trait OrphanHook: Send + Sync {
+    fn orphaned(&self, call: &CallId);
 }
 
 impl<S: State> fmt::Debug for Call<S> {
@@ -276,56 +216,29 @@ impl<S: State> Call<S> {
         Call {
             id: self.id,
             audit: self.audit,
+            orphan: self.orphan,
+            capabilities: self.capabilities,
             state,
-        }
-    }
-
-    /// Sends one attempt and audits it. `Err` means nothing was sent.
-    async fn exchange<T: Transport>(
-        &self,
-        graph: &Graph<T>,
-        attempt: &UpdateRequest,
-    ) -> Result<Sent, Error> {
-        let request = attempt.to_http(&graph.endpoint, &self.id, &graph.token)?;
-        self.audit(AuditKind::RequestSent {
-            status: attempt.status(),
-            client_context: attempt.client_context().as_str().to_owned(),
-            client_request_id: attempt.client_request_id().to_owned(),
-        })?;
-        tracing::debug!(call_id = %self.id, status = %attempt.status(),
-            client_request_id = attempt.client_request_id(), "sending updateRecordingStatus");
-        let client_request_id = attempt.client_request_id().to_owned();
-        match graph.transport.send(request).await {
-            Ok(response) => {
-                let outcome = interpret_response(&response);
-                let (kind, operation_id, request_id) = summarize(&outcome);
-                let audited = self.audit(AuditKind::ResponseReceived {
-                    client_request_id,
-                    http_status: response.status().as_u16(),
-                    outcome: kind,
-                    operation_id,
-                    request_id,
-                });
-                match audited {
-                    Ok(()) => Ok(Sent::Answered(outcome)),
-                    Err(e) => Ok(Sent::Lost(e.into())),
-                }
-            }
-            Err(e) => {
-                let _ = self.audit(AuditKind::TransportFailed {
-                    client_request_id,
-                    error: e.to_string(),
-                });
-                Ok(Sent::Lost(Error::Transport(Box::new(e))))
-            }
         }
     }
 
     /// Reports `failed` best effort and enters `Failed`.
     async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
-        let attempt = UpdateRequest::new(RecordingStatus::Failed);
-        if let Err(e) = self.exchange(graph, &attempt).await {
-            tracing::warn!(call_id = %self.id, error = %e, "could not report `failed`");
+        let once = exchange_with(
+            graph,
+            &*self.audit,
+            &self.id,
+            RecordingStatus::Failed,
+            Attempts::Once,
+        );
+        match once.await {
+            Ok((Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }), _)) => {}
+            Ok((Sent::Answered(outcome), _)) => {
+                tracing::warn!(call_id = %self.id, ?outcome, "`failed` report not acknowledged");
+            }
+            Ok((Sent::Lost(e), _)) | Err(e) => {
+                tracing::warn!(call_id = %self.id, error = %e, "could not report `failed`");
+            }
         }
         self.transition_audit(CallState::Failed, &reason.to_string());
         self.into_state(Failed { reason })
@@ -333,7 +246,6 @@ impl<S: State> Call<S> {
 
     /// `NotRecording`/`Failed` → `PendingRecording` → …
     async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
-        let attempt = UpdateRequest::new(RecordingStatus::Recording);
         if let Err(error) =
             self.try_transition_audit(CallState::PendingRecording, "recording requested")
         {
@@ -342,44 +254,31 @@ impl<S: State> Call<S> {
                 error: error.into(),
             });
         }
-        let pending = Call {
-            id: self.id.clone(),
-            audit: self.audit.clone(),
-            state: PendingRecording {
-                context: attempt.client_context().clone(),
-                client_request_id: attempt.client_request_id().to_owned(),
-                operation_id: None,
-            },
-        };
-        match pending.exchange(graph, &attempt).await {
+        match exchange(graph, &*self.audit, &self.id, RecordingStatus::Recording).await {
             Err(error) => {
-                pending.transition_audit(S::STATE, "request not sent");
+                let _ = record(
+                    &*self.audit,
+                    &self.id,
+                    AuditKind::Transition {
+                        from: CallState::PendingRecording,
+                        to: S::STATE,
+                        reason: "request not sent".to_owned(),
+                    },
+                );
                 Err(NotSent { call: self, error })
             }
-            Ok(Sent::Lost(error)) => Ok(Begin::Failed(pending.fail(graph, error).await)),
-            Ok(Sent::Answered(outcome)) => Ok(pending.settle(graph, outcome).await),
+            Ok((sent, update)) => {
+                let pending = self.into_state(PendingRecording {
+                    context: update.client_context().clone(),
+                    client_request_id: update.client_request_id().to_owned(),
+                    operation_id: None,
+                });
+                Ok(match sent {
+                    Sent::Lost(error) => Begin::Failed(pending.fail(graph, error).await),
+                    Sent::Answered(outcome) => pending.settle(graph, outcome).await,
+                })
+            }
         }
-    }
-}
-
-enum Sent {
-    Answered(Outcome),
-    Lost(Error),
-}
-
-fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {
-    match outcome {
-        Outcome::Completed { operation, .. } => {
-            (ResponseKind::Completed, operation.id.clone(), None)
-        }
-        Outcome::Pending { operation, .. } => (
-            ResponseKind::Pending,
-            operation.as_ref().and_then(|o| o.id.clone()),
-            None,
-        ),
-        Outcome::Failed { operation } => (ResponseKind::Failed, operation.id.clone(), None),
-        Outcome::GraphError(e) => (ResponseKind::GraphError, None, e.request_id.clone()),
-        Outcome::Unparseable { .. } => (ResponseKind::Unparseable, None, None),
     }
 }
 
@@ -400,11 +299,41 @@ impl Call<NotRecording> {
         Self {
             id,
             audit,
+            orphan: None,
+            capabilities: Arc::new(AtomicU64::new(1)),
             state: NotRecording { _priv: () },
         }
     }
 
-    /// Reports `recording` to Graph (fresh `clientContext` and `client-request-id`).
+    /// Reports orphaned recordings to `hook` (the driver queues a best-effort `notRecording`).
+    pub(crate) fn with_orphan_hook(mut self, hook: Arc<dyn OrphanHook>) -> Self {
+        self.orphan = Some(hook);
+        self
+    }
+}
+
+impl Call<Failed> {
+    /// Why the call failed.
+    pub fn reason(&self) -> &Error {
+        &self.state.reason
+    }
+}
+
+mod begin_sealed {
+    #[allow(unnameable_types)] // Sealed on purpose.
+    pub trait Sealed {}
+    impl Sealed for crate::state::NotRecording {}
+    impl Sealed for crate::state::Failed {}
+}
+
+/// The states recording can begin from: [`NotRecording`] and [`Failed`]. Sealed.
+pub trait CanBegin: State + begin_sealed::Sealed {}
+impl CanBegin for NotRecording {}
+impl CanBegin for Failed {}
+
+impl<S: CanBegin> Call<S> {
+    /// Reports `recording` to Graph (fresh `clientContext` and `client-request-id` per
+    /// attempt). From `Failed` this is a retry, which needs its own acknowledgement.
     ///
     /// Only a 2xx whose operation is `completed` leads to [`Begin::Recording`].
     ///
@@ -413,7 +342,7 @@ impl Call<NotRecording> {
     pub async fn begin_recording<T: Transport>(
         self,
         graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<NotRecording>> {
+    ) -> Result<Begin, NotSent<S>> {
         self.begin(graph).await
     }
 
@@ -425,36 +354,7 @@ impl Call<NotRecording> {
     pub fn begin_recording_blocking<T: BlockingTransport + Sync>(
         self,
         graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<NotRecording>> {
-        block_on(self.begin(&graph.blocking()))
-    }
-}
-
-impl Call<Failed> {
-    /// Why the call failed.
-    pub fn reason(&self) -> &Error {
-        &self.state.reason
-    }
-
-    /// Tries again: reports `recording`, which needs a fresh `completed` acknowledgement.
-    ///
-    /// # Errors
-    /// [`NotSent`] with the call unchanged if nothing was sent.
-    pub async fn begin_recording<T: Transport>(
-        self,
-        graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<Failed>> {
-        self.begin(graph).await
-    }
-
-    /// The blocking twin of [`begin_recording`](Self::begin_recording).
-    ///
-    /// # Errors
-    /// As [`begin_recording`](Self::begin_recording).
-    pub fn begin_recording_blocking<T: BlockingTransport + Sync>(
-        self,
-        graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<Failed>> {
+    ) -> Result<Begin, NotSent<S>> {
         block_on(self.begin(&graph.blocking()))
     }
 }
@@ -577,7 +477,12 @@ impl Call<PendingRecording> {
         {
             return Begin::Failed(self.fail(graph, e.into()).await);
         }
-        let shared = RetentionShared::new(self.id.clone(), self.audit.clone());
+        let shared = RetentionShared::new(
+            self.id.clone(),
+            self.audit.clone(),
+            self.orphan.clone(),
+            self.capabilities.clone(),
+        );
         Begin::Recording(self.into_state(Recording {
             shared,
             armed: true,
@@ -709,9 +614,8 @@ impl Call<Recording> {
             return Err(self.still_recording(Error::DrainTimeout { outstanding }));
         }
         // Every owned handle is gone, and no borrowed one can exist: `self` was moved in.
-        let attempt = UpdateRequest::new(status);
-        let sent = match self.exchange(graph, &attempt).await {
-            Ok(sent) => sent,
+        let sent = match exchange(graph, &*self.audit, &self.id, status).await {
+            Ok((sent, _)) => sent,
             Err(e) => return Err(self.still_recording(e)),
         };
         let mut call = self;
@@ -733,20 +637,6 @@ impl Call<Recording> {
             call: Box::new(self),
             error,
         }
-    }
-}
-
-/// Adapts a [`BlockingTransport`] to [`Transport`]; the future is ready at once.
-struct Blocking<'t, T>(&'t T);
-
-impl<T: BlockingTransport + Sync> Transport for Blocking<'_, T> {
-    type Error = T::Error;
-
-    fn send(
-        &self,
-        request: HttpRequest,
-    ) -> impl Future<Output = Result<HttpResponse, Self::Error>> + Send {
-        std::future::ready(self.0.send_blocking(request))
     }
 }
 

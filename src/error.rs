@@ -119,6 +119,14 @@ pub enum Error {
     /// the update as not acknowledged.
     #[error("transport failed, outcome unknown")]
     Transport(#[source] Box<dyn StdError + Send + Sync + 'static>),
+    /// The token source failed. Nothing was sent if this happened before the first attempt;
+    /// fix the token source and retry.
+    #[error("token source failed")]
+    Token(#[source] crate::token::TokenError),
+    /// The transition's deadline passed while a request was in flight. Whether Graph applied
+    /// the update is unknown: treat it as not acknowledged.
+    #[error("deadline passed while the request was in flight, outcome unknown")]
+    Timeout,
     /// Graph answered with a non-2xx status. [`GraphError::permanent`] says whether retrying
     /// can help.
     #[error("{0}")]
@@ -145,6 +153,9 @@ pub enum Error {
         /// How many capabilities were still alive.
         outstanding: usize,
     },
+    /// The call has ended; no further request is sent for it.
+    #[error("call has ended")]
+    CallEnded,
     /// The bot reported that recording broke.
     #[error("recording failed: {0}")]
     Reported(String),
@@ -163,7 +174,7 @@ impl Error {
     /// unparseable body, 5xx, pending past the deadline).
     pub fn is_unknown_outcome(&self) -> bool {
         match self {
-            Self::Transport(_) | Self::Unparseable(_) | Self::Abandoned => true,
+            Self::Transport(_) | Self::Unparseable(_) | Self::Abandoned | Self::Timeout => true,
             Self::Graph(e) => e.status.is_server_error(),
             _ => false,
         }

@@ -63,36 +63,59 @@
 #![doc = include_str!("../docs/states.mmd")]
 //! ```
 //!
+//! # Driving calls
+//!
+//! With the `driver` feature (default), [`driver::Driver`] runs each transition against Graph's
+//! real behaviour on tokio: retries under a deadline ([`retry::RetryPolicy`]: `Retry-After` on
+//! `429`/`503`, backoff for failures before sending, one token refresh after `401`, no blind
+//! retry of ambiguous failures), pending operations settled by notifications through
+//! [`driver::Hub`] or failed at a deadline, late completions surfaced as
+//! [`driver::DriverEvent`]s, one request in flight per call, and a best-effort `notRecording`
+//! for calls dropped while recording.
+//!
 //! # What this crate does not do
 //!
 //! It performs no HTTP: requests are built and responses read by pure functions
-//! ([`request`], [`response`]), and an injected [`Transport`] moves the bytes. It does not
-//! authenticate webhook requests: do that before passing notification content to
-//! [`Call::handle_operation`].
+//! ([`request`], [`response`], [`notification`]), and an injected [`Transport`] moves the
+//! bytes. It does not receive webhooks: the bot's web server hands notification bodies to the
+//! hub, together with proof that the request was authenticated ([`auth::Authenticated`]: from
+//! the Bot Framework JWT validator of the `jwt` feature, or an explicit, audited escape hatch).
 //!
 //! # Crate features
 //!
+//! - `driver` (default): the async [`driver`] and retries, on tokio.
 //! - `tokio`: `tokio::io::AsyncWrite` for [`RetentionWriter`].
+//! - `jwt`: `webhook`, validation of the Bot Framework bearer JWT on notification webhooks.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod auth;
 mod call;
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod endpoint;
 pub mod error;
+mod graph;
+pub mod notification;
 pub mod request;
 pub mod response;
 pub mod retention;
+pub mod retry;
 pub mod state;
 pub mod status;
 pub mod testing;
+pub mod token;
 pub mod transport;
 pub mod types;
+#[cfg(feature = "jwt")]
+pub mod webhook;
 
-pub use call::{AnyCall, Begin, Call, Ended, Graph, NotSent, StopError};
+pub use call::{AnyCall, Begin, Call, CanBegin, Ended, NotSent, StopError};
 pub use endpoint::Endpoint;
 pub use error::Error;
+pub use graph::Graph;
 pub use http;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
 pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};

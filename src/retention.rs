@@ -27,7 +27,8 @@ use crate::types::CallId;
 pub(crate) struct RetentionShared {
     call_id: CallId,
     audit: Arc<dyn AuditSink>,
-    next_capability: AtomicU64,
+    orphan: Option<Arc<dyn crate::call::OrphanHook>>,
+    next_capability: Arc<AtomicU64>,
     // Read on every media write, so kept out of the mutex.
     stopping: AtomicBool,
     revoked: AtomicBool,
@@ -43,11 +44,17 @@ struct Inner {
 }
 
 impl RetentionShared {
-    pub(crate) fn new(call_id: CallId, audit: Arc<dyn AuditSink>) -> Arc<Self> {
+    pub(crate) fn new(
+        call_id: CallId,
+        audit: Arc<dyn AuditSink>,
+        orphan: Option<Arc<dyn crate::call::OrphanHook>>,
+        next_capability: Arc<AtomicU64>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             call_id,
             audit,
-            next_capability: AtomicU64::new(1),
+            orphan,
+            next_capability,
             stopping: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
@@ -129,6 +136,14 @@ impl RetentionShared {
         if let Err(e) = self.audit(AuditKind::RetentionRevoked { outstanding }) {
             tracing::error!(call_id = %self.call_id, error = %e,
                 "could not audit the revocation of retention");
+        }
+    }
+
+    /// The call was dropped while recording: revoke, then let the orphan hook report it.
+    pub(crate) fn orphaned(&self) {
+        self.revoke();
+        if let Some(hook) = &self.orphan {
+            hook.orphaned(&self.call_id);
         }
     }
 

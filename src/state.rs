@@ -71,7 +71,7 @@ impl Drop for Recording {
                 "a recording call was dropped without stop_recording or report_failure; \
                  retention is revoked and Graph still shows `recording`"
             );
-            self.shared.revoke();
+            self.shared.orphaned();
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::transport::{BlockingTransport, HttpRequest, HttpResponse, Transport};
 
@@ -96,8 +96,16 @@ impl ScriptedError {
 /// let transport = ScriptedTransport::new().then(Step::running()).then(Step::completed());
 /// assert_eq!(transport.remaining(), 2);
 /// ```
-#[derive(Default)]
+///
+/// Clones share the script and the record, so a test can keep one and hand another to a
+/// [`Graph`](crate::Graph).
+#[derive(Default, Clone)]
 pub struct ScriptedTransport {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
     script: Mutex<VecDeque<Step>>,
     seen: Mutex<Vec<HttpRequest>>,
 }
@@ -117,7 +125,8 @@ impl ScriptedTransport {
 
     /// Appends a step to a shared transport.
     pub fn push(&self, step: Step) {
-        self.script
+        self.shared
+            .script
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push_back(step);
@@ -125,7 +134,8 @@ impl ScriptedTransport {
 
     /// Steps not used yet.
     pub fn remaining(&self) -> usize {
-        self.script
+        self.shared
+            .script
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
@@ -133,7 +143,8 @@ impl ScriptedTransport {
 
     /// The requests received so far, in order.
     pub fn requests(&self) -> Vec<HttpRequest> {
-        self.seen
+        self.shared
+            .seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -160,11 +171,13 @@ impl ScriptedTransport {
             .ok()
             .and_then(|b| b["clientContext"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        self.seen
+        self.shared
+            .seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(request);
         let step = self
+            .shared
             .script
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -199,6 +212,7 @@ impl fmt::Debug for ScriptedTransport {
             .field(
                 "seen",
                 &self
+                    .shared
                     .seen
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

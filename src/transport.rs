@@ -90,3 +90,59 @@ where
         self(request)
     }
 }
+
+/// Marks a transport failure that happened before any byte of the request left (DNS, connect,
+/// TLS handshake). Such failures are safe to retry; any other transport error is treated as
+/// *ambiguous*: the update may or may not have been applied.
+///
+/// Return it (or wrap your error in it, anywhere in the `source()` chain) from a
+/// [`Transport`] when you know the request was not sent.
+///
+/// # Example
+/// ```
+/// use recording_status::transport::NotDelivered;
+///
+/// let e = NotDelivered::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+/// assert!(recording_status::transport::was_not_delivered(&e));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("request not delivered")]
+pub struct NotDelivered {
+    #[source]
+    source: Box<dyn StdError + Send + Sync + 'static>,
+}
+
+impl NotDelivered {
+    /// Wraps the underlying failure.
+    pub fn new(source: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+/// Whether `error` (or anything in its `source()` chain) is [`NotDelivered`], or an I/O error
+/// that can only happen before sending (`ConnectionRefused`, `AddrNotAvailable`).
+pub fn was_not_delivered(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    let mut depth = 0;
+    while let Some(e) = next {
+        if e.is::<NotDelivered>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        depth += 1;
+        if depth > 16 {
+            break;
+        }
+        next = e.source();
+    }
+    false
+}

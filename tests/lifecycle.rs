@@ -522,3 +522,24 @@ fn verifier_catches_retention_before_ack() {
     })];
     assert!(verify(&trail).is_err());
 }
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn async_writer_goes_through_the_capability() {
+    use tokio::io::AsyncWriteExt;
+
+    let (graph, audit) = setup(vec![Step::completed()]);
+    let call = recording(&graph, &audit).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("async.raw");
+    let file = tokio::fs::File::create(&path).await.unwrap();
+    let mut writer = RetentionWriter::new(call.retention_handle().unwrap(), file);
+    writer.write_all(b"frame").await.unwrap();
+    writer.flush().await.unwrap();
+    drop(call.end());
+    let err = writer.write_all(b"late").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    let (_file, _handle) = writer.finish_async().await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"frame");
+    verify(&audit.events()).unwrap();
+}

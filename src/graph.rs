@@ -1,0 +1,425 @@
+//! [`Graph<T>`](Graph): how status requests reach Graph (endpoint, tokens, transport, retry
+//! policy), and the one place where an update is sent, retried and audited.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::request::UpdateRequest;
+use crate::response::{Outcome, interpret_response};
+use crate::status::RecordingStatus;
+use crate::token::TokenSource;
+use crate::transport::{
+    BlockingTransport, HttpRequest, HttpResponse, Transport, was_not_delivered,
+};
+use crate::types::{AccessToken, CallId};
+
+#[cfg(feature = "driver")]
+use crate::retry::{RetryPolicy, Verdict, backoff, classify, jitter, may_retry};
+
+/// How to reach Graph: an [`Endpoint`], a token (fixed, or a [`TokenSource`]) and a
+/// [`Transport`]; with the `driver` feature, also a retry policy.
+///
+/// Without a retry policy every status request is sent exactly once. With one
+/// ([`Graph::with_retry`]), throttling (`429`, `503`) is retried honouring `Retry-After`,
+/// failures before the request left are retried with backoff, a `401` refreshes the token once,
+/// and everything stays under the policy's deadline; ambiguous failures (`5xx`, timeouts, resets
+/// after sending) are never retried. Requests for the same call are sent one at a time, in order.
+///
+/// # Example
+/// ```
+/// use recording_status::{AccessToken, Endpoint, Graph};
+/// use recording_status::testing::ScriptedTransport;
+///
+/// let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"))
+///     .with_endpoint(Endpoint::custom("http://127.0.0.1:8080/v1.0")?);
+/// assert!(format!("{graph:?}").contains("[redacted]"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Graph<T> {
+    endpoint: Endpoint,
+    tokens: Arc<dyn TokenSource>,
+    transport: T,
+    #[cfg(feature = "driver")]
+    retry: Option<RetryPolicy>,
+    #[cfg(feature = "driver")]
+    in_flight: Arc<InFlight>,
+    blocking: bool,
+}
+
+impl<T> Graph<T> {
+    /// Graph v1.0 in the global cloud, reached through `transport` with a fixed `token`.
+    pub fn new(transport: T, token: AccessToken) -> Self {
+        Self::with_token_source(transport, Arc::new(token))
+    }
+
+    /// Graph v1.0 in the global cloud, with tokens from `tokens` (refreshed once after `401`).
+    pub fn with_token_source(transport: T, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            endpoint: Endpoint::default(),
+            tokens,
+            transport,
+            #[cfg(feature = "driver")]
+            retry: None,
+            #[cfg(feature = "driver")]
+            in_flight: Arc::default(),
+            blocking: false,
+        }
+    }
+
+    /// Uses another endpoint (beta, a national cloud, an emulator).
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Retries inside each transition as `policy` says (see the type's docs).
+    #[cfg(feature = "driver")]
+    #[must_use]
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The retry policy, if any.
+    #[cfg(feature = "driver")]
+    pub fn retry(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    /// Replaces the token source with a fixed token.
+    pub fn set_token(&mut self, token: AccessToken) {
+        self.tokens = Arc::new(token);
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    pub(crate) fn blocking(&self) -> Graph<Blocking<'_, T>> {
+        Graph {
+            endpoint: self.endpoint.clone(),
+            tokens: self.tokens.clone(),
+            transport: Blocking(&self.transport),
+            #[cfg(feature = "driver")]
+            retry: self.retry.clone(),
+            #[cfg(feature = "driver")]
+            in_flight: self.in_flight.clone(),
+            blocking: true,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Graph<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Graph");
+        d.field("endpoint", &self.endpoint)
+            .field("tokens", &self.tokens)
+            .field("transport", &std::any::type_name::<T>());
+        #[cfg(feature = "driver")]
+        d.field("retry", &self.retry);
+        d.finish()
+    }
+}
+
+/// Per-call locks: one status request in flight per call, served in arrival order.
+#[cfg(feature = "driver")]
+#[derive(Default)]
+pub(crate) struct InFlight {
+    calls: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[cfg(feature = "driver")]
+impl InFlight {
+    async fn lock(&self, call: &CallId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut calls = self
+                .calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget locks nobody holds or waits for, so the map does not grow without bound.
+            calls.retain(|_, l| Arc::strong_count(l) > 1);
+            calls.entry(call.normalized()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// What one status update came to.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// Graph answered (the last attempt's answer, after any retries).
+    Answered(Outcome),
+    /// No usable answer: the outcome is unknown.
+    Lost(Error),
+}
+
+/// Sends one status update for `call`, retrying as the graph's policy allows, auditing every
+/// attempt and answer. `make_attempt` gives each attempt its fresh `clientContext` and
+/// `client-request-id`; the attempt that got the final answer is returned with it.
+///
+/// `Err` means nothing was sent at all (the token could not be used, or the audit sink failed
+/// before the first attempt).
+pub(crate) async fn exchange<T: Transport>(
+    graph: &Graph<T>,
+    audit: &dyn AuditSink,
+    call: &CallId,
+    status: RecordingStatus,
+) -> Result<(Sent, UpdateRequest), Error> {
+    exchange_with(graph, audit, call, status, Attempts::Policy).await
+}
+
+/// How many attempts an exchange may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempts {
+    /// As the graph's retry policy allows.
+    Policy,
+    /// One: best-effort reports after a failure must not hold the caller for another deadline.
+    Once,
+}
+
+pub(crate) async fn exchange_with<T: Transport>(
+    graph: &Graph<T>,
+    audit: &dyn AuditSink,
+    call: &CallId,
+    status: RecordingStatus,
+    attempts: Attempts,
+) -> Result<(Sent, UpdateRequest), Error> {
+    let span = tracing::info_span!("update_recording_status", call_id = %call, %status);
+    async {
+        #[cfg(feature = "driver")]
+        let _turn = graph.in_flight.lock(call).await;
+        let clock = Clock::start(graph.blocking);
+        let mut attempt: u32 = 0;
+        let mut refreshed = false;
+        let mut sent_any = false;
+        loop {
+            attempt += 1;
+            let update = UpdateRequest::new(status);
+            let token = match graph.tokens.token(refreshed).await {
+                Ok(t) => t,
+                Err(e) if !sent_any => return Err(Error::Token(e)),
+                Err(e) => return Ok((Sent::Lost(Error::Token(e)), update)),
+            };
+            let request = match update.to_http(&graph.endpoint, call, &token) {
+                Ok(r) => r,
+                Err(e) if !sent_any => return Err(e.into()),
+                Err(e) => return Ok((Sent::Lost(e.into()), update)),
+            };
+            let audited = record(
+                audit,
+                call,
+                AuditKind::RequestSent {
+                    status,
+                    client_context: update.client_context().as_str().to_owned(),
+                    client_request_id: update.client_request_id().to_owned(),
+                },
+            );
+            if let Err(e) = audited {
+                if sent_any {
+                    return Ok((Sent::Lost(e.into()), update));
+                }
+                return Err(e.into());
+            }
+            sent_any = true;
+            tracing::debug!(attempt, client_request_id = update.client_request_id(), "sending");
+            let client_request_id = update.client_request_id().to_owned();
+            let response = clock.send(graph, request).await;
+            let response = match response {
+                Ok(r) => r,
+                Err(error) => {
+                    let not_delivered = error.not_delivered;
+                    let _ = record(
+                        audit,
+                        call,
+                        AuditKind::TransportFailed {
+                            client_request_id,
+                            error: error.error.to_string(),
+                        },
+                    );
+                    tracing::warn!(attempt, not_delivered, error = %error.error, "no response");
+                    #[cfg(feature = "driver")]
+                    if not_delivered
+                        && attempts == Attempts::Policy
+                        && let Some(policy) = &graph.retry
+                    {
+                        let wait = backoff(policy, attempt, jitter());
+                        if may_retry(policy, attempt, clock.elapsed(), wait) {
+                            clock.sleep(wait).await;
+                            continue;
+                        }
+                    }
+                    return Ok((Sent::Lost(error.error), update));
+                }
+            };
+            let outcome = interpret_response(&response);
+            let (kind, operation_id, request_id) = summarize(&outcome);
+            let audited = record(
+                audit,
+                call,
+                AuditKind::ResponseReceived {
+                    client_request_id,
+                    http_status: response.status().as_u16(),
+                    outcome: kind,
+                    operation_id,
+                    request_id,
+                },
+            );
+            if let Err(e) = audited {
+                return Ok((Sent::Lost(e.into()), update));
+            }
+            tracing::debug!(attempt, http_status = response.status().as_u16(), outcome = ?kind, "answered");
+            #[cfg(feature = "driver")]
+            if attempts == Attempts::Policy
+                && let Some(policy) = &graph.retry
+            {
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                let verdict = classify(
+                    &outcome,
+                    retry_after,
+                    policy,
+                    attempt,
+                    jitter(),
+                    chrono::Utc::now(),
+                );
+                match verdict {
+                    Verdict::RetryAfter(wait) if may_retry(policy, attempt, clock.elapsed(), wait) => {
+                        tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "throttled, retrying");
+                        clock.sleep(wait).await;
+                        continue;
+                    }
+                    Verdict::RefreshToken
+                        if !refreshed && may_retry(policy, attempt, clock.elapsed(), Duration::ZERO) =>
+                    {
+                        tracing::info!(attempt, "401, refreshing the token once");
+                        refreshed = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            return Ok((Sent::Answered(outcome), update));
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+pub(crate) fn record(
+    audit: &dyn AuditSink,
+    call: &CallId,
+    kind: AuditKind,
+) -> Result<(), crate::error::AuditError> {
+    audit.record(&AuditEvent::now(call.as_str(), kind))
+}
+
+fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {
+    match outcome {
+        Outcome::Completed { operation, .. } => {
+            (ResponseKind::Completed, operation.id.clone(), None)
+        }
+        Outcome::Pending { operation, .. } => (
+            ResponseKind::Pending,
+            operation.as_ref().and_then(|o| o.id.clone()),
+            None,
+        ),
+        Outcome::Failed { operation } => (ResponseKind::Failed, operation.id.clone(), None),
+        Outcome::GraphError(e) => (ResponseKind::GraphError, None, e.request_id.clone()),
+        Outcome::Unparseable { .. } => (ResponseKind::Unparseable, None, None),
+    }
+}
+
+struct SendError {
+    error: Error,
+    not_delivered: bool,
+}
+
+/// Time for one exchange: tokio's clock (so tests can pause it) in async use, the thread's in
+/// the blocking twins.
+enum Clock {
+    #[cfg(feature = "driver")]
+    Tokio(tokio::time::Instant),
+    Thread(std::time::Instant),
+}
+
+impl Clock {
+    fn start(blocking: bool) -> Self {
+        #[cfg(feature = "driver")]
+        if !blocking {
+            return Self::Tokio(tokio::time::Instant::now());
+        }
+        let _ = blocking;
+        Self::Thread(std::time::Instant::now())
+    }
+
+    #[cfg(feature = "driver")]
+    fn elapsed(&self) -> Duration {
+        match self {
+            Self::Tokio(t) => t.elapsed(),
+            Self::Thread(t) => t.elapsed(),
+        }
+    }
+
+    #[cfg(feature = "driver")]
+    async fn sleep(&self, wait: Duration) {
+        match self {
+            Self::Tokio(_) => tokio::time::sleep(wait).await,
+            Self::Thread(_) => std::thread::sleep(wait),
+        }
+    }
+
+    /// Sends through the transport; with a retry policy in async use, the attempt is bounded by
+    /// what is left of the deadline, and running out is an ambiguous failure.
+    async fn send<T: Transport>(
+        &self,
+        graph: &Graph<T>,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, SendError> {
+        let lost = |e: T::Error| SendError {
+            not_delivered: was_not_delivered(&e),
+            error: Error::Transport(Box::new(e)),
+        };
+        #[cfg(feature = "driver")]
+        if let (Self::Tokio(_), Some(policy)) = (self, &graph.retry) {
+            let left = policy.deadline.saturating_sub(self.elapsed());
+            return match tokio::time::timeout(left, graph.transport.send(request)).await {
+                Ok(r) => r.map_err(lost),
+                Err(_) => Err(SendError {
+                    error: Error::Timeout,
+                    not_delivered: false,
+                }),
+            };
+        }
+        graph.transport.send(request).await.map_err(lost)
+    }
+}
+
+/// Adapts a [`BlockingTransport`] to [`Transport`]; the future is ready at once.
+pub(crate) struct Blocking<'t, T>(&'t T);
+
+impl<T: BlockingTransport + Sync> Transport for Blocking<'_, T> {
+    type Error = T::Error;
+
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse, Self::Error>> + Send {
+        std::future::ready(self.0.send_blocking(request))
+    }
+}

@@ -1,0 +1,905 @@
+//! Sans-IO: reading Graph's `commsNotifications` webhook bodies into operation updates.
+//!
+//! [`parse_notifications`] is a pure, lenient and total function over the raw request body of a
+//! notification callback. It never panics, whatever the bytes; it keeps no part of the body in
+//! its errors (bodies can carry meeting JWTs in `tokenMeetingInfo`); and it skips what it does
+//! not understand instead of failing the whole batch: every skipped entry is reported in
+//! [`Notifications::ignored`] with its index and an [`IgnoreReason`].
+//!
+//! # What counts as an operation update
+//!
+//! An element of an entry's `resourceData` is an operation when the entry's resource path (its
+//! `resourceUrl`, legacy `resource`, or the element's own `@odata.id`) has an `operations`
+//! segment, **or** the element's `@odata.type` ends with `Operation`, ignoring ASCII case
+//! (`#microsoft.graph.updateRecordingStatusOperation`, `#microsoft.graph.commsOperation`,
+//! `#microsoft.graph.playPromptOperation`, …). Call and participant updates are ignored with
+//! [`IgnoreReason::NotAnOperation`].
+//!
+//! # Where the ids come from
+//!
+//! Paths may be relative (`/communications/calls/{id}/operations/{opId}`, legacy
+//! `/app/calls/{id}/…`) or absolute (`https://graph.microsoft.com/v1.0/communications/calls/…`);
+//! query and fragment are ignored and nothing is percent-decoded. Each id is exactly one path
+//! segment, kept as sent (Graph notifies upper-case dash-less ids such as
+//! `57DAB8B1894C409AB240BD8BEAE78896`; compare with [`OperationUpdate::normalized_call_id`] and
+//! [`OperationUpdate::normalized_operation_id`]). Empty, `.` and `..` segments are no ids.
+//!
+//! - When `resourceData` is an **object**, the entry describes that one operation: the operation
+//!   id comes from the first of `resourceUrl`, `resource`, the element's `@odata.id` that has an
+//!   `…/operations/{opId}` segment, and only then from the element's `id`.
+//! - When `resourceData` is an **array**, the entry's paths are shared by all elements, so an
+//!   element's own data wins: its `@odata.id` path, then its `id`, and only when it has neither
+//!   the entry's `resourceUrl`/`resource` path.
+//! - The call id comes from the same path as the operation id when that path names a call,
+//!   otherwise from the first path (in the order above) that does.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::response::Operation;
+use crate::types::normalize_id;
+
+/// The largest notification body [`parse_notifications`] reads, in bytes (1 MiB). Larger bodies
+/// are rejected with [`NotificationError::TooLarge`] before any parsing.
+pub const MAX_NOTIFICATION_BYTES: usize = 1 << 20;
+
+/// A parsed `commsNotifications` body: the operation updates it carries, and what was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notifications {
+    /// One update per operation found, in body order.
+    pub updates: Vec<OperationUpdate>,
+    /// The entries (or `resourceData` elements) that carried no operation, in body order. An
+    /// entry appears at most once per reason.
+    pub ignored: Vec<Ignored>,
+}
+
+/// One operation reported by a notification, e.g. an `updateRecordingStatusOperation` that
+/// completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperationUpdate {
+    /// The entry's `changeType`. A completed operation is reported as
+    /// [`ChangeType::Deleted`] on the operation's URL.
+    pub change_type: ChangeType,
+    /// The entry's `resourceUrl` if present, else its legacy `resource`, else the element's
+    /// `@odata.id`; as sent.
+    pub resource: Option<String>,
+    /// The `{id}` of `/communications/calls/{id}/…` or `/app/calls/{id}/…`, as sent.
+    pub call_id: Option<String>,
+    /// The `{opId}` of `…/operations/{opId}`, else the element's `id`, as sent (see the
+    /// [module documentation](self) for the precedence).
+    pub operation_id: Option<String>,
+    /// The operation read from the `resourceData` element: status, `clientContext`,
+    /// `resultInfo`, `@odata.type` and its own `id`.
+    pub operation: Operation,
+}
+
+impl OperationUpdate {
+    /// [`call_id`](Self::call_id) lower-cased and without dashes, the form ids are compared in.
+    pub fn normalized_call_id(&self) -> Option<String> {
+        self.call_id.as_deref().map(normalize_id)
+    }
+
+    /// [`operation_id`](Self::operation_id) lower-cased and without dashes, the form ids are
+    /// compared in: Graph answers `0fe0623f-d628-…` and notifies `0FE0623FD628…`.
+    pub fn normalized_operation_id(&self) -> Option<String> {
+        self.operation_id.as_deref().map(normalize_id)
+    }
+}
+
+/// A notification's `changeType`, parsed ignoring ASCII case.
+///
+/// Serialised as the camelCase wire spelling (or the unknown string as received); deserialised
+/// with [`ChangeType::parse`].
+///
+/// # Example
+/// ```
+/// use recording_status::notification::ChangeType;
+///
+/// assert_eq!(ChangeType::parse("Deleted"), ChangeType::Deleted);
+/// assert_eq!(ChangeType::parse("moved"), ChangeType::Unknown("moved".into()));
+/// assert_eq!(ChangeType::Updated.as_str(), "updated");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+#[non_exhaustive]
+pub enum ChangeType {
+    /// `created`.
+    Created,
+    /// `updated`: e.g. an operation that is still running.
+    Updated,
+    /// `deleted`: for an operation, it has finished (`completed` or `failed`).
+    Deleted,
+    /// Any other string, kept verbatim; the empty string when `changeType` is missing or not a
+    /// string.
+    Unknown(String),
+}
+
+impl ChangeType {
+    /// Parses a change type, ignoring ASCII case.
+    pub fn parse(s: &str) -> Self {
+        if s.eq_ignore_ascii_case("created") {
+            Self::Created
+        } else if s.eq_ignore_ascii_case("updated") {
+            Self::Updated
+        } else if s.eq_ignore_ascii_case("deleted") {
+            Self::Deleted
+        } else {
+            Self::Unknown(s.to_owned())
+        }
+    }
+
+    /// The camelCase spelling, or the unknown string as received.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+
+impl From<ChangeType> for String {
+    fn from(c: ChangeType) -> Self {
+        match c {
+            ChangeType::Unknown(s) => s,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<String> for ChangeType {
+    fn from(s: String) -> Self {
+        Self::parse(&s)
+    }
+}
+
+impl fmt::Display for ChangeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry of `value` (or an element of its `resourceData`) that yielded no update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ignored {
+    /// The entry's index in the `value` array.
+    pub index: usize,
+    /// Why it was skipped.
+    pub reason: IgnoreReason,
+}
+
+/// Why a notification entry yielded no [`OperationUpdate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IgnoreReason {
+    /// The entry, or an element of its `resourceData` array, is not a JSON object.
+    NotAnObject,
+    /// Not an operation: e.g. a call-state or participant update.
+    NotAnOperation,
+    /// `resourceData` is missing, `null`, an empty array, or neither an object nor an array.
+    NoResourceData,
+}
+
+/// Why a notification body could not be read at all.
+///
+/// The messages never contain any part of the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotificationError {
+    /// The body is larger than [`MAX_NOTIFICATION_BYTES`].
+    #[error("notification body too large: {len} bytes (limit {MAX_NOTIFICATION_BYTES})")]
+    TooLarge {
+        /// The body's length in bytes.
+        len: usize,
+    },
+    /// The body is not valid JSON (including invalid UTF-8 and nesting deeper than the JSON
+    /// parser's recursion limit).
+    #[error("notification body is not json")]
+    NotJson,
+    /// The body is JSON but not an object with a `value` array.
+    #[error("notification body has no `value` array")]
+    NoValueArray,
+}
+
+/// Parses a `commsNotifications` webhook body into operation updates. Pure and total: never
+/// panics.
+///
+/// Authenticate the request (Bearer JWT) before acting on the result: a forged `completed`
+/// could otherwise unlock persistence.
+///
+/// # Errors
+/// [`NotificationError`] when the body is too large, not JSON, or has no `value` array.
+/// Individual entries that are not operations do not fail the batch; they are listed in
+/// [`Notifications::ignored`].
+///
+/// # Example: the documented "operation completed" notification
+/// ```
+/// use recording_status::notification::{parse_notifications, ChangeType};
+/// use recording_status::OperationStatus;
+///
+/// let body = br##"{ "@odata.type": "#microsoft.graph.commsNotifications",
+///   "value": [ { "@odata.type": "#microsoft.graph.commsNotification",
+///     "changeType": "deleted",
+///     "resourceUrl": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+///     "resourceData": { "@odata.type": "#microsoft.graph.playPromptOperation",
+///       "@odata.id": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+///       "@odata.etag": "W/\"54451\"",
+///       "resultInfo": { "@odata.type": "#microsoft.graph.resultInfo", "code": 200, "subcode": 0, "message": "Action completed successfully." },
+///       "clientContext": "d45324c1-fcb5-430a-902c-f20af696537c",
+///       "status": "completed" } } ] }"##;
+///
+/// let notifications = parse_notifications(body)?;
+/// let update = &notifications.updates[0];
+/// assert_eq!(update.change_type, ChangeType::Deleted);
+/// assert_eq!(update.operation.status, Some(OperationStatus::Completed));
+/// // Graph answered `0fe0623f-d628-42ed-b4bd-8ac290072cc5` for the same operation.
+/// assert_eq!(
+///     update.normalized_operation_id().as_deref(),
+///     Some("0fe0623fd62842edb4bd8ac290072cc5")
+/// );
+/// assert_eq!(update.call_id.as_deref(), Some("57DAB8B1894C409AB240BD8BEAE78896"));
+/// assert!(notifications.ignored.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_notifications(body: &[u8]) -> Result<Notifications, NotificationError> {
+    if body.len() > MAX_NOTIFICATION_BYTES {
+        return Err(NotificationError::TooLarge { len: body.len() });
+    }
+    // serde_json bounds recursion (128 levels), so deep nesting is an error, not an overflow.
+    let root: Value = serde_json::from_slice(body).map_err(|_| NotificationError::NotJson)?;
+    let entries = root
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or(NotificationError::NoValueArray)?;
+
+    let mut out = Notifications {
+        updates: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for (index, entry) in entries.iter().enumerate() {
+        parse_entry(index, entry, &mut out);
+    }
+    Ok(out)
+}
+
+fn parse_entry(index: usize, entry: &Value, out: &mut Notifications) {
+    let ignore = |reason: IgnoreReason, out: &mut Notifications| {
+        // Only this entry's records (the tail, at most one per reason) are searched, so a
+        // body of many ignored entries stays linear.
+        let seen = out
+            .ignored
+            .iter()
+            .rev()
+            .take_while(|i| i.index == index)
+            .any(|i| i.reason == reason);
+        if !seen {
+            out.ignored.push(Ignored { index, reason });
+        }
+    };
+    let Some(entry) = entry.as_object() else {
+        ignore(IgnoreReason::NotAnObject, out);
+        return;
+    };
+    let change_type = ChangeType::parse(text(entry, "changeType").unwrap_or(""));
+    let resource_url = text(entry, "resourceUrl");
+    let legacy_resource = text(entry, "resource");
+    let envelope = [
+        resource_url.map(parse_path),
+        legacy_resource.map(parse_path),
+    ];
+
+    let (elements, shared) = match entry.get("resourceData") {
+        Some(data @ Value::Object(_)) => (std::slice::from_ref(data), false),
+        Some(Value::Array(items)) if !items.is_empty() => (items.as_slice(), true),
+        _ => {
+            ignore(IgnoreReason::NoResourceData, out);
+            return;
+        }
+    };
+
+    for element in elements {
+        let Some(data) = element.as_object() else {
+            ignore(IgnoreReason::NotAnObject, out);
+            continue;
+        };
+        let odata_id = text(data, "@odata.id");
+        let own = odata_id.map(parse_path);
+        let is_operation = envelope
+            .iter()
+            .chain([&own])
+            .flatten()
+            .any(|p| p.operations)
+            || text(data, "@odata.type").is_some_and(ends_with_operation);
+        let Some(operation) = is_operation
+            .then(|| Operation::from_json(element))
+            .flatten()
+        else {
+            ignore(IgnoreReason::NotAnOperation, out);
+            continue;
+        };
+
+        // The id sources in precedence order (see the module documentation).
+        let order = if shared {
+            [
+                Source::Path(own),
+                Source::OwnId,
+                Source::Path(envelope[0]),
+                Source::Path(envelope[1]),
+            ]
+        } else {
+            [
+                Source::Path(envelope[0]),
+                Source::Path(envelope[1]),
+                Source::Path(own),
+                Source::OwnId,
+            ]
+        };
+        let own_id = text(data, "id");
+        let mut operation_id = None;
+        let mut call_id = None;
+        for source in order {
+            match source {
+                Source::Path(Some(path)) if path.operation_id.is_some() => {
+                    operation_id = path.operation_id;
+                    call_id = path.call_id;
+                    break;
+                }
+                Source::OwnId if own_id.is_some() => {
+                    operation_id = own_id;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if call_id.is_none() {
+            call_id = order.iter().find_map(|s| match s {
+                Source::Path(Some(path)) => path.call_id,
+                _ => None,
+            });
+        }
+
+        out.updates.push(OperationUpdate {
+            change_type: change_type.clone(),
+            resource: resource_url
+                .or(legacy_resource)
+                .or(odata_id)
+                .map(str::to_owned),
+            call_id: call_id.map(str::to_owned),
+            operation_id: operation_id.map(str::to_owned),
+            operation,
+        });
+    }
+}
+
+/// A non-empty string field of a JSON object.
+fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn ends_with_operation(odata_type: &str) -> bool {
+    const SUFFIX: &str = "operation";
+    let bytes = odata_type.as_bytes();
+    bytes
+        .len()
+        .checked_sub(SUFFIX.len())
+        .and_then(|start| bytes.get(start..))
+        .is_some_and(|tail| tail.eq_ignore_ascii_case(SUFFIX.as_bytes()))
+}
+
+/// Where an id may come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A resource path, if the field was present.
+    Path(Option<PathIds<'a>>),
+    /// The `resourceData` element's own `id`.
+    OwnId,
+}
+
+/// What a resource path says about the call and operation.
+#[derive(Debug, Clone, Copy, Default)]
+struct PathIds<'a> {
+    /// The segment after `communications/calls` or `app/calls`.
+    call_id: Option<&'a str>,
+    /// The segment after the first `operations` segment.
+    operation_id: Option<&'a str>,
+    /// Whether any segment is `operations`.
+    operations: bool,
+}
+
+fn parse_path(resource: &str) -> PathIds<'_> {
+    let end = resource.find(['?', '#']).unwrap_or(resource.len());
+    let mut path = resource.get(..end).unwrap_or_default();
+    if let Some(scheme_end) = path.find("://") {
+        let after = path.get(scheme_end + 3..).unwrap_or_default();
+        path = after
+            .find('/')
+            .and_then(|i| after.get(i..))
+            .unwrap_or_default();
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    let id_at = |i: usize| {
+        segments
+            .get(i)
+            .copied()
+            .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+    };
+    let mut ids = PathIds::default();
+    for (i, pair) in segments.windows(2).enumerate() {
+        if ids.call_id.is_none()
+            && (pair[0].eq_ignore_ascii_case("communications")
+                || pair[0].eq_ignore_ascii_case("app"))
+            && pair[1].eq_ignore_ascii_case("calls")
+        {
+            ids.call_id = id_at(i + 2);
+        }
+    }
+    if let Some(i) = segments
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case("operations"))
+    {
+        ids.operations = true;
+        ids.operation_id = id_at(i + 1);
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::OperationStatus;
+
+    // graph-reference.md §2.3: call-playprompt.md, "Notification - operation completed".
+    const DOCS_PLAY_PROMPT: &str = r##"{ "@odata.type": "#microsoft.graph.commsNotifications",
+    "value": [ { "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resourceUrl": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+      "resourceData": { "@odata.type": "#microsoft.graph.playPromptOperation",
+        "@odata.id": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+        "@odata.etag": "W/\"54451\"",
+        "resultInfo": { "@odata.type": "#microsoft.graph.resultInfo", "code": 200, "subcode": 0, "message": "Action completed successfully." },
+        "clientContext": "d45324c1-fcb5-430a-902c-f20af696537c",
+        "status": "completed" } } ] }"##;
+
+    // graph-reference.md §2.3: comms-samples#599 envelope (ids in full from the issue);
+    // `resourceData` abbreviated to its operation fields.
+    const SAMPLES_599: &str = r##"{ "@odata.type": "#microsoft.graph.commsNotifications",
+    "value": [ { "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resource": "/app/calls/401f5d00-10e5-40f1-b6b5-83ac2b74c79f/operations/c0b3aeee-8b14-4524-820a-16d2da4a4a8a",
+      "resourceUrl": "/communications/calls/401f5d00-10e5-40f1-b6b5-83ac2b74c79f/operations/c0b3aeee-8b14-4524-820a-16d2da4a4a8a",
+      "resourceData": { "@odata.type": "#microsoft.graph.inviteParticipantsOperation",
+        "participants": [ { "@odata.type": "#microsoft.graph.invitationParticipantInfo" } ],
+        "status": "completed" } } ] }"##;
+
+    fn parse(body: &str) -> Notifications {
+        parse_notifications(body.as_bytes()).expect("parses")
+    }
+
+    fn only_update(n: &Notifications) -> &OperationUpdate {
+        assert_eq!(n.updates.len(), 1, "{n:?}");
+        &n.updates[0]
+    }
+
+    #[test]
+    fn docs_play_prompt_completed() {
+        let n = parse(DOCS_PLAY_PROMPT);
+        assert!(n.ignored.is_empty());
+        let u = only_update(&n);
+        let url = "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5";
+        assert_eq!(u.change_type, ChangeType::Deleted);
+        assert_eq!(u.resource.as_deref(), Some(url));
+        assert_eq!(
+            u.call_id.as_deref(),
+            Some("57DAB8B1894C409AB240BD8BEAE78896")
+        );
+        assert_eq!(
+            u.operation_id.as_deref(),
+            Some("0FE0623FD62842EDB4BD8AC290072CC5")
+        );
+        assert_eq!(
+            u.normalized_operation_id(),
+            Some(normalize_id("0fe0623f-d628-42ed-b4bd-8ac290072cc5"))
+        );
+        assert_eq!(u.operation.status, Some(OperationStatus::Completed));
+        assert_eq!(u.operation.id, None);
+        assert_eq!(
+            u.operation.client_context.as_deref(),
+            Some("d45324c1-fcb5-430a-902c-f20af696537c")
+        );
+        assert_eq!(
+            u.operation.result_info.as_ref().and_then(|r| r.code),
+            Some(200)
+        );
+        assert_eq!(
+            u.operation.odata_type.as_deref(),
+            Some("#microsoft.graph.playPromptOperation")
+        );
+    }
+
+    #[test]
+    fn samples_599_resource_and_resource_url() {
+        let n = parse(SAMPLES_599);
+        let u = only_update(&n);
+        assert_eq!(
+            u.resource.as_deref(),
+            Some(
+                "/communications/calls/401f5d00-10e5-40f1-b6b5-83ac2b74c79f/operations/c0b3aeee-8b14-4524-820a-16d2da4a4a8a"
+            )
+        );
+        assert_eq!(
+            u.call_id.as_deref(),
+            Some("401f5d00-10e5-40f1-b6b5-83ac2b74c79f")
+        );
+        assert_eq!(
+            u.operation_id.as_deref(),
+            Some("c0b3aeee-8b14-4524-820a-16d2da4a4a8a")
+        );
+        assert_eq!(u.operation.status, Some(OperationStatus::Completed));
+
+        // Legacy `resource` alone is enough.
+        let legacy = SAMPLES_599.replace("\"resourceUrl\"", "\"ignoredUrl\"");
+        let u = parse(&legacy).updates.remove(0);
+        assert!(
+            u.resource
+                .as_deref()
+                .is_some_and(|r| r.starts_with("/app/"))
+        );
+        assert_eq!(
+            u.normalized_call_id().as_deref(),
+            Some("401f5d0010e540f1b6b583ac2b74c79f")
+        );
+        assert_eq!(
+            u.normalized_operation_id().as_deref(),
+            Some("c0b3aeee8b144524820a16d2da4a4a8a")
+        );
+    }
+
+    #[test]
+    fn update_recording_status_pascal_case_completed() {
+        let body = r##"{ "value": [ { "changeType": "Deleted",
+          "resourceUrl": "https://graph.microsoft.com/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/operations/0fe0623f-d628-42ed-b4bd-8ac290072cc5?x=1#frag",
+          "resourceData": { "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
+            "id": "0fe0623f-d628-42ed-b4bd-8ac290072cc5", "clientContext": "ctx-1",
+            "resultInfo": null, "status": "Completed" } } ] }"##;
+        let n = parse(body);
+        let u = only_update(&n);
+        assert_eq!(u.change_type, ChangeType::Deleted);
+        assert_eq!(u.operation.status, Some(OperationStatus::Completed));
+        assert_eq!(u.operation.client_context.as_deref(), Some("ctx-1"));
+        assert_eq!(u.operation.result_info, None);
+        assert_eq!(
+            u.call_id.as_deref(),
+            Some("57dab8b1-894c-409a-b240-bd8beae78896")
+        );
+        assert_eq!(
+            u.operation_id.as_deref(),
+            Some("0fe0623f-d628-42ed-b4bd-8ac290072cc5")
+        );
+    }
+
+    #[test]
+    fn type_alone_or_path_alone_makes_an_operation() {
+        // No path at all: the type says operation; the id comes from `resourceData.id`.
+        let body = r##"{"value":[{"changeType":"updated","resourceData":{
+            "@odata.type":"#microsoft.graph.COMMSOPERATION","id":"op-1","status":"running"}}]}"##;
+        let u = parse(body).updates.remove(0);
+        assert_eq!(u.operation_id.as_deref(), Some("op-1"));
+        assert_eq!(u.call_id, None);
+        assert_eq!(u.resource, None);
+        assert_eq!(u.operation.status, Some(OperationStatus::Running));
+
+        // No type: the path says operation; `@odata.id` is the resource.
+        let body = r#"{"value":[{"changeType":"deleted","resourceData":{
+            "@odata.id":"/communications/calls/c1/operations/o1","status":"failed"}}]}"#;
+        let u = parse(body).updates.remove(0);
+        assert_eq!(
+            u.resource.as_deref(),
+            Some("/communications/calls/c1/operations/o1")
+        );
+        assert_eq!(
+            (u.call_id.as_deref(), u.operation_id.as_deref()),
+            (Some("c1"), Some("o1"))
+        );
+        assert_eq!(u.operation.status, Some(OperationStatus::Failed));
+    }
+
+    #[test]
+    fn resource_data_array() {
+        let body = r##"{"value":[{"changeType":"deleted",
+          "resourceUrl":"/communications/calls/CALL1/operations/ENVOP",
+          "resourceData":[
+            {"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","id":"op-a","status":"completed"},
+            {"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+             "@odata.id":"/communications/calls/CALL2/operations/op-b","status":"failed"},
+            {"@odata.type":"#microsoft.graph.commsOperation","status":"running"},
+            7
+          ]}]}"##;
+        let n = parse(body);
+        assert_eq!(n.updates.len(), 3);
+        let ids: Vec<_> = n
+            .updates
+            .iter()
+            .map(|u| (u.call_id.as_deref(), u.operation_id.as_deref()))
+            .collect();
+        // Own `id` beats the shared path; own `@odata.id` beats both; the shared path is the
+        // fallback for an element with no id of its own.
+        assert_eq!(
+            ids,
+            [
+                (Some("CALL1"), Some("op-a")),
+                (Some("CALL2"), Some("op-b")),
+                (Some("CALL1"), Some("ENVOP")),
+            ]
+        );
+        assert!(
+            n.updates
+                .iter()
+                .all(|u| u.resource.as_deref()
+                    == Some("/communications/calls/CALL1/operations/ENVOP"))
+        );
+        assert_eq!(
+            n.ignored,
+            [Ignored {
+                index: 0,
+                reason: IgnoreReason::NotAnObject
+            }]
+        );
+    }
+
+    #[test]
+    fn call_and_participant_updates_are_ignored() {
+        // Shape of comms-samples#700 (call state) and #77 (participants, legacy `resource`).
+        let body = r##"{ "@odata.type": "#microsoft.graph.commsNotifications", "value": [
+          { "@odata.type": "#microsoft.graph.commsNotification", "changeType": "Updated",
+            "resourceUrl": "/communications/calls/811f5c00-0e32-48ce-9f27-8d77b9892453",
+            "resource": "/app/calls/811f5c00-0e32-48ce-9f27-8d77b9892453",
+            "resourceData": { "@odata.type": "#microsoft.graph.call", "state": "Established",
+              "meetingInfo": { "tokenMeetingInfo": { "token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.secret.sig" } } } },
+          { "changeType": "updated", "resource": "/app/calls/451f0a00-ea04-4c8f-90d8-cddf1ac603d5/participants",
+            "resourceData": [ { "@odata.type": "#microsoft.graph.participant", "id": "p1" },
+                              { "@odata.type": "#microsoft.graph.participant", "id": "p2" } ] } ] }"##;
+        let n = parse(body);
+        assert!(n.updates.is_empty());
+        assert_eq!(
+            n.ignored,
+            [
+                Ignored {
+                    index: 0,
+                    reason: IgnoreReason::NotAnOperation
+                },
+                Ignored {
+                    index: 1,
+                    reason: IgnoreReason::NotAnOperation
+                },
+            ]
+        );
+        assert!(!format!("{n:?}").contains("secret"));
+    }
+
+    #[test]
+    fn unknown_change_type_is_kept() {
+        let body = DOCS_PLAY_PROMPT.replace("\"deleted\"", "\"archived\"");
+        let u = parse(&body).updates.remove(0);
+        assert_eq!(u.change_type, ChangeType::Unknown("archived".into()));
+        for (wire, ct) in [
+            ("CREATED", ChangeType::Created),
+            ("Updated", ChangeType::Updated),
+            ("deleted", ChangeType::Deleted),
+            ("", ChangeType::Unknown(String::new())),
+        ] {
+            assert_eq!(ChangeType::parse(wire), ct);
+        }
+        let json = serde_json::to_string(&ChangeType::Deleted).unwrap();
+        assert_eq!(json, "\"deleted\"");
+        let back: ChangeType = serde_json::from_str("\"Deleted\"").unwrap();
+        assert_eq!(back, ChangeType::Deleted);
+        let unknown = serde_json::to_string(&ChangeType::Unknown("x".into())).unwrap();
+        assert_eq!(unknown, "\"x\"");
+    }
+
+    #[test]
+    fn missing_and_wrong_typed_fields() {
+        let body = r##"{"value":[
+            {},
+            {"changeType":"deleted","resourceUrl":"/communications/calls/c/operations/o"},
+            {"changeType":"deleted","resourceData":null},
+            {"changeType":"deleted","resourceData":[]},
+            {"changeType":"deleted","resourceData":"text"},
+            {"resourceUrl":"/communications/calls/c/operations/o","resourceData":{}},
+            {"changeType":5,"resourceUrl":7,"resource":["x"],
+             "resourceData":{"@odata.type":3,"@odata.id":{},"id":1e400,"status":[],"resultInfo":"no"}},
+            {"changeType":"deleted","resourceUrl":"/communications/calls//operations/",
+             "resourceData":{"@odata.type":"#microsoft.graph.commsOperation"}},
+            "entry",
+            null
+        ]}"##;
+        let n = parse_notifications(body.as_bytes());
+        // `1e400` is out of range for serde_json: the whole body is not JSON.
+        assert_eq!(n, Err(NotificationError::NotJson));
+
+        let body = body.replace("1e400", "123456789012345678901234567890");
+        let n = parse(&body);
+        assert_eq!(n.updates.len(), 2, "{n:?}");
+        let u = &n.updates[0];
+        assert_eq!(u.change_type, ChangeType::Unknown(String::new()));
+        assert_eq!(
+            (u.call_id.as_deref(), u.operation_id.as_deref()),
+            (Some("c"), Some("o"))
+        );
+        assert_eq!(u.operation.status, None);
+        let u = &n.updates[1];
+        assert_eq!(
+            (u.call_id.as_deref(), u.operation_id.as_deref()),
+            (None, None)
+        );
+        let reasons: Vec<_> = n.ignored.iter().map(|i| (i.index, i.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (0, IgnoreReason::NoResourceData),
+                (1, IgnoreReason::NoResourceData),
+                (2, IgnoreReason::NoResourceData),
+                (3, IgnoreReason::NoResourceData),
+                (4, IgnoreReason::NoResourceData),
+                (6, IgnoreReason::NotAnOperation),
+                (8, IgnoreReason::NotAnObject),
+                (9, IgnoreReason::NotAnObject),
+            ]
+        );
+    }
+
+    #[test]
+    fn not_json() {
+        for body in [
+            &b""[..],
+            b"   ",
+            b"not json",
+            b"{\"value\": [",
+            b"\xff\xfe{\"value\":[]}",
+            b"{\"value\":[\"\xc3\x28\"]}",
+        ] {
+            assert_eq!(parse_notifications(body), Err(NotificationError::NotJson));
+        }
+        // Deeper than serde_json's recursion limit: an error, not a stack overflow.
+        let deep = format!(
+            r#"{{"value":[{}{}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            parse_notifications(deep.as_bytes()),
+            Err(NotificationError::NotJson)
+        );
+    }
+
+    #[test]
+    fn no_value_array() {
+        for body in [
+            r#"{"value": 5}"#,
+            r#"{"value": null}"#,
+            r#"{"value": {}}"#,
+            "{}",
+            "[]",
+            "5",
+            "\"value\"",
+        ] {
+            assert_eq!(
+                parse_notifications(body.as_bytes()),
+                Err(NotificationError::NoValueArray),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse(r#"{"value": []}"#),
+            Notifications {
+                updates: Vec::new(),
+                ignored: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn many_ignored_entries_stay_linear() {
+        let n = MAX_NOTIFICATION_BYTES / 6;
+        let body = format!(r#"{{"value":[{}0]}}"#, "null,".repeat(n));
+        let start = std::time::Instant::now();
+        let parsed = parse(&body);
+        assert_eq!(parsed.ignored.len(), n + 1);
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn too_large() {
+        let mut body = DOCS_PLAY_PROMPT.as_bytes().to_vec();
+        body.resize(MAX_NOTIFICATION_BYTES + 1, b' ');
+        let err = parse_notifications(&body).unwrap_err();
+        assert_eq!(
+            err,
+            NotificationError::TooLarge {
+                len: MAX_NOTIFICATION_BYTES + 1
+            }
+        );
+        body.truncate(MAX_NOTIFICATION_BYTES);
+        assert_eq!(parse_notifications(&body).unwrap().updates.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_lowercase_and_never_echo_the_body() {
+        let secret = br#"{"value": 5, "tokenMeetingInfo": {"token": "eyJsecret"}}"#;
+        let broken = br#"{"tokenMeetingInfo": {"token": "eyJsecret"}"#;
+        for body in [&secret[..], &broken[..]] {
+            let err = parse_notifications(body).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("eyJ"), "{shown}");
+            assert!(err.to_string().starts_with("notification"));
+        }
+        let big = NotificationError::TooLarge { len: 2 }.to_string();
+        assert_eq!(big, big.to_lowercase());
+    }
+
+    #[test]
+    fn normalized_ids_match_across_forms() {
+        let update = |id: &str| OperationUpdate {
+            change_type: ChangeType::Deleted,
+            resource: None,
+            call_id: Some(id.to_owned()),
+            operation_id: Some(id.to_owned()),
+            operation: Operation::from_json(&serde_json::json!({})).unwrap(),
+        };
+        let a = update("57DAB8B1894C409AB240BD8BEAE78896");
+        let b = update("57dab8b1-894c-409a-b240-bd8beae78896");
+        assert_eq!(a.normalized_call_id(), b.normalized_call_id());
+        assert_eq!(a.normalized_operation_id(), b.normalized_operation_id());
+        assert_eq!(
+            a.normalized_call_id().as_deref(),
+            Some("57dab8b1894c409ab240bd8beae78896")
+        );
+    }
+
+    #[test]
+    fn path_parsing() {
+        let p =
+            parse_path("https://graph.microsoft.com/beta/communications/calls/C/operations/O?$x=1");
+        assert_eq!(
+            (p.call_id, p.operation_id, p.operations),
+            (Some("C"), Some("O"), true)
+        );
+        let p = parse_path("https://app/calls/X");
+        assert_eq!((p.call_id, p.operations), (None, false));
+        let p = parse_path("/app/calls/C/participants/P#operations/x");
+        assert_eq!(
+            (p.call_id, p.operation_id, p.operations),
+            (Some("C"), None, false)
+        );
+        let p = parse_path("/communications/calls/../operations/./x");
+        assert_eq!(
+            (p.call_id, p.operation_id, p.operations),
+            (None, None, true)
+        );
+        for weird in [
+            "",
+            "/",
+            "://",
+            "https://",
+            "?",
+            "#",
+            "calls",
+            "/communications/calls",
+        ] {
+            let p = parse_path(weird);
+            assert_eq!((p.call_id, p.operation_id), (None, None), "{weird}");
+        }
+        assert!(ends_with_operation("#microsoft.graph.PlayPromptOPERATION"));
+        assert!(!ends_with_operation("ration"));
+        assert!(!ends_with_operation("#microsoft.graph.participant"));
+        assert!(!ends_with_operation("é"));
+    }
+}

@@ -1,0 +1,732 @@
+//! The async driver against Graph's real behaviour, on tokio's paused clock: pending
+//! operations and notifications, retries and deadlines, late completions, one request in
+//! flight per call, ended and dropped calls.
+#![cfg(feature = "driver")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use recording_status::audit::{AuditKind, MemorySink, verify};
+use recording_status::auth::Authenticated;
+use recording_status::driver::{
+    Driver, DriverConfig, DriverEvent, DriverEvents, EndStatus, Started,
+};
+use recording_status::retry::RetryPolicy;
+use recording_status::testing::{ScriptedTransport, Step};
+use recording_status::token::{TokenFuture, TokenSource};
+use recording_status::{AccessToken, CallId, Error, Graph, RetentionWriter};
+
+const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
+const CALL_UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";
+const OP_UPPER: &str = "0FE0623FD62842EDB4BD8AC290072CC5";
+
+fn proof() -> Authenticated {
+    Authenticated::danger_authenticated_elsewhere("test harness")
+}
+
+fn driver(
+    steps: Vec<Step>,
+    config: DriverConfig,
+) -> (
+    Driver<ScriptedTransport>,
+    DriverEvents,
+    Arc<MemorySink>,
+    ScriptedTransport,
+) {
+    let transport = ScriptedTransport::new();
+    for s in steps {
+        transport.push(s);
+    }
+    let audit = Arc::new(MemorySink::default());
+    let graph = Graph::new(transport.clone(), AccessToken::new("secret-token-value"));
+    let (driver, events) = Driver::new(graph, audit.clone(), config);
+    (driver, events, audit, transport)
+}
+
+/// A `commsNotifications` body for the scripted operation, in Graph's notification form:
+/// upper-case dash-less ids, `changeType: deleted`, PascalCase status.
+fn notification(call: &str, status: &str) -> Vec<u8> {
+    format!(
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
+            "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
+            "resource":"/app/calls/{call}/operations/{OP_UPPER}",
+            "resourceUrl":"/communications/calls/{call}/operations/{OP_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+                "resultInfo":{{"code":200,"subcode":0,"message":"ok"}},"status":"{status}"}}}}]}}"##
+    )
+    .into_bytes()
+}
+
+fn call_id() -> CallId {
+    CALL.parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_then_notification_completed_records() {
+    let (driver, _events, audit, transport) =
+        driver(vec![Step::running()], DriverConfig::default());
+    let hub = driver.hub().clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let d = hub
+            .deliver(&proof(), &notification(CALL_UPPER, "Completed"))
+            .unwrap();
+        assert_eq!(d.routed, 1);
+    });
+    let started = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap();
+    let Started::Recording(call) = started else {
+        panic!("a completed notification must unlock recording: {started:?}")
+    };
+    assert_eq!(transport.statuses(), ["recording"]);
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn notification_before_registration_is_held_and_applied() {
+    let (driver, _events, audit, _t) = driver(vec![Step::running()], DriverConfig::default());
+    // The notification races ahead of the 200 `running` answer.
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!(d.held, 1);
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!("a held completed notification must be applied")
+    };
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
+    let config = DriverConfig::default().with_pending_deadline(Duration::from_secs(30));
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::running(), Step::completed(), Step::completed()],
+        config,
+    );
+    let start = tokio::time::Instant::now();
+    let Started::Failed(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!("no notification within the deadline must fail")
+    };
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert!(matches!(call.reason(), Error::Abandoned));
+    assert!(call.reason().is_unknown_outcome());
+    assert_eq!(transport.statuses(), ["recording", "failed"]);
+
+    // Graph completes the abandoned request later: surfaced, never applied.
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!((d.late, d.routed), (1, 0));
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!("late completion must be surfaced")
+    };
+    assert_eq!(late.call_id, call_id());
+    assert_eq!(late.operation_id.as_deref(), Some(OP_UPPER));
+    driver
+        .reconcile(&late, EndStatus::NotRecording)
+        .await
+        .unwrap();
+    assert_eq!(
+        transport.statuses(),
+        ["recording", "failed", "notRecording"]
+    );
+    // A duplicate of the late completion is not surfaced twice.
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!(d.late, 0);
+    let events_log = audit.events();
+    assert!(
+        events_log
+            .iter()
+            .any(|e| matches!(e.kind, AuditKind::LateCompletion { .. }))
+    );
+    verify(&events_log).unwrap();
+    drop(call);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_with_http_date_retry_after_waits_then_records() {
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(7))
+        .to_rfc2822()
+        .replace("+0000", "GMT");
+    let throttled = Step::Respond {
+        status: 429,
+        headers: vec![("Retry-After".into(), at)],
+        body: br#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#.to_vec(),
+    };
+    let (driver, _e, audit, transport) =
+        driver(vec![throttled, Step::completed()], DriverConfig::default());
+    let start = tokio::time::Instant::now();
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!("a retried 429 must record once completed")
+    };
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5) && waited <= Duration::from_secs(8),
+        "{waited:?}"
+    );
+    // Two attempts, each with a fresh clientContext and client-request-id.
+    let requests = transport.requests();
+    assert_eq!(requests.len(), 2);
+    assert_ne!(
+        requests[0].headers()["client-request-id"],
+        requests[1].headers()["client-request-id"]
+    );
+    let bodies = transport.bodies();
+    assert_ne!(bodies[0]["clientContext"], bodies[1]["clientContext"]);
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_unavailable_storm_gives_up_at_the_deadline() {
+    let storm = || Step::Respond {
+        status: 503,
+        headers: vec![("Retry-After".into(), "4".into())],
+        body: Vec::new(),
+    };
+    let policy = RetryPolicy::default()
+        .with_deadline(Duration::from_secs(30))
+        .with_max_attempts(100);
+    let (driver, _e, audit, transport) = driver(
+        (0..50).map(|_| storm()).collect(),
+        DriverConfig::default().with_retry(policy),
+    );
+    let start = tokio::time::Instant::now();
+    let Started::Failed(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!("a 503 storm must fail")
+    };
+    assert!(
+        start.elapsed() < Duration::from_secs(31),
+        "{:?}",
+        start.elapsed()
+    );
+    let sent = transport.statuses();
+    let recording_attempts = sent.iter().filter(|s| *s == "recording").count();
+    // 4 s apart within 30 s: attempts at 0, 4, …, 28.
+    assert_eq!(recording_attempts, 8, "{sent:?}");
+    assert!(matches!(call.reason(), Error::Graph(e) if e.status == 503));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_error_is_unknown_and_never_retried() {
+    for status in [500u16, 504] {
+        let (driver, _e, _a, transport) = driver(
+            vec![
+                Step::graph_error(status, "InternalServerError"),
+                Step::completed(),
+            ],
+            DriverConfig::default(),
+        );
+        let Started::Failed(call) = driver
+            .begin_recording(driver.call(call_id()))
+            .await
+            .unwrap()
+        else {
+            panic!("{status} must fail")
+        };
+        assert!(call.reason().is_unknown_outcome(), "{status}");
+        assert_eq!(
+            transport.statuses(),
+            ["recording", "failed"],
+            "no blind retry after {status}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
+    let (driver, _e, _a, transport) = driver(
+        vec![Step::fail("connection reset by peer"), Step::completed()],
+        DriverConfig::default(),
+    );
+    let Started::Failed(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(call.reason().is_unknown_outcome());
+    assert_eq!(transport.statuses(), ["recording", "failed"]);
+
+    // A transport that knows the request never left says so; that is retried.
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = attempts.clone();
+    let transport = move |req: http::Request<Vec<u8>>| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                return Err(recording_status::transport::NotDelivered::new(
+                    std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                ));
+            }
+            let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+            Ok(http::Response::builder()
+                .status(200)
+                .body(
+                    format!(
+                        r#"{{"status":"completed","clientContext":{}}}"#,
+                        body["clientContext"]
+                    )
+                    .into_bytes(),
+                )
+                .unwrap())
+        }
+    };
+    let (driver, _events) = Driver::new(
+        Graph::new(transport, AccessToken::new("t")),
+        Arc::new(MemorySink::default()),
+        DriverConfig::default(),
+    );
+    let started = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::Recording(_)));
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[derive(Debug, Default)]
+struct RotatingTokens {
+    refreshes: std::sync::atomic::AtomicUsize,
+}
+
+impl TokenSource for RotatingTokens {
+    fn token(&self, refresh: bool) -> TokenFuture<'_> {
+        if refresh {
+            self.refreshes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Box::pin(async move { Ok(AccessToken::new(if refresh { "fresh" } else { "stale" })) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unauthorized_refreshes_the_token_once() {
+    let transport = ScriptedTransport::new()
+        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
+        .then(Step::completed())
+        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
+        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
+        .then(Step::completed());
+    let tokens = Arc::new(RotatingTokens::default());
+    let graph = Graph::with_token_source(transport.clone(), tokens.clone());
+    let audit = Arc::new(MemorySink::default());
+    let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!("401 then refresh then completed must record")
+    };
+    let auth: Vec<_> = transport
+        .requests()
+        .iter()
+        .map(|r| r.headers()["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(auth, ["Bearer stale", "Bearer fresh"]);
+    // Stopping: 401, refresh, 401 again: not refreshed twice; the call fails, retention ended.
+    let err = driver.stop_recording(call).await.unwrap_err();
+    assert!(
+        matches!(err, recording_status::StopError::Unacknowledged { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        tokens.refreshes.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    assert!(
+        !serde_json::to_string(&audit.events())
+            .unwrap()
+            .contains("fresh\"")
+    );
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_say_which() {
+    use recording_status::response::Permanent;
+    for (step, want) in [
+        (Step::graph_error(403, "8506"), Permanent::NotComplianceCall),
+        (
+            Step::graph_error(403, "7504"),
+            Permanent::InsufficientTenantPermissions,
+        ),
+        (Step::graph_error(401, "7505"), Permanent::TenantMismatch),
+        (Step::graph_error(403, "Forbidden"), Permanent::Forbidden),
+        (Step::graph_error(404, "NotFound"), Permanent::CallNotFound),
+    ] {
+        let (driver, _e, _a, transport) =
+            driver(vec![step, Step::completed()], DriverConfig::default());
+        let Started::Failed(call) = driver
+            .begin_recording(driver.call(call_id()))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(call.reason().permanent(), Some(want));
+        assert_eq!(
+            transport.statuses(),
+            ["recording", "failed"],
+            "{want:?} is not retried"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
+    let (driver, _e, audit, _t) = driver(vec![Step::running()], DriverConfig::default());
+    let hub = driver.hub().clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Out of order: `running` after nothing, then completed, then duplicates and a late
+        // `running`.
+        let r = hub
+            .deliver(&proof(), &notification(CALL_UPPER, "running"))
+            .unwrap();
+        assert_eq!(r.routed, 1);
+        let r = hub
+            .deliver(&proof(), &notification(CALL_UPPER, "Completed"))
+            .unwrap();
+        assert_eq!(r.routed, 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        hub
+    });
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let hub = task.await.unwrap();
+    for status in ["completed", "running", "failed"] {
+        let r = hub
+            .deliver(&proof(), &notification(CALL_UPPER, status))
+            .unwrap();
+        assert_eq!((r.routed, r.ignored), (0, 1), "{status}");
+    }
+    // Garbage never panics and never routes.
+    assert!(hub.deliver(&proof(), b"<html>").is_err());
+    assert!(
+        hub.deliver(&proof(), br#"{"value":[1,{"resourceData":[]}]}"#)
+            .is_ok()
+    );
+    // Still recording; retention works.
+    let mut w = RetentionWriter::new(call.retention().unwrap(), Vec::new());
+    std::io::Write::write_all(&mut w, b"x").unwrap();
+    drop(w);
+    let events = audit.events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, AuditKind::NotificationIgnored { .. }))
+            .count(),
+        3
+    );
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notification_for_another_request_cannot_unlock_recording() {
+    let (driver, _e, _a, _t) = driver(
+        vec![Step::running()],
+        DriverConfig::default().with_pending_deadline(Duration::from_secs(5)),
+    );
+    let hub = driver.hub().clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Same call, other operation and other context: a forged or stale completion.
+        let forged = br##"{"value":[{"changeType":"deleted",
+            "resourceUrl":"/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "resourceData":{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"guess","status":"completed"}}]}"##;
+        let d = hub.deliver(&proof(), forged).unwrap();
+        assert_eq!(d.routed, 0);
+    });
+    let started = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::Failed(_)), "{started:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_updates_on_one_call_are_sent_in_order() {
+    // A slow transport: each request takes 1 s; record arrival order and overlap.
+    let log = Arc::new(std::sync::Mutex::new(Vec::<(String, &'static str)>::new()));
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (l, f) = (log.clone(), in_flight.clone());
+    let transport = move |req: http::Request<Vec<u8>>| {
+        let (l, f) = (l.clone(), f.clone());
+        async move {
+            let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+            let status = body["status"].as_str().unwrap().to_owned();
+            assert_eq!(
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                0,
+                "overlap"
+            );
+            l.lock().unwrap().push((status.clone(), "start"));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            l.lock().unwrap().push((status, "end"));
+            f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(
+                http::Response::builder()
+                    .status(200)
+                    .body(
+                        format!(
+                            r#"{{"status":"completed","clientContext":{}}}"#,
+                            body["clientContext"]
+                        )
+                        .into_bytes(),
+                    )
+                    .unwrap(),
+            )
+        }
+    };
+    let (driver, _events) = Driver::new(
+        Graph::new(transport, AccessToken::new("t")),
+        Arc::new(MemorySink::default()),
+        DriverConfig::default(),
+    );
+    // Two handles on the same Graph call (e.g. two webhook paths): the second waits.
+    let (a, b) = (driver.call(call_id()), driver.call(call_id()));
+    let (ra, rb) = tokio::join!(driver.begin_recording(a), driver.begin_recording(b));
+    assert!(matches!(ra.unwrap(), Started::Recording(_)));
+    assert!(matches!(rb.unwrap(), Started::Recording(_)));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+        ["start", "end", "start", "end"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ended_call_revokes_and_sends_nothing_more() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let handle = call.retention_handle().unwrap();
+    let ended = driver.end(call);
+    assert!(handle.is_revoked());
+    drop(handle);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(transport.statuses(), ["recording"], "nothing after the end");
+    // A new Call value for the ended call cannot send either.
+    let err = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.error, Error::CallEnded));
+    assert!(events.try_recv().is_err());
+    assert_eq!(ended.call_id, call_id());
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_recording_call_reports_not_recording_after_revoking() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let handle = call.retention_handle().unwrap();
+    drop(call);
+    assert!(
+        handle.is_revoked(),
+        "revoked at once, before anything is sent"
+    );
+    let Some(DriverEvent::OrphanReported {
+        call_id: id,
+        acknowledged,
+    }) = events.recv().await
+    else {
+        panic!("the orphan report must be surfaced")
+    };
+    assert_eq!(id, call_id());
+    assert!(acknowledged);
+    assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    let events = audit.events();
+    let revoked = events
+        .iter()
+        .position(|e| matches!(e.kind, AuditKind::RetentionRevoked { .. }))
+        .unwrap();
+    let reported = events
+        .iter()
+        .rposition(|e| matches!(e.kind, AuditKind::RequestSent { .. }))
+        .unwrap();
+    assert!(revoked < reported);
+    drop(handle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_waits_for_media_tasks_under_the_drain_deadline() {
+    let (driver, _e, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default().with_drain_deadline(Duration::from_secs(3)),
+    );
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let handle = call.retention_handle().unwrap();
+    let media = tokio::spawn(async move {
+        handle.stopping().await;
+        tokio::time::sleep(Duration::from_secs(1)).await; // flush
+        drop(handle);
+    });
+    let call = driver.stop_recording(call).await.unwrap();
+    media.await.unwrap();
+    assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    drop(call);
+    verify(&audit.events()).unwrap();
+}
+
+/// A webhook handler as a bot writes it: validate the bearer JWT, then hand the body over.
+#[cfg(feature = "jwt")]
+mod forged {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use recording_status::driver::Hub;
+    use recording_status::webhook::{BotFrameworkValidator, StaticKeys};
+
+    const APP_ID: &str = "8d5bd6c2-0000-4000-8000-000000000001";
+
+    fn token(key_pem: &str, aud: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": "https://api.botframework.com", "aud": aud,
+            "exp": now + 600, "nbf": now - 10, "tid": "tenant-1",
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap();
+        format!("Bearer {}", encode(&header, &claims, &key).unwrap())
+    }
+
+    fn webhook(
+        validator: &BotFrameworkValidator<StaticKeys>,
+        hub: &Hub,
+        authorization: &str,
+        body: &[u8],
+    ) -> Result<usize, String> {
+        let proof = validator
+            .validate(authorization)
+            .map_err(|e| e.to_string())?;
+        Ok(hub.deliver(&proof, body).map_err(|e| e.to_string())?.routed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forged_completed_cannot_unlock_retention() {
+        let keys = StaticKeys::from_jwks_json(include_str!("data/webhook_test_jwks.json")).unwrap();
+        let validator = Arc::new(BotFrameworkValidator::new(APP_ID, keys));
+        let (driver, _e, audit, _t) = driver(
+            vec![Step::running()],
+            DriverConfig::default().with_pending_deadline(Duration::from_secs(10)),
+        );
+        let hub = driver.hub().clone();
+        let v = validator.clone();
+        let attacker = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let body = notification(CALL_UPPER, "completed");
+            let mut refused = Vec::new();
+            // Signed with another key, for another bot, or not signed at all.
+            for auth in [
+                token(include_str!("data/webhook_attacker_key.pem"), APP_ID),
+                token(include_str!("data/webhook_test_key.pem"), "some-other-bot"),
+                "Bearer eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.".to_owned(),
+                String::new(),
+            ] {
+                refused.push(webhook(&v, &hub, &auth, &body).unwrap_err());
+            }
+            refused
+        });
+        let started = driver
+            .begin_recording(driver.call(call_id()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(started, Started::Failed(_)),
+            "a forged completion unlocked recording"
+        );
+        let refused = attacker.await.unwrap();
+        assert_eq!(refused.len(), 4);
+        assert!(refused.iter().all(|e| !e.contains("eyJ")), "{refused:?}");
+        verify(&audit.events()).unwrap();
+
+        // The genuine notification, properly signed, is accepted.
+        let (driver, _e, _a, _t) = driver_with_running();
+        let hub = driver.hub().clone();
+        let genuine = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let auth = token(include_str!("data/webhook_test_key.pem"), APP_ID);
+            webhook(
+                &validator,
+                &hub,
+                &auth,
+                &notification(CALL_UPPER, "Completed"),
+            )
+        });
+        let started = driver
+            .begin_recording(driver.call(call_id()))
+            .await
+            .unwrap();
+        assert_eq!(genuine.await.unwrap(), Ok(1));
+        assert!(matches!(started, Started::Recording(_)));
+    }
+
+    fn driver_with_running() -> (
+        Driver<ScriptedTransport>,
+        DriverEvents,
+        Arc<MemorySink>,
+        ScriptedTransport,
+    ) {
+        driver(vec![Step::running()], DriverConfig::default())
+    }
+}
