@@ -205,6 +205,7 @@ impl<S: State> Call<S> {
     }
 
     fn try_transition_audit(&self, to: CallState, reason: &str) -> Result<(), AuditError> {
+        tracing::info!(call_id = %self.id, from = %S::STATE, %to, reason, "recording status transition");
         self.audit(AuditKind::Transition {
             from: S::STATE,
             to,
@@ -306,6 +307,7 @@ impl Call<NotRecording> {
     }
 
     /// Reports orphaned recordings to `hook` (the driver queues a best-effort `notRecording`).
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     pub(crate) fn with_orphan_hook(mut self, hook: Arc<dyn OrphanHook>) -> Self {
         self.orphan = Some(hook);
         self

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::audit::{AuditKind, AuditSink};
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
 use crate::error::Error;
-use crate::graph::{Graph, Sent, exchange, record};
+use crate::graph::{Graph, Sent, exchange};
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
 use crate::response::{Operation, Outcome};
 use crate::retry::RetryPolicy;
@@ -620,8 +620,11 @@ impl Hub {
                     continue;
                 }
                 if let Some(pos) = s.abandoned.iter().position(|(_, a)| a.key.matches(&update)) {
-                    if update.operation.status == Some(OperationStatus::Completed) {
-                        let (_, a) = s.abandoned.remove(pos).unwrap_or_else(|| unreachable!());
+                    if update.operation.status == Some(OperationStatus::Completed)
+                        && let Some((_, a)) = s.abandoned.remove(pos)
+                    {
+                        // Surfaced once; later copies count as duplicates.
+                        s.settled.push_back((now, a.key.clone()));
                         late.push(LateCompletion {
                             call_id: a.call_id,
                             operation_id: update.operation_id.clone().or(a.key.operation),
@@ -649,9 +652,13 @@ impl Hub {
                 }
             }
         }
-        let _ = record(
-            &*self.audit,
-            &CallId::new("notification").unwrap_or_else(|_| unreachable!()),
+        let audit = |call: &str, kind| {
+            if let Err(e) = self.audit.record(&AuditEvent::now(call, kind)) {
+                tracing::error!(error = %e, "could not audit a notification");
+            }
+        };
+        audit(
+            "",
             AuditKind::NotificationAccepted {
                 via: proof.method().to_string(),
                 routed: delivery.routed,
@@ -659,12 +666,8 @@ impl Hub {
             },
         );
         for (update, reason) in ignored_updates {
-            let call = update.call_id.as_deref().and_then(|c| CallId::new(c).ok());
-            let call =
-                call.unwrap_or_else(|| CallId::new("unknown").unwrap_or_else(|_| unreachable!()));
-            let _ = record(
-                &*self.audit,
-                &call,
+            audit(
+                update.call_id.as_deref().unwrap_or_default(),
                 AuditKind::NotificationIgnored {
                     operation_id: update.operation_id.clone(),
                     client_context: update.operation.client_context.clone(),
@@ -679,9 +682,8 @@ impl Hub {
         }
         for l in late {
             tracing::warn!(call_id = %l.call_id, "late `completed` for an abandoned recording request");
-            let _ = record(
-                &*self.audit,
-                &l.call_id,
+            audit(
+                l.call_id.as_str(),
                 AuditKind::LateCompletion {
                     operation_id: l.operation_id.clone(),
                     client_context: l.client_context.clone(),

@@ -93,7 +93,14 @@ impl RetentionShared {
         Ok(capability)
     }
 
+    /// Records a capability's end, then releases it. The order matters (G4): the drain may
+    /// complete, and the end-of-recording request be audited, only after this end is in the
+    /// trail.
     fn end(&self, capability: u64, owned: bool) {
+        if let Err(e) = self.audit(AuditKind::RetentionEnded { capability }) {
+            tracing::error!(call_id = %self.call_id, capability, error = %e,
+                "could not audit the end of a retention capability");
+        }
         let wakers = {
             let mut inner = self.lock();
             if owned {
@@ -108,10 +115,6 @@ impl RetentionShared {
             }
         };
         wakers.into_iter().for_each(Waker::wake);
-        if let Err(e) = self.audit(AuditKind::RetentionEnded { capability }) {
-            tracing::error!(call_id = %self.call_id, capability, error = %e,
-                "could not audit the end of a retention capability");
-        }
     }
 
     /// Raises the stop signal for owned handles. Returns how many capabilities are alive.

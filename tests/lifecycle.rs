@@ -543,3 +543,35 @@ async fn async_writer_goes_through_the_capability() {
     assert_eq!(std::fs::read(&path).unwrap(), b"frame");
     verify(&audit.events()).unwrap();
 }
+
+/// Handles dropped on other threads while the drain completes: every `RetentionEnded` must be
+/// in the trail before the `notRecording` request (a race here once put it after).
+#[test]
+fn retention_ends_are_audited_before_the_stop_request_under_races() {
+    for _ in 0..50 {
+        let (graph, audit) = setup(vec![Step::completed(), Step::completed()]);
+        let Begin::Recording(call) = new_call(&audit).begin_recording_blocking(&graph).unwrap()
+        else {
+            panic!()
+        };
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let handle = call.retention_handle().unwrap();
+                std::thread::spawn(move || {
+                    while !handle.is_stopping() {
+                        std::thread::yield_now();
+                    }
+                    drop(handle);
+                })
+            })
+            .collect();
+        let call = call
+            .stop_recording_blocking(&graph, Duration::from_secs(5))
+            .unwrap();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(call.state(), CallState::NotRecording);
+        verify(&audit.events()).unwrap();
+    }
+}
