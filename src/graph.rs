@@ -5,7 +5,13 @@
 // compiled but unused.
 #![cfg_attr(
     not(feature = "driver"),
-    allow(unused_imports, unused_mut, unused_assignments, unused_variables, dead_code)
+    allow(
+        unused_imports,
+        unused_mut,
+        unused_assignments,
+        unused_variables,
+        dead_code
+    )
 )]
 
 use std::fmt;

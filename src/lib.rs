@@ -86,6 +86,9 @@
 //! - `driver` (default): the async [`driver`] and retries, on tokio.
 //! - `tokio`: `tokio::io::AsyncWrite` for [`RetentionWriter`].
 //! - `jwt`: `webhook`, validation of the Bot Framework bearer JWT on notification webhooks.
+//! - `reqwest-0_13`, `ureq-3`: ready-made [`transports`] (redirects always off); `tls` adds
+//!   rustls to them.
+//! - `emulator`: `emulator::Emulator`, a Graph emulator on 127.0.0.1 for tests and examples.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -95,6 +98,8 @@ pub mod auth;
 mod call;
 #[cfg(feature = "driver")]
 pub mod driver;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod endpoint;
 pub mod error;
 mod graph;
@@ -108,6 +113,7 @@ pub mod status;
 pub mod testing;
 pub mod token;
 pub mod transport;
+pub mod transports;
 pub mod types;
 #[cfg(feature = "jwt")]
 pub mod webhook;

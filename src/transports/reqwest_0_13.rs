@@ -1,0 +1,267 @@
+//! An async [`Transport`] on [reqwest] 0.13 (feature `reqwest-0_13`): [`ReqwestTransport`].
+//!
+//! Redirects are off, timeouts and a response body cap are on; see the
+//! [module docs of `transports`](super).
+
+use std::time::Duration;
+
+use super::defaults;
+use crate::transport::{HttpRequest, HttpResponse, NotDelivered, Transport};
+
+/// An async [`Transport`] on a [`reqwest::Client`] that never follows redirects, with a connect
+/// timeout, an overall timeout and a response body cap.
+///
+/// Cloning is cheap: clones share the client's connection pool.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use recording_status::{AccessToken, Graph};
+/// use recording_status::transports::reqwest_0_13::ReqwestTransport;
+///
+/// let transport = ReqwestTransport::builder()
+///     .timeout(Duration::from_secs(10))
+///     .connect_timeout(Duration::from_secs(3))
+///     .build()?;
+/// let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
+/// # drop(graph);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+}
+
+impl ReqwestTransport {
+    /// A transport with the defaults: connect timeout 5 s, overall timeout 30 s, body cap
+    /// 1 MiB, redirects off.
+    ///
+    /// # Errors
+    /// As [`ReqwestTransportBuilder::build`].
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Self::builder().build()
+    }
+
+    /// A builder, starting from the defaults of [`new`](Self::new).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use recording_status::transports::reqwest_0_13::ReqwestTransport;
+    ///
+    /// let transport = ReqwestTransport::builder()
+    ///     .timeout(Duration::from_secs(10))
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .max_body_bytes(64 * 1024)
+    ///     .build()?;
+    /// assert_eq!(transport.max_body_bytes(), 64 * 1024);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> ReqwestTransportBuilder {
+        ReqwestTransportBuilder::default()
+    }
+
+    /// Wraps a client you configured yourself, with the default body cap.
+    ///
+    /// **You must disable redirects yourself** (`redirect(reqwest::redirect::Policy::none())`):
+    /// reqwest follows up to 10 by default, and a bearer token must never follow a redirect.
+    /// Set timeouts too; reqwest has none by default.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use recording_status::transports::reqwest_0_13::ReqwestTransport;
+    ///
+    /// let client = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// let transport = ReqwestTransport::from_client(client);
+    /// # drop(transport);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_client(client: reqwest::Client) -> Self {
+        Self {
+            client,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+        }
+    }
+
+    /// Sets the response body cap (see [`ReqwestTransportBuilder::max_body_bytes`]).
+    #[must_use]
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The response body cap, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, ReqwestError> {
+        // Nothing has been sent if the request cannot even be converted.
+        let request = reqwest::Request::try_from(request).map_err(classify)?;
+        let mut response = self.client.execute(request).await.map_err(classify)?;
+        let limit = self.max_body_bytes;
+        let declared = response.content_length();
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(ReqwestError::BodyTooLarge { limit });
+        }
+        let status = response.status();
+        let version = response.version();
+        let headers = std::mem::take(response.headers_mut());
+        let capacity = declared.map_or(0, |len| len as usize).min(limit);
+        let mut body = Vec::with_capacity(capacity);
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if chunk.len() > limit - body.len() {
+                return Err(ReqwestError::BodyTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = http::Response::new(body);
+        *out.status_mut() = status;
+        *out.version_mut() = version;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+impl Transport for ReqwestTransport {
+    type Error = ReqwestError;
+
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> impl Future<Output = Result<HttpResponse, Self::Error>> + Send {
+        self.exchange(request)
+    }
+}
+
+/// Builds a [`ReqwestTransport`]; see [`ReqwestTransport::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ReqwestTransportBuilder {
+    timeout: Duration,
+    connect_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl Default for ReqwestTransportBuilder {
+    fn default() -> Self {
+        Self {
+            timeout: defaults::TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+        }
+    }
+}
+
+impl ReqwestTransportBuilder {
+    /// The overall timeout for one exchange, from connecting to the last byte of the body
+    /// (default 30 s). Running out is an ambiguous failure ([`ReqwestError::Timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout for making the connection, TLS included (default 5 s). Running out is a
+    /// failure before sending ([`ReqwestError::NotDelivered`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest response body accepted, in bytes (default 1 MiB). A larger body is
+    /// [`ReqwestError::BodyTooLarge`], detected from `Content-Length` or while reading, so it
+    /// is never buffered whole.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Builds the client, with redirects off.
+    ///
+    /// # Errors
+    /// Whatever [`reqwest::ClientBuilder::build`] reports (such as a TLS backend that cannot
+    /// be initialised).
+    pub fn build(self) -> Result<ReqwestTransport, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .build()?;
+        Ok(ReqwestTransport {
+            client,
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+}
+
+/// Why a [`ReqwestTransport`] got no (acceptable) response.
+///
+/// Only [`NotDelivered`](Self::NotDelivered) means the request never left;
+/// [`was_not_delivered`](crate::transport::was_not_delivered) is `true` for it alone. Every
+/// other variant leaves the outcome unknown. The `Authorization` header never appears in the
+/// message, the `Debug` output or the source chain.
+///
+/// # Example
+/// ```
+/// use recording_status::transport::was_not_delivered;
+/// use recording_status::transports::reqwest_0_13::ReqwestError;
+///
+/// let e = ReqwestError::BodyTooLarge { limit: 1024 };
+/// assert!(!was_not_delivered(&e));
+/// assert_eq!(e.to_string(), "response body larger than 1024 bytes, outcome unknown");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReqwestError {
+    /// The request did not leave: it could not be built, or no connection could be made
+    /// (DNS, refused, TLS handshake, connect timeout). Safe to retry. The source is a
+    /// [`crate::transport::NotDelivered`] around the [`reqwest::Error`].
+    #[error("request not sent")]
+    NotDelivered(#[source] NotDelivered),
+    /// The overall timeout passed before the whole response arrived; the request may have
+    /// been sent. The outcome is unknown.
+    #[error("timed out waiting for the response, outcome unknown")]
+    Timeout(#[source] reqwest::Error),
+    /// The response body is larger than the cap. The outcome is unknown.
+    #[error("response body larger than {limit} bytes, outcome unknown")]
+    BodyTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The exchange failed after the connection was made (reset, truncated body, protocol
+    /// error). The outcome is unknown.
+    #[error("request failed after connecting, outcome unknown")]
+    Failed(#[source] reqwest::Error),
+}
+
+impl ReqwestError {
+    /// Whether the request never left (see [`NotDelivered`](Self::NotDelivered)).
+    pub fn is_not_delivered(&self) -> bool {
+        matches!(self, Self::NotDelivered(_))
+    }
+
+    /// Whether a timeout after connecting caused this.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_))
+    }
+}
+
+fn classify(error: reqwest::Error) -> ReqwestError {
+    if error.is_builder() || error.is_connect() {
+        ReqwestError::NotDelivered(NotDelivered::new(error))
+    } else if error.is_timeout() {
+        ReqwestError::Timeout(error)
+    } else {
+        ReqwestError::Failed(error)
+    }
+}
