@@ -24,7 +24,7 @@ use recording_status::{
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 
-const COMPLETED: &[u8] = br##"{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"c","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","resultInfo":null,"status":"completed"}"##;
+const COMPLETED: &[u8] = br##"{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","resultInfo":null,"status":"completed"}"##;
 
 const ERROR: &[u8] = br#"{"error":{"code":"activityLimitReached","message":"throttled","innerError":{"code":"throttledRequest","date":"2021-07-02T01:40:19","request-id":"1a0ffbc0-0000","client-request-id":"225aed2b-0000"}}}"#;
 
