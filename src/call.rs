@@ -622,15 +622,7 @@ impl Call<Recording> {
         };
         let mut call = self;
         call.state.armed = false;
-        let reported = match sent {
-            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => Ok(()),
-            Sent::Answered(Outcome::Failed { operation }) => {
-                Err(Error::OperationFailed(Box::new(operation)))
-            }
-            Sent::Answered(Outcome::GraphError(e)) => Err(Error::Graph(Box::new(e))),
-            Sent::Answered(Outcome::Unparseable { body, .. }) => Err(Error::Unparseable(body)),
-            Sent::Lost(e) => Err(e),
-        };
+        let reported = sent.accepted();
         Ok((call, reported))
     }
 

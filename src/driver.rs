@@ -23,9 +23,9 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
 use crate::error::Error;
-use crate::graph::{Graph, Sent, exchange};
+use crate::graph::{Graph, exchange};
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
-use crate::response::{Operation, Outcome};
+use crate::response::Operation;
 use crate::retry::RetryPolicy;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State};
 use crate::status::{OperationStatus, RecordingStatus};
@@ -328,15 +328,7 @@ impl<T: Transport + 'static> Driver<T> {
             return Err(Error::CallEnded);
         }
         let (sent, _) = exchange(&self.inner.graph, &*self.inner.audit, call, status).await?;
-        match sent {
-            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => Ok(()),
-            Sent::Answered(Outcome::Failed { operation }) => {
-                Err(Error::OperationFailed(Box::new(operation)))
-            }
-            Sent::Answered(Outcome::GraphError(e)) => Err(Error::Graph(Box::new(e))),
-            Sent::Answered(Outcome::Unparseable { body, .. }) => Err(Error::Unparseable(body)),
-            Sent::Lost(e) => Err(e),
-        }
+        sent.accepted()
     }
 }
 

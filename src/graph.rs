@@ -180,6 +180,22 @@ pub(crate) enum Sent {
     Lost(Error),
 }
 
+impl Sent {
+    /// Whether an end-of-recording report (`notRecording`/`failed`) was accepted: a 2xx whose
+    /// operation is completed or still pending. Anything else is the error to report.
+    pub(crate) fn accepted(self) -> Result<(), Error> {
+        match self {
+            Self::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => Ok(()),
+            Self::Answered(Outcome::Failed { operation }) => {
+                Err(Error::OperationFailed(Box::new(operation)))
+            }
+            Self::Answered(Outcome::GraphError(e)) => Err(Error::Graph(Box::new(e))),
+            Self::Answered(Outcome::Unparseable { body, .. }) => Err(Error::Unparseable(body)),
+            Self::Lost(e) => Err(e),
+        }
+    }
+}
+
 /// Sends one status update for `call`, retrying as the graph's policy allows, auditing every
 /// attempt and answer. `make_attempt` gives each attempt its fresh `clientContext` and
 /// `client-request-id`; the attempt that got the final answer is returned with it.
