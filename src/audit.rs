@@ -81,6 +81,8 @@ pub enum AuditKind {
         status: Option<String>,
         /// Whether the update was for the call's outstanding request.
         matched: bool,
+        /// How the notification's webhook request was authenticated.
+        via: String,
     },
     /// An authenticated notification body was handed to the hub.
     NotificationAccepted {

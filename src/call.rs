@@ -11,11 +11,14 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
 use crate::graph::{Attempts, Graph, Sent, exchange, exchange_with, record};
 use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
-use crate::state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
+use crate::state::{
+    CallState, Failed, NotRecording, PendingRecording, Recording, State, Unsettled,
+};
 use crate::status::{OperationStatus, RecordingStatus};
 use crate::transport::{BlockingTransport, Transport};
 use crate::types::{CallId, normalize_id};
@@ -53,7 +56,8 @@ pub struct Call<S: State> {
 /// Told when a `Call<Recording>` is dropped without leaving `Recording` (after its retention
 /// was revoked), so that a best-effort `notRecording` can be queued.
 pub(crate) trait OrphanHook: Send + Sync {
-    fn orphaned(&self, call: &CallId);
+    /// `retention` is already revoked; the hook must let it drain before reporting.
+    fn orphaned(&self, call: &CallId, retention: Arc<RetentionShared>);
 }
 
 impl<S: State> fmt::Debug for Call<S> {
@@ -242,7 +246,10 @@ impl<S: State> Call<S> {
             }
         }
         self.transition_audit(CallState::Failed, &reason.to_string());
-        self.into_state(Failed { reason })
+        self.into_state(Failed {
+            reason,
+            unsettled: None,
+        })
     }
 
     /// `NotRecording`/`Failed` → `PendingRecording` → …
@@ -275,7 +282,7 @@ impl<S: State> Call<S> {
                     operation_id: None,
                 });
                 Ok(match sent {
-                    Sent::Lost(error) => Begin::Failed(pending.fail(graph, error).await),
+                    Sent::Lost(error) => Begin::Failed(pending.fail_pending(graph, error).await),
                     Sent::Answered(outcome) => pending.settle(graph, outcome).await,
                 })
             }
@@ -318,6 +325,12 @@ impl Call<Failed> {
     /// Why the call failed.
     pub fn reason(&self) -> &Error {
         &self.state.reason
+    }
+
+    /// The `recording` attempt whose outcome is unknown, if the failure was ambiguous.
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) fn unsettled(&self) -> Option<&Unsettled> {
+        self.state.unsettled.as_deref()
     }
 }
 
@@ -393,11 +406,13 @@ impl Call<PendingRecording> {
     /// An update for another request, or one that is not final, leaves the call pending.
     /// `completed` leads to `Recording`; `failed` to `Failed` (reporting `failed` best effort).
     ///
-    /// Authenticate the notification before calling this: a forged `completed` would unlock
-    /// retention.
+    /// `proof` shows the notification's webhook request was authenticated (see
+    /// [`crate::auth`]): a forged `completed` would otherwise unlock retention. How it was
+    /// authenticated is written to the audit trail with the update.
     pub async fn handle_operation<T: Transport>(
         self,
         graph: &Graph<T>,
+        proof: &Authenticated,
         operation: &Operation,
     ) -> Begin {
         let matched = self.is_for_this_request(operation);
@@ -406,9 +421,10 @@ impl Call<PendingRecording> {
             client_context: operation.client_context.clone(),
             status: operation.status.as_ref().map(|s| s.as_str().to_owned()),
             matched,
+            via: proof.method().to_string(),
         });
         if let Err(e) = audited {
-            return Begin::Failed(self.fail(graph, e.into()).await);
+            return Begin::Failed(self.fail_pending(graph, e.into()).await);
         }
         if !matched {
             return Begin::Pending(self);
@@ -416,7 +432,7 @@ impl Call<PendingRecording> {
         match operation.status {
             Some(OperationStatus::Completed) => self.enter_recording(graph).await,
             Some(OperationStatus::Failed) => Begin::Failed(
-                self.fail(graph, Error::OperationFailed(Box::new(operation.clone())))
+                self.fail_pending(graph, Error::OperationFailed(Box::new(operation.clone())))
                     .await,
             ),
             _ => Begin::Pending(self),
@@ -427,20 +443,35 @@ impl Call<PendingRecording> {
     pub fn handle_operation_blocking<T: BlockingTransport + Sync>(
         self,
         graph: &Graph<T>,
+        proof: &Authenticated,
         operation: &Operation,
     ) -> Begin {
-        block_on(self.handle_operation(&graph.blocking(), operation))
+        block_on(self.handle_operation(&graph.blocking(), proof, operation))
     }
 
     /// Gives up waiting (the deadline passed): the outcome is unknown, so the call enters
     /// `Failed` and `failed` is reported best effort.
     pub async fn abandon<T: Transport>(self, graph: &Graph<T>) -> Call<Failed> {
-        self.fail(graph, Error::Abandoned).await
+        self.fail_pending(graph, Error::Abandoned).await
     }
 
     /// The blocking twin of [`abandon`](Self::abandon).
     pub fn abandon_blocking<T: BlockingTransport + Sync>(self, graph: &Graph<T>) -> Call<Failed> {
         block_on(self.abandon(&graph.blocking()))
+    }
+
+    /// As `fail`, remembering the attempt when its outcome is unknown, so that a late
+    /// `completed` for it can still be recognised.
+    async fn fail_pending<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
+        let unsettled = reason.is_unknown_outcome().then(|| {
+            Box::new(Unsettled {
+                context: self.state.context.as_str().to_owned(),
+                operation_id: self.state.operation_id.clone(),
+            })
+        });
+        let mut failed = self.fail(graph, reason).await;
+        failed.state.unsettled = unsettled;
+        failed
     }
 
     async fn settle<T: Transport>(mut self, graph: &Graph<T>, outcome: Outcome) -> Begin {
@@ -451,7 +482,7 @@ impl Call<PendingRecording> {
                     .as_deref()
                     .is_some_and(|c| c != self.client_context())
                 {
-                    return Begin::Failed(self.fail(graph, Error::ContextMismatch).await);
+                    return Begin::Failed(self.fail_pending(graph, Error::ContextMismatch).await);
                 }
                 self.state.operation_id = operation.id;
                 self.enter_recording(graph).await
@@ -461,14 +492,14 @@ impl Call<PendingRecording> {
                 Begin::Pending(self)
             }
             Outcome::Failed { operation } => Begin::Failed(
-                self.fail(graph, Error::OperationFailed(Box::new(operation)))
+                self.fail_pending(graph, Error::OperationFailed(Box::new(operation)))
                     .await,
             ),
             Outcome::GraphError(e) => {
-                Begin::Failed(self.fail(graph, Error::Graph(Box::new(e))).await)
+                Begin::Failed(self.fail_pending(graph, Error::Graph(Box::new(e))).await)
             }
             Outcome::Unparseable { body, .. } => {
-                Begin::Failed(self.fail(graph, Error::Unparseable(body)).await)
+                Begin::Failed(self.fail_pending(graph, Error::Unparseable(body)).await)
             }
         }
     }
@@ -477,7 +508,7 @@ impl Call<PendingRecording> {
         if let Err(e) =
             self.try_transition_audit(CallState::Recording, "recording acknowledged as completed")
         {
-            return Begin::Failed(self.fail(graph, e.into()).await);
+            return Begin::Failed(self.fail_pending(graph, e.into()).await);
         }
         let shared = RetentionShared::new(
             self.id.clone(),
@@ -518,6 +549,10 @@ impl Call<Recording> {
     /// Stops recording: raises the stop signal, waits until every retention capability has
     /// ended (or `drain_deadline` completes, e.g. `tokio::time::sleep(…)`), and only then
     /// reports `notRecording`.
+    ///
+    /// Graph's answer counts as acknowledged when it is a 2xx whose operation is `completed`
+    /// or not yet final (`running`, `notStarted`, `null`): retention has ended either way, and
+    /// the call is `NotRecording` as far as media is concerned.
     ///
     /// # Errors
     /// [`StopError::StillRecording`] if capabilities outlived the deadline or nothing could be
@@ -577,6 +612,7 @@ impl Call<Recording> {
                 Ok(()) => Error::Reported(reason),
                 Err(e) => e,
             },
+            unsettled: None,
         });
         if matches!(failed.reason(), Error::Reported(_)) {
             Ok(failed)

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::graph::{Graph, exchange};
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
 use crate::response::Operation;
+use crate::retention::RetentionShared;
 use crate::retry::RetryPolicy;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State};
 use crate::status::{OperationStatus, RecordingStatus};
@@ -90,13 +91,23 @@ pub enum DriverEvent {
     /// shows `recording` while the call is `Failed` and retains nothing. Report the truth with
     /// [`Driver::reconcile`].
     LateCompletion(LateCompletion),
-    /// A `Call<Recording>` was dropped without stopping; its retention was revoked and
-    /// `notRecording` was reported, best effort. `acknowledged` says whether Graph accepted it.
+    /// A `Call<Recording>` was dropped without stopping; its retention was revoked, drained,
+    /// and `notRecording` was reported, best effort. `acknowledged` says whether Graph
+    /// accepted it.
     OrphanReported {
         /// The call.
         call_id: CallId,
         /// Whether Graph acknowledged the `notRecording`.
         acknowledged: bool,
+    },
+    /// A `Call<Recording>` was dropped without stopping, and its (revoked) capabilities were
+    /// still alive at the drain deadline, so nothing was reported: Graph still shows
+    /// `recording`. End the media tasks; the call needs attention.
+    OrphanNotReported {
+        /// The call.
+        call_id: CallId,
+        /// Capabilities still alive.
+        outstanding: usize,
     },
 }
 
@@ -245,35 +256,64 @@ impl<T: Transport + 'static> Driver<T> {
         }
         let pending = match call.begin_recording(&self.inner.graph).await? {
             Begin::Recording(c) => return Ok(Started::Recording(c)),
-            Begin::Failed(c) => return Ok(Started::Failed(c)),
+            Begin::Failed(c) => return Ok(self.failed(c)),
             Begin::Pending(c) => c,
         };
         Ok(self.wait_pending(pending).await)
     }
 
+    /// A failed start whose outcome is unknown may still be completed by Graph: remember the
+    /// attempt so that a late `completed` is surfaced.
+    fn failed(&self, call: Call<Failed>) -> Started {
+        if let Some(unsettled) = call.unsettled() {
+            self.inner.hub.abandon(
+                call.id(),
+                Key {
+                    call: call.id().normalized(),
+                    operation: unsettled.operation_id.as_deref().map(normalize_id),
+                    context: unsettled.context.clone(),
+                },
+            );
+        }
+        Started::Failed(call)
+    }
+
     async fn wait_pending(&self, mut pending: Call<PendingRecording>) -> Started {
         let graph = &self.inner.graph;
         let deadline = tokio::time::Instant::now() + self.inner.config.pending_deadline;
+        // If this future is dropped while waiting, the waiter files the request as abandoned,
+        // so a later `completed` is still surfaced.
         let mut waiter = self.inner.hub.register(&pending);
         loop {
             tokio::select! {
+                biased;
                 update = waiter.updates.recv() => {
-                    let Some(operation) = update else { break };
-                    match pending.handle_operation(graph, &operation).await {
-                        Begin::Recording(c) => return Started::Recording(c),
-                        Begin::Failed(c) => return Started::Failed(c),
+                    let Some((proof, operation)) = update else { break };
+                    match pending.handle_operation(graph, &proof, &operation).await {
+                        Begin::Recording(c) => {
+                            waiter.settle();
+                            return Started::Recording(c);
+                        }
+                        Begin::Failed(c) => {
+                            waiter.settle();
+                            return Started::Failed(c);
+                        }
                         Begin::Pending(c) => pending = c,
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
+        // Updates routed before the deadline still count; the rest turn late.
+        for (proof, operation) in waiter.close() {
+            match pending.handle_operation(graph, &proof, &operation).await {
+                Begin::Recording(c) => return Started::Recording(c),
+                Begin::Failed(c) => return Started::Failed(c),
+                Begin::Pending(c) => pending = c,
+            }
+        }
         tracing::warn!(call_id = %pending.id(), "pending recording operation passed its deadline");
-        waiter.abandon(
-            pending.id().clone(),
-            pending.operation_id().map(str::to_owned),
-        );
-        Started::Failed(pending.abandon(graph).await)
+        self.failed(pending.abandon(graph).await)
     }
 
     /// Stops recording: raises the stop signal, waits up to
@@ -338,7 +378,7 @@ struct Orphans<T> {
 }
 
 impl<T: Transport + 'static> OrphanHook for Orphans<T> {
-    fn orphaned(&self, call: &CallId) {
+    fn orphaned(&self, call: &CallId, retention: Arc<RetentionShared>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(call_id = %call, "no tokio runtime: cannot report `notRecording` for a dropped recording call");
             return;
@@ -346,6 +386,22 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
         let driver = self.driver.clone();
         let call = call.clone();
         runtime.spawn(async move {
+            // Revoked is not drained: a write that passed its check may still be under way.
+            // Report only once every capability has ended, as `stop_recording` does.
+            let drain = tokio::time::sleep(driver.inner.config.drain_deadline);
+            if let Err(outstanding) = retention.drain(drain).await {
+                let _ = driver.inner.audit.record(&AuditEvent::now(
+                    call.as_str(),
+                    AuditKind::DrainTimedOut { outstanding },
+                ));
+                tracing::warn!(call_id = %call, outstanding, "dropped recording call: capabilities outlived the drain deadline; `notRecording` not reported");
+                let _ = driver
+                    .inner
+                    .events
+                    .send(DriverEvent::OrphanNotReported { call_id: call, outstanding });
+                return;
+            }
+            drop(retention);
             let result = driver
                 .send_end_status(&call, RecordingStatus::NotRecording)
                 .await;
@@ -401,6 +457,8 @@ impl fmt::Debug for Hub {
 }
 
 const MAX_REMEMBERED: usize = 4096;
+/// Ended calls remembered (to refuse further requests for them).
+const MAX_ENDED: usize = 65_536;
 
 struct HubState {
     next_id: u64,
@@ -408,8 +466,9 @@ struct HubState {
     /// Operations that reached a final status (call id, operation id or context).
     settled: VecDeque<(tokio::time::Instant, Key)>,
     abandoned: VecDeque<(tokio::time::Instant, Abandoned)>,
-    held: VecDeque<(tokio::time::Instant, OperationUpdate)>,
+    held: VecDeque<(tokio::time::Instant, Authenticated, OperationUpdate)>,
     ended: HashSet<String>,
+    ended_order: VecDeque<String>,
     memory: Duration,
 }
 
@@ -438,7 +497,7 @@ impl Key {
 struct Waiting {
     id: u64,
     key: Key,
-    tx: mpsc::UnboundedSender<Operation>,
+    tx: mpsc::UnboundedSender<(Authenticated, Operation)>,
 }
 
 struct Abandoned {
@@ -456,43 +515,60 @@ fn routed_operation(update: &OperationUpdate) -> Operation {
     operation
 }
 
-/// A pending call's registration with the hub; dropping it unregisters.
+/// A pending call's registration with the hub. Dropping it without [`Waiter::settle`] (the
+/// waiting future was cancelled) files the request as abandoned.
 struct Waiter {
     hub: Hub,
     id: u64,
+    call_id: CallId,
     key: Key,
-    updates: mpsc::UnboundedReceiver<Operation>,
+    updates: mpsc::UnboundedReceiver<(Authenticated, Operation)>,
     done: bool,
 }
 
 impl Waiter {
-    fn abandon(mut self, call_id: CallId, operation: Option<String>) {
+    /// The request reached a final status.
+    fn settle(mut self) {
         self.done = true;
         let mut s = self.hub.lock();
         s.waiters.retain(|w| w.id != self.id);
-        let mut key = self.key.clone();
-        if key.operation.is_none() {
-            key.operation = operation.map(|o| normalize_id(&o));
-        }
         let now = tokio::time::Instant::now();
-        s.abandoned.push_back((now, Abandoned { call_id, key }));
+        s.settled.push_back((now, self.key.clone()));
         s.trim(now);
+    }
+
+    /// The deadline passed: unregister and file the request as abandoned in one step, and
+    /// return the updates that were routed before that.
+    fn close(mut self) -> Vec<(Authenticated, Operation)> {
+        self.done = true;
+        let mut s = self.hub.lock();
+        s.waiters.retain(|w| w.id != self.id);
+        let mut routed = Vec::new();
+        while let Ok(update) = self.updates.try_recv() {
+            routed.push(update);
+        }
+        s.add_abandoned(self.call_id.clone(), self.key.clone());
+        routed
     }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
         if !self.done {
-            let mut s = self.hub.lock();
-            s.waiters.retain(|w| w.id != self.id);
-            let now = tokio::time::Instant::now();
-            s.settled.push_back((now, self.key.clone()));
-            s.trim(now);
+            self.hub.abandon(&self.call_id, self.key.clone());
         }
     }
 }
 
 impl HubState {
+    fn add_abandoned(&mut self, call_id: CallId, key: Key) {
+        if !self.abandoned.iter().any(|(_, a)| a.key == key) {
+            let now = tokio::time::Instant::now();
+            self.abandoned.push_back((now, Abandoned { call_id, key }));
+            self.trim(now);
+        }
+    }
+
     fn trim(&mut self, now: tokio::time::Instant) {
         let memory = self.memory;
         let fresh = |t: &tokio::time::Instant| now.saturating_duration_since(*t) <= memory;
@@ -506,9 +582,15 @@ impl HubState {
         {
             self.abandoned.pop_front();
         }
-        while self.held.front().is_some_and(|(t, _)| !fresh(t)) || self.held.len() > MAX_REMEMBERED
+        while self.held.front().is_some_and(|(t, _, _)| !fresh(t))
+            || self.held.len() > MAX_REMEMBERED
         {
             self.held.pop_front();
+        }
+        while self.ended_order.len() > MAX_ENDED {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
         }
     }
 }
@@ -527,6 +609,7 @@ impl Hub {
                 abandoned: VecDeque::new(),
                 held: VecDeque::new(),
                 ended: HashSet::new(),
+                ended_order: VecDeque::new(),
                 memory,
             })),
             audit,
@@ -539,7 +622,16 @@ impl Hub {
     }
 
     fn mark_ended(&self, call: &CallId) {
-        self.lock().ended.insert(call.normalized());
+        let mut s = self.lock();
+        if s.ended.insert(call.normalized()) {
+            s.ended_order.push_back(call.normalized());
+            let now = tokio::time::Instant::now();
+            s.trim(now);
+        }
+    }
+
+    fn abandon(&self, call: &CallId, key: Key) {
+        self.lock().add_abandoned(call.clone(), key);
     }
 
     fn has_ended(&self, call: &CallId) -> bool {
@@ -558,11 +650,11 @@ impl Hub {
         s.next_id += 1;
         // Updates that raced ahead of the registration.
         let mut kept = VecDeque::new();
-        for (at, update) in s.held.drain(..) {
+        for (at, proof, update) in s.held.drain(..) {
             if key.matches(&update) {
-                let _ = tx.send(routed_operation(&update));
+                let _ = tx.send((proof, routed_operation(&update)));
             } else {
-                kept.push_back((at, update));
+                kept.push_back((at, proof, update));
             }
         }
         s.held = kept;
@@ -574,6 +666,7 @@ impl Hub {
         Waiter {
             hub: self.clone(),
             id,
+            call_id: call.id().clone(),
             key,
             updates,
             done: false,
@@ -606,7 +699,9 @@ impl Hub {
             s.trim(now);
             for update in parsed.updates {
                 if let Some(w) = s.waiters.iter().find(|w| w.key.matches(&update))
-                    && w.tx.send(routed_operation(&update)).is_ok()
+                    && w.tx
+                        .send((proof.clone(), routed_operation(&update)))
+                        .is_ok()
                 {
                     delivery.routed += 1;
                     continue;
@@ -640,7 +735,7 @@ impl Hub {
                 } else {
                     delivery.held += 1;
                     ignored_updates.push((update.clone(), "no call waiting yet; held"));
-                    s.held.push_back((now, update));
+                    s.held.push_back((now, proof.clone(), update));
                 }
             }
         }

@@ -101,6 +101,11 @@ impl RetentionShared {
             tracing::error!(call_id = %self.call_id, capability, error = %e,
                 "could not audit the end of a retention capability");
         }
+        self.release(owned);
+    }
+
+    /// Lets go of a capability and wakes the drain when the last owned one is gone.
+    fn release(&self, owned: bool) {
         let wakers = {
             let mut inner = self.lock();
             if owned {
@@ -142,11 +147,12 @@ impl RetentionShared {
         }
     }
 
-    /// The call was dropped while recording: revoke, then let the orphan hook report it.
-    pub(crate) fn orphaned(&self) {
+    /// The call was dropped while recording: revoke, then let the orphan hook report it once
+    /// every capability has ended.
+    pub(crate) fn orphaned(self: &Arc<Self>) {
         self.revoke();
         if let Some(hook) = &self.orphan {
-            hook.orphaned(&self.call_id);
+            hook.orphaned(&self.call_id, self.clone());
         }
     }
 
@@ -267,20 +273,40 @@ impl fmt::Debug for Retention<'_> {
 pub struct RetentionHandle {
     shared: Arc<RetentionShared>,
     capability: u64,
+    /// `false` for a clone whose start could not be audited, or that was made after
+    /// revocation: it never writes, and its end is not audited either.
+    audited: bool,
 }
 
 impl RetentionHandle {
     pub(crate) fn new(shared: Arc<RetentionShared>) -> Result<Self, AuditError> {
         let capability = shared.start(true)?;
-        Ok(Self { shared, capability })
+        Ok(Self {
+            shared,
+            capability,
+            audited: true,
+        })
+    }
+
+    /// A handle that cannot write: it only keeps the drain waiting until it is dropped.
+    fn inert(shared: &Arc<RetentionShared>) -> Self {
+        shared.lock().owned_live += 1;
+        Self {
+            shared: shared.clone(),
+            capability: 0,
+            audited: false,
+        }
     }
 
     /// A new capability for the same call, like `clone`, but reporting an audit failure
-    /// instead of logging it.
+    /// instead of logging it. After the call ended (revocation) the clone cannot write.
     ///
     /// # Errors
     /// The audit sink refused the start event; no capability was minted.
     pub fn try_clone(&self) -> Result<Self, AuditError> {
+        if self.shared.is_revoked() {
+            return Ok(Self::inert(&self.shared));
+        }
         Self::new(self.shared.clone())
     }
 
@@ -313,20 +339,16 @@ impl RetentionHandle {
 }
 
 impl Clone for RetentionHandle {
-    /// A new capability (with its own audit start). If the audit sink fails, the clone is still
-    /// made and the failure is logged; use [`RetentionHandle::try_clone`] to handle it instead.
+    /// A new capability (with its own audit start). If the audit sink fails, or the call has
+    /// ended, the clone cannot write (its writes fail like a revoked handle's); use
+    /// [`RetentionHandle::try_clone`] to see the audit failure instead.
     fn clone(&self) -> Self {
-        match Self::new(self.shared.clone()) {
+        match self.try_clone() {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(call_id = %self.shared.call_id, error = %e,
-                    "could not audit the start of a cloned retention capability");
-                let capability = self.shared.next_capability.fetch_add(1, Ordering::Relaxed);
-                self.shared.lock().owned_live += 1;
-                Self {
-                    shared: self.shared.clone(),
-                    capability,
-                }
+                    "could not audit the start of a cloned retention capability; the clone cannot write");
+                Self::inert(&self.shared)
             }
         }
     }
@@ -334,7 +356,11 @@ impl Clone for RetentionHandle {
 
 impl Drop for RetentionHandle {
     fn drop(&mut self) {
-        self.shared.end(self.capability, true);
+        if self.audited {
+            self.shared.end(self.capability, true);
+        } else {
+            self.shared.release(true);
+        }
     }
 }
 
@@ -411,6 +437,12 @@ impl Capability for RetentionHandle {
     }
 
     fn check(&self) -> io::Result<()> {
+        if !self.audited {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "this retention handle was never audited and cannot write",
+            ));
+        }
         check_revoked(&self.shared)
     }
 }
@@ -444,14 +476,16 @@ fn check_revoked(shared: &RetentionShared) -> io::Result<()> {
 /// ```
 #[derive(Debug)]
 pub struct RetentionWriter<C: Capability, W> {
-    capability: C,
+    // Declared first so that it drops first: whatever `W` flushes on drop reaches storage
+    // while the capability is still alive, never after the drain completed.
     inner: W,
+    capability: C,
 }
 
 impl<C: Capability, W> RetentionWriter<C, W> {
     /// Wraps `inner` behind `capability`.
     pub fn new(capability: C, inner: W) -> Self {
-        Self { capability, inner }
+        Self { inner, capability }
     }
 
     /// The capability writes go through.
@@ -484,6 +518,7 @@ impl<C: Capability, W: io::Write> io::Write for RetentionWriter<C, W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.capability.check()?;
         self.inner.flush()
     }
 }
@@ -503,11 +538,15 @@ impl<C: Capability + Unpin, W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWr
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        this.capability.check()?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        this.capability.check()?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 

@@ -53,6 +53,15 @@ pub struct Recording {
 #[derive(Debug)]
 pub struct Failed {
     pub(crate) reason: Error,
+    /// The `recording` attempt whose outcome is unknown (so Graph may still complete it).
+    pub(crate) unsettled: Option<Box<Unsettled>>,
+}
+
+/// A `recording` attempt whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsettled {
+    pub(crate) context: String,
+    pub(crate) operation_id: Option<String>,
 }
 
 impl fmt::Debug for Recording {
@@ -71,7 +80,7 @@ impl Drop for Recording {
                 "a recording call was dropped without stop_recording or report_failure; \
                  retention is revoked and Graph still shows `recording`"
             );
-            self.shared.orphaned();
+            RetentionShared::orphaned(&self.shared);
         }
     }
 }

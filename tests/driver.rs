@@ -561,7 +561,7 @@ async fn ended_call_revokes_and_sends_nothing_more() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropped_recording_call_reports_not_recording_after_revoking() {
+async fn dropped_recording_call_reports_not_recording_after_draining() {
     let (driver, mut events, audit, transport) = driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
@@ -579,6 +579,10 @@ async fn dropped_recording_call_reports_not_recording_after_revoking() {
         handle.is_revoked(),
         "revoked at once, before anything is sent"
     );
+    // Revoked is not drained: nothing is reported while the handle still exists.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(transport.statuses(), ["recording"]);
+    drop(handle);
     let Some(DriverEvent::OrphanReported {
         call_id: id,
         acknowledged,
@@ -589,17 +593,122 @@ async fn dropped_recording_call_reports_not_recording_after_revoking() {
     assert_eq!(id, call_id());
     assert!(acknowledged);
     assert_eq!(transport.statuses(), ["recording", "notRecording"]);
-    let events = audit.events();
-    let revoked = events
-        .iter()
-        .position(|e| matches!(e.kind, AuditKind::RetentionRevoked { .. }))
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_recording_call_with_stuck_media_reports_nothing() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default().with_drain_deadline(Duration::from_secs(2)),
+    );
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let stuck = call.retention_handle().unwrap();
+    // The usual way to get here: `?` on a stop whose drain timed out drops the call.
+    let Err(recording_status::StopError::StillRecording { call, .. }) =
+        driver.stop_recording(call).await
+    else {
+        panic!("the drain must time out")
+    };
+    drop(call);
+    let Some(DriverEvent::OrphanNotReported { outstanding, .. }) = events.recv().await else {
+        panic!("an unreportable orphan must be surfaced")
+    };
+    assert_eq!(outstanding, 1);
+    assert_eq!(
+        transport.statuses(),
+        ["recording"],
+        "never notRecording while media is alive"
+    );
+    drop(stuck);
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_wait_still_surfaces_a_late_completion() {
+    let (driver, mut events, _audit, _t) = driver(
+        vec![Step::running(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let waiting = driver.begin_recording(driver.call(call_id()));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .is_err(),
+        "still pending"
+    );
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
         .unwrap();
-    let reported = events
-        .iter()
-        .rposition(|e| matches!(e.kind, AuditKind::RequestSent { .. }))
-        .unwrap();
-    assert!(revoked < reported);
-    drop(handle);
+    assert_eq!(d.late, 1);
+    assert!(matches!(
+        events.recv().await,
+        Some(DriverEvent::LateCompletion(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
+    let (driver, mut events, _audit, transport) = driver(
+        vec![Step::graph_error(504, "GatewayTimeout"), Step::completed()],
+        DriverConfig::default(),
+    );
+    let Started::Failed(call) = driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(call.reason().is_unknown_outcome());
+    // Graph applied the `recording` after all and tells the webhook.
+    let context = transport.bodies()[0]["clientContext"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
+        "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"{context}","status":"completed"}}}}]}}"##
+    );
+    let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+    assert_eq!(d.late, 1);
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!()
+    };
+    assert_eq!(late.client_context, context);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_routed_at_the_deadline_is_not_lost() {
+    for _ in 0..20 {
+        let config = DriverConfig::default().with_pending_deadline(Duration::from_secs(5));
+        let (driver, mut events, _a, _t) = driver(vec![Step::running(), Step::completed()], config);
+        let hub = driver.hub().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            hub.deliver(&proof(), &notification(CALL_UPPER, "completed"))
+                .unwrap();
+        });
+        match driver
+            .begin_recording(driver.call(call_id()))
+            .await
+            .unwrap()
+        {
+            Started::Recording(call) => drop(driver.end(call)),
+            Started::Failed(_) => assert!(
+                matches!(events.recv().await, Some(DriverEvent::LateCompletion(_))),
+                "a completion at the deadline must either record or be surfaced"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]

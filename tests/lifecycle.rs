@@ -16,6 +16,10 @@ use recording_status::{
     RetentionWriter, StopError,
 };
 
+fn proof() -> recording_status::auth::Authenticated {
+    recording_status::auth::Authenticated::danger_authenticated_elsewhere("lifecycle test")
+}
+
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 const TOKEN: &str = "eyJ0eXAiOiJKV1Qi.super-secret-token.sig";
 
@@ -102,16 +106,16 @@ async fn running_stays_pending_until_completed_notification() {
     // Unrelated and non-final updates change nothing.
     let other: Operation =
         operation(r#"{"id":"ffff","clientContext":"other","status":"completed"}"#);
-    let Begin::Pending(call) = call.handle_operation(&graph, &other).await else {
+    let Begin::Pending(call) = call.handle_operation(&graph, &proof(), &other).await else {
         panic!("an update for another request must be ignored");
     };
     let running = operation(r#"{"id":"0FE0623FD62842EDB4BD8AC290072CC5","status":"Running"}"#);
-    let Begin::Pending(call) = call.handle_operation(&graph, &running).await else {
+    let Begin::Pending(call) = call.handle_operation(&graph, &proof(), &running).await else {
         panic!("running is not final");
     };
     // The notification uses the upper-case dash-less id and PascalCase status.
     let done = operation(r#"{"id":"0FE0623FD62842EDB4BD8AC290072CC5","status":"Completed"}"#);
-    let Begin::Recording(call) = call.handle_operation(&graph, &done).await else {
+    let Begin::Recording(call) = call.handle_operation(&graph, &proof(), &done).await else {
         panic!("completed must unlock recording");
     };
     assert!(call.retention().is_ok());
@@ -370,7 +374,7 @@ fn blocking_twins_follow_the_same_table() {
             .replace("PLACEHOLDER", call.client_context())
             .as_str(),
     );
-    let Begin::Recording(call) = call.handle_operation_blocking(&graph, &done) else {
+    let Begin::Recording(call) = call.handle_operation_blocking(&graph, &proof(), &done) else {
         panic!()
     };
     let handle = call.retention_handle().unwrap();
@@ -574,4 +578,57 @@ fn retention_ends_are_audited_before_the_stop_request_under_races() {
         assert_eq!(call.state(), CallState::NotRecording);
         verify(&audit.events()).unwrap();
     }
+}
+
+/// A writer dropped without `finish` (e.g. an early `?` in a media task) flushes its buffer
+/// while its capability is still alive, never after the drain let the stop request go.
+#[test]
+fn writer_storage_is_flushed_before_its_capability_ends() {
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Order(Mutex<Vec<&'static str>>);
+
+    #[derive(Debug)]
+    struct Sink(Arc<Order>);
+    impl AuditSink for Sink {
+        fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+            if matches!(event.kind, AuditKind::RetentionEnded { .. }) {
+                self.0.0.lock().unwrap().push("retention ended");
+            }
+            Ok(())
+        }
+    }
+
+    struct Storage(Arc<Order>);
+    impl Write for Storage {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.0.lock().unwrap().push("bytes stored");
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let order = Arc::new(Order::default());
+    let graph = Graph::new(
+        ScriptedTransport::new().then(Step::completed()),
+        AccessToken::new("t"),
+    );
+    let call = Call::new(CALL.parse().unwrap(), Arc::new(Sink(order.clone())));
+    let Begin::Recording(call) = call.begin_recording_blocking(&graph).unwrap() else {
+        panic!()
+    };
+    let mut writer = RetentionWriter::new(
+        call.retention_handle().unwrap(),
+        std::io::BufWriter::new(Storage(order.clone())),
+    );
+    writer.write_all(b"buffered, not yet stored").unwrap();
+    drop(writer);
+    assert_eq!(
+        *order.0.lock().unwrap(),
+        ["bytes stored", "retention ended"]
+    );
+    drop(call.end());
 }

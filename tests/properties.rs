@@ -13,6 +13,7 @@ use std::sync::Arc;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use recording_status::audit::{AuditKind, MemorySink, verify};
+use recording_status::auth::Authenticated;
 use recording_status::http::{self, HeaderName, HeaderValue, StatusCode};
 use recording_status::response::{GraphError, Operation, Outcome, interpret_response};
 use recording_status::testing::{ScriptedTransport, Step};
@@ -644,7 +645,13 @@ impl Harness {
                     context,
                     status,
                 });
-                c.handle_operation(&self.graph, &operation).await.into()
+                c.handle_operation(
+                    &self.graph,
+                    &Authenticated::danger_authenticated_elsewhere("property test"),
+                    &operation,
+                )
+                .await
+                .into()
             }
             (AnyCall::PendingRecording(c), Action::Abandon(f)) => {
                 self.model = Model::Failed;

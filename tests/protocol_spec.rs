@@ -24,6 +24,10 @@ use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Begin, Call, Ended, Graph, StopError};
 use typestate::typestate;
 
+fn proof() -> recording_status::auth::Authenticated {
+    recording_status::auth::Authenticated::danger_authenticated_elsewhere("protocol spec")
+}
+
 /// What every spec state carries besides the real call: the Graph link and the audit trail.
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -179,7 +183,7 @@ impl PendingRecordingState for Protocol<PendingRecording> {
         } else {
             &*env.graph
         };
-        match call.handle_operation_blocking(graph, &op) {
+        match call.handle_operation_blocking(graph, &proof(), &op) {
             Begin::Recording(call) => OperationOutcome::Recording(Protocol {
                 state: Recording { call, env },
             }),
