@@ -301,7 +301,7 @@ pub struct Violation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Verified {
-    /// Distinct calls in the trail.
+    /// Distinct calls with a request or a transition in the trail.
     pub calls: usize,
     /// Events checked.
     pub events: usize,
@@ -425,6 +425,10 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::DrainTimedOut { .. } => {}
         }
     }
-    report.calls = calls.len();
+    // Calls the trail speaks of (notification entries for unknown calls do not count).
+    report.calls = calls
+        .values()
+        .filter(|c| c.state.is_some() || c.last_request.is_some())
+        .count();
     Ok(report)
 }
