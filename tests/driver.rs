@@ -57,6 +57,20 @@ fn notification(call: &str, status: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Starts recording on the test call, which the script must let through.
+async fn recording(
+    driver: &Driver<ScriptedTransport>,
+) -> recording_status::Call<recording_status::Recording> {
+    match driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    {
+        Started::Recording(call) => call,
+        other => panic!("expected Recording, got {other:?}"),
+    }
+}
+
 fn call_id() -> CallId {
     CALL.parse().unwrap()
 }
@@ -420,13 +434,7 @@ async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         hub
     });
-    let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = recording(&driver).await;
     let hub = task.await.unwrap();
     for status in ["completed", "running", "failed"] {
         let r = hub
@@ -536,13 +544,7 @@ async fn ended_call_revokes_and_sends_nothing_more() {
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
-    let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = recording(&driver).await;
     let handle = call.retention_handle().unwrap();
     let ended = driver.end(call);
     assert!(handle.is_revoked());
@@ -566,13 +568,7 @@ async fn dropped_recording_call_reports_not_recording_after_draining() {
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
-    let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = recording(&driver).await;
     let handle = call.retention_handle().unwrap();
     drop(call);
     assert!(
@@ -602,13 +598,7 @@ async fn dropped_recording_call_with_stuck_media_reports_nothing() {
         vec![Step::completed(), Step::completed()],
         DriverConfig::default().with_drain_deadline(Duration::from_secs(2)),
     );
-    let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = recording(&driver).await;
     let stuck = call.retention_handle().unwrap();
     // The usual way to get here: `?` on a stop whose drain timed out drops the call.
     let Err(recording_status::StopError::StillRecording { call, .. }) =
@@ -717,13 +707,7 @@ async fn stop_waits_for_media_tasks_under_the_drain_deadline() {
         vec![Step::completed(), Step::completed()],
         DriverConfig::default().with_drain_deadline(Duration::from_secs(3)),
     );
-    let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = recording(&driver).await;
     let handle = call.retention_handle().unwrap();
     let media = tokio::spawn(async move {
         handle.stopping().await;
