@@ -89,6 +89,7 @@
 //! - `reqwest-0_13`, `ureq-3`: ready-made [`transports`] (redirects always off); `tls` adds
 //!   rustls to them.
 //! - `emulator`: `emulator::Emulator`, a Graph emulator on 127.0.0.1 for tests and examples.
+//! - `proptest`: `testing::strategies`, Graph's answers as proptest strategies.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

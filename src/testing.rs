@@ -1,5 +1,6 @@
 //! Test doubles for bots: [`ScriptedTransport`], an in-memory transport that answers from a
-//! script and records every request.
+//! script and records every request; with the `proptest` feature, [`strategies`] generating
+//! Graph's answers.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -238,5 +239,93 @@ impl BlockingTransport for ScriptedTransport {
 
     fn send_blocking(&self, request: HttpRequest) -> Result<HttpResponse, Self::Error> {
         self.answer(request)
+    }
+}
+
+/// proptest strategies for Graph's answers to `updateRecordingStatus`, to property-test a bot
+/// against arbitrary Graph behaviour with [`ScriptedTransport`].
+///
+/// # Example
+/// ```
+/// use proptest::prelude::*;
+/// use recording_status::testing::{ScriptedTransport, strategies};
+///
+/// proptest!(|(steps in proptest::collection::vec(strategies::step(), 1..8))| {
+///     let transport = ScriptedTransport::new();
+///     for step in steps {
+///         transport.push(step);
+///     }
+///     // … drive the bot with `Graph::new(transport, token)` and check its invariants.
+/// });
+/// ```
+#[cfg(feature = "proptest")]
+pub mod strategies {
+    use proptest::prelude::*;
+
+    use super::Step;
+
+    /// Any answer Graph (or the network) can give: `completed` in either casing, `running`,
+    /// `notStarted`, `null`, `failed` with `resultInfo`, the Graph error envelope for 400, 401,
+    /// 403 (incl. `8506`, `7504`, `7505`), 404, 429 and 503 (with or without `Retry-After`),
+    /// 500, 502 and 504, redirects, empty and HTML bodies, a completion for someone else's
+    /// `clientContext`, and transport failures.
+    pub fn step() -> impl Strategy<Value = Step> {
+        let error = (
+            prop::sample::select(&[400u16, 401, 403, 404, 429, 500, 502, 503, 504][..]),
+            prop::sample::select(
+                &[
+                    "8506",
+                    "7504",
+                    "7505",
+                    "Forbidden",
+                    "NotFound",
+                    "activityLimitReached",
+                    "InternalServerError",
+                ][..],
+            ),
+        )
+            .prop_map(|(status, code)| Step::graph_error(status, code));
+        let throttled =
+            (prop::sample::select(&[429u16, 503][..]), 0u64..5).prop_map(|(status, secs)| {
+                Step::Respond {
+                    status,
+                    headers: vec![("Retry-After".into(), secs.to_string())],
+                    body: br#"{"error":{"code":"TooManyRequests","message":"throttled"}}"#.to_vec(),
+                }
+            });
+        prop_oneof![
+            4 => Just(Step::completed()),
+            1 => Just(Step::operation(Some("Completed"))),
+            3 => Just(Step::running()),
+            1 => Just(Step::operation(Some("notStarted"))),
+            1 => Just(Step::operation(None)),
+            1 => Just(Step::json(
+                200,
+                r#"{"status":"failed","clientContext":"$CONTEXT","resultInfo":{"code":500,"subcode":8510,"message":"x"}}"#,
+            )),
+            3 => error,
+            2 => throttled,
+            1 => Just(Step::json(301, "")),
+            1 => Just(Step::json(200, "")),
+            1 => Just(Step::json(200, "<html><body>gateway</body></html>")),
+            1 => Just(Step::json(200, r#"{"clientContext":"someone-else","status":"completed"}"#)),
+            1 => Just(Step::fail("connection reset by peer")),
+        ]
+    }
+
+    /// Whether `step`, as the answer to a `recording` request, is an acknowledgement that
+    /// allows media to be persisted (a 2xx `completed` for the request's own context).
+    pub fn acknowledges_recording(step: &Step) -> bool {
+        match step {
+            Step::Respond { status, body, .. } => {
+                let body = String::from_utf8_lossy(body);
+                (200..300).contains(status)
+                    && body
+                        .to_ascii_lowercase()
+                        .contains(r#""status":"completed""#)
+                    && !body.contains("someone-else")
+            }
+            Step::Fail(_) => false,
+        }
     }
 }

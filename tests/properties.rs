@@ -908,3 +908,27 @@ fn capability_numbers_stay_unique_across_recording_episodes() {
         drop(call.end());
     });
 }
+
+/// The exported strategies (feature `proptest`), used the way a bot author would.
+#[cfg(feature = "proptest")]
+mod exported_strategies {
+    use super::*;
+    use recording_status::testing::strategies::{acknowledges_recording, step};
+    use recording_status::{Begin, Call};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn only_an_acknowledgement_unlocks_retention(answer in step()) {
+            let transport = ScriptedTransport::new().then(answer.clone());
+            let graph = Graph::new(transport, AccessToken::new("t"));
+            let audit = Arc::new(MemorySink::default());
+            let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap(), audit.clone());
+            let begin = call.begin_recording_blocking(&graph).unwrap();
+            prop_assert_eq!(matches!(begin, Begin::Recording(_)), acknowledges_recording(&answer));
+            drop(begin);
+            prop_assert!(verify(&audit.events()).is_ok());
+        }
+    }
+}
