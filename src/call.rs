@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::audit::{AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
 use crate::graph::{Attempts, Graph, Sent, exchange, exchange_with, record};
@@ -196,7 +196,7 @@ impl<S: State> Call<S> {
     }
 
     fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
-        self.audit.record(&AuditEvent::now(self.id.as_str(), kind))
+        record(&*self.audit, &self.id, kind)
     }
 
     /// Records a transition; a failure is logged (the state change itself already happened

@@ -71,6 +71,21 @@ async fn recording(
     }
 }
 
+/// Starts recording on the test call, which the script must make fail (`why` says why).
+async fn failed(
+    driver: &Driver<ScriptedTransport>,
+    why: &str,
+) -> recording_status::Call<recording_status::Failed> {
+    match driver
+        .begin_recording(driver.call(call_id()))
+        .await
+        .unwrap()
+    {
+        Started::Failed(call) => call,
+        other => panic!("{why}: got {other:?}"),
+    }
+}
+
 fn call_id() -> CallId {
     CALL.parse().unwrap()
 }
@@ -127,13 +142,7 @@ async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
         config,
     );
     let start = tokio::time::Instant::now();
-    let Started::Failed(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!("no notification within the deadline must fail")
-    };
+    let call = failed(&driver, "no notification within the deadline must fail").await;
     assert_eq!(start.elapsed(), Duration::from_secs(30));
     assert!(matches!(call.reason(), Error::Abandoned));
     assert!(call.reason().is_unknown_outcome());
@@ -227,13 +236,7 @@ async fn service_unavailable_storm_gives_up_at_the_deadline() {
         DriverConfig::default().with_retry(policy),
     );
     let start = tokio::time::Instant::now();
-    let Started::Failed(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!("a 503 storm must fail")
-    };
+    let call = failed(&driver, "a 503 storm must fail").await;
     assert!(
         start.elapsed() < Duration::from_secs(31),
         "{:?}",
@@ -279,13 +282,7 @@ async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
         vec![Step::fail("connection reset by peer"), Step::completed()],
         DriverConfig::default(),
     );
-    let Started::Failed(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = failed(&driver, "the script must fail the start").await;
     assert!(call.reason().is_unknown_outcome());
     assert_eq!(transport.statuses(), ["recording", "failed"]);
 
@@ -650,13 +647,7 @@ async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
         vec![Step::graph_error(504, "GatewayTimeout"), Step::completed()],
         DriverConfig::default(),
     );
-    let Started::Failed(call) = driver
-        .begin_recording(driver.call(call_id()))
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let call = failed(&driver, "the script must fail the start").await;
     assert!(call.reason().is_unknown_outcome());
     // Graph applied the `recording` after all and tells the webhook.
     let context = transport.bodies()[0]["clientContext"]
