@@ -15,6 +15,12 @@
 //! `#microsoft.graph.playPromptOperation`, …). Call and participant updates are ignored with
 //! [`IgnoreReason::NotAnOperation`].
 //!
+//! Every operation is reported, whatever its type: routing decides what it may do. Only an
+//! operation for which [`Operation::may_settle_recording`] holds (an
+//! `updateRecordingStatusOperation`, a `commsOperation` or an untyped one) may settle a pending
+//! `recording` request, and only one for which [`Operation::is_successful_completion`] holds
+//! (`completed` with no error in `resultInfo` or `completionReason`) acknowledges it.
+//!
 //! # Where the ids come from
 //!
 //! Paths may be relative (`/communications/calls/{id}/operations/{opId}`, legacy
@@ -525,6 +531,102 @@ mod tests {
     }
 
     #[test]
+    fn docs_play_prompt_may_not_settle_recording() {
+        // The docs' playPrompt completion carries the very operation id that the
+        // updateRecordingStatus docs response uses (`0fe0623f-d628-42ed-b4bd-8ac290072cc5`),
+        // and it is a successful completion: only its type keeps it from settling a pending
+        // `recording` request with that id.
+        let n = parse(DOCS_PLAY_PROMPT);
+        let u = only_update(&n);
+        assert_eq!(
+            u.normalized_operation_id(),
+            Some(normalize_id("0fe0623f-d628-42ed-b4bd-8ac290072cc5"))
+        );
+        assert!(u.operation.is_successful_completion());
+        assert!(!u.operation.may_settle_recording());
+
+        // The same body typed as the recording operation, as the base type, or untyped may.
+        for replacement in [
+            r##""@odata.type": "#microsoft.graph.updateRecordingStatusOperation""##,
+            r##""@odata.type": "#microsoft.graph.commsOperation""##,
+            r#""@odata.type": null"#,
+            r#""untyped": true"#,
+        ] {
+            let body = DOCS_PLAY_PROMPT.replace(
+                r##""@odata.type": "#microsoft.graph.playPromptOperation""##,
+                replacement,
+            );
+            let u = parse(&body).updates.remove(0);
+            assert!(u.operation.may_settle_recording(), "{replacement}");
+        }
+    }
+
+    #[test]
+    fn samples_599_invite_participants_may_not_settle_recording() {
+        let u = parse(SAMPLES_599).updates.remove(0);
+        assert_eq!(u.operation.status, Some(OperationStatus::Completed));
+        assert!(!u.operation.may_settle_recording());
+    }
+
+    // api-reference/v1.0/api/call-senddtmftones.md, "Notification - operation completed",
+    // "Error case 1", verbatim.
+    const DOCS_DTMF_ERROR_1: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resourceUrl": "/communications/calls/481f3600-983e-4276-9b59-c1b30ec8d125/operations/d36fe651-9f50-484d-bd4b-1e6415eae448",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.sendDtmfTonesOperation",
+        "status": "completed",
+        "completionReason": "mediaOperationCanceled",
+        "clientContext": "e0be71f1-a14f-4cec-b65a-e7aba5db7c53",
+        "id": "d36fe651-9f50-484d-bd4b-1e6415eae448"
+      }
+    }
+  ]
+}"##;
+
+    #[test]
+    fn docs_send_dtmf_completion_reasons() {
+        // "Error case 1" as quoted; "Successful case" and "Error case 2" differ from it only in
+        // `completionReason`.
+        for (reason, success) in [
+            ("mediaOperationCanceled", false),
+            ("completedSuccessfully", true),
+            ("unknown", false),
+        ] {
+            let body = DOCS_DTMF_ERROR_1.replace("mediaOperationCanceled", reason);
+            let n = parse(&body);
+            let u = only_update(&n);
+            assert_eq!(u.change_type, ChangeType::Deleted);
+            assert_eq!(
+                u.operation_id.as_deref(),
+                Some("d36fe651-9f50-484d-bd4b-1e6415eae448")
+            );
+            assert_eq!(u.operation.status, Some(OperationStatus::Completed));
+            assert_eq!(u.operation.completion_reason.as_deref(), Some(reason));
+            assert_eq!(u.operation.is_successful_completion(), success, "{reason}");
+            assert_eq!(u.operation.is_failure(), !success, "{reason}");
+            assert!(!u.operation.may_settle_recording());
+        }
+    }
+
+    #[test]
+    fn completed_recording_update_with_an_error_is_a_failure() {
+        let body = r##"{"value":[{"changeType":"deleted",
+          "resourceUrl":"/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+          "resourceData":{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+            "clientContext":"ctx-1","status":"completed",
+            "resultInfo":{"@odata.type":"#microsoft.graph.resultInfo","code":500,"subcode":8510,"message":"x"}}}]}"##;
+        let u = parse(body).updates.remove(0);
+        assert!(u.operation.may_settle_recording());
+        assert!(!u.operation.is_successful_completion());
+        assert!(u.operation.is_failure());
+    }
+
+    #[test]
     fn samples_599_resource_and_resource_url() {
         let n = parse(SAMPLES_599);
         let u = only_update(&n);
@@ -575,6 +677,8 @@ mod tests {
         assert_eq!(u.operation.status, Some(OperationStatus::Completed));
         assert_eq!(u.operation.client_context.as_deref(), Some("ctx-1"));
         assert_eq!(u.operation.result_info, None);
+        assert!(u.operation.may_settle_recording());
+        assert!(u.operation.is_successful_completion());
         assert_eq!(
             u.call_id.as_deref(),
             Some("57dab8b1-894c-409a-b240-bd8beae78896")
@@ -595,6 +699,7 @@ mod tests {
         assert_eq!(u.call_id, None);
         assert_eq!(u.resource, None);
         assert_eq!(u.operation.status, Some(OperationStatus::Running));
+        assert!(u.operation.may_settle_recording());
 
         // No type: the path says operation; `@odata.id` is the resource.
         let body = r#"{"value":[{"changeType":"deleted","resourceData":{
@@ -609,6 +714,9 @@ mod tests {
             (Some("c1"), Some("o1"))
         );
         assert_eq!(u.operation.status, Some(OperationStatus::Failed));
+        assert_eq!(u.operation.odata_type, None);
+        assert!(u.operation.may_settle_recording());
+        assert!(u.operation.is_failure());
     }
 
     #[test]
@@ -629,6 +737,8 @@ mod tests {
             .iter()
             .map(|u| (u.call_id.as_deref(), u.operation_id.as_deref()))
             .collect();
+        // updateRecordingStatusOperation and commsOperation elements may settle a recording.
+        assert!(n.updates.iter().all(|u| u.operation.may_settle_recording()));
         // Own `id` beats the shared path; own `@odata.id` beats both; the shared path is the
         // fallback for an element with no id of its own.
         assert_eq!(

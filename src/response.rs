@@ -33,6 +33,18 @@ pub struct ResultInfo {
 
 /// An `updateRecordingStatusOperation` (or base `commsOperation`) as Graph returns it in the
 /// response body or in a notification's `resourceData`.
+///
+/// Two questions about an operation are answered here and nowhere else, so that the response
+/// interpreter and the notification path cannot disagree:
+///
+/// - **Did it succeed?** [`is_successful_completion`](Self::is_successful_completion): status
+///   `completed` *and* no error in `resultInfo` or `completionReason` (Graph documents
+///   operations that end `completed` with an error completion reason). Fail closed: anything
+///   that is not clearly a success is not one. [`is_failure`](Self::is_failure) says when the
+///   operation has ended without success.
+/// - **May it settle a `recording` request?** [`may_settle_recording`](Self::may_settle_recording):
+///   only an `updateRecordingStatusOperation`, a base `commsOperation` or an untyped body may;
+///   a `playPromptOperation` (or any other type) never does, whatever its id or context.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Operation {
@@ -42,18 +54,60 @@ pub struct Operation {
     pub client_context: Option<String>,
     /// The status; `None` when missing or `null` (which means "wait for a notification").
     pub status: Option<OperationStatus>,
-    /// The `resultInfo`, if present and not `null`.
+    /// The `resultInfo`, if present and an object. A `code` that is not an integer reads as
+    /// `None` here, but the operation still counts as reporting an error (see
+    /// [`reports_error`](Self::reports_error)); so does a `resultInfo` that is present, not
+    /// `null` and not an object.
     pub result_info: Option<ResultInfo>,
-    /// The `@odata.type`, if present.
+    /// The `completionReason` (e.g. `sendDtmfTonesOperation`'s `completedSuccessfully`,
+    /// `mediaOperationCanceled`, `unknown`), if present and not `null`. A value that is not a
+    /// string is kept as its JSON text, so it never reads as a success.
+    pub completion_reason: Option<String>,
+    /// The `@odata.type`, if present and not `null` (e.g.
+    /// `#microsoft.graph.updateRecordingStatusOperation`). A value that is not a string is kept
+    /// as its JSON text, so it never names an accepted type.
     pub odata_type: Option<String>,
+    /// `resultInfo` was present but unreadable: not an object, or its `code` present and not an
+    /// integer. Fails closed in [`reports_error`](Self::reports_error).
+    #[serde(skip)]
+    result_info_unreadable: bool,
 }
 
+/// The `completionReason` values that mean success, compared ignoring ASCII case. Every other
+/// present value is an error: `unknown` ("Completion reason with unknown error"),
+/// `mediaOperationCanceled`, `unknownFutureValue`, and values this crate has never seen
+/// (`sendDtmfCompletionReason`, api-reference/v1.0/resources/senddtmftonesoperation.md).
+const SUCCESSFUL_COMPLETION_REASONS: &[&str] = &["completedSuccessfully"];
+
+/// The `@odata.type` names (after an optional `#` and `microsoft.graph.` prefix, ignoring ASCII
+/// case) whose operations may settle a `recording` request.
+const RECORDING_OPERATION_TYPES: &[&str] = &["updateRecordingStatusOperation", "commsOperation"];
+
 impl Operation {
-    /// Reads an operation out of a JSON value, leniently: wrong-typed fields count as missing.
-    /// Returns `None` only when `value` is not a JSON object.
+    /// Reads an operation out of a JSON value, leniently: wrong-typed `id`, `clientContext` and
+    /// `status` count as missing; wrong-typed `resultInfo`, `completionReason` and
+    /// `@odata.type` fail closed (see the field documentation). Returns `None` only when
+    /// `value` is not a JSON object.
     pub fn from_json(value: &Value) -> Option<Self> {
         let obj = value.as_object()?;
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+        let raw_text = |k: &str| match obj.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        let (result_info, result_info_unreadable) = match obj.get("resultInfo") {
+            None | Some(Value::Null) => (None, false),
+            Some(Value::Object(info)) => {
+                let code = info.get("code").unwrap_or(&Value::Null);
+                let unreadable = !code.is_null() && read_integer(code).is_none();
+                (
+                    serde_json::from_value(Value::Object(info.clone())).ok(),
+                    unreadable,
+                )
+            }
+            Some(_) => (None, true),
+        };
         Some(Self {
             id: text("id"),
             client_context: text("clientContext"),
@@ -61,12 +115,130 @@ impl Operation {
                 .get("status")
                 .and_then(Value::as_str)
                 .map(OperationStatus::parse),
-            result_info: obj
-                .get("resultInfo")
-                .filter(|v| v.is_object())
-                .and_then(|v| serde_json::from_value(v.clone()).ok()),
-            odata_type: text("@odata.type"),
+            result_info,
+            completion_reason: raw_text("completionReason"),
+            odata_type: raw_text("@odata.type"),
+            result_info_unreadable,
         })
+    }
+
+    /// `true` when the operation is a **successful completion**: its status is `completed`
+    /// (any ASCII case) and it [reports no error](Self::reports_error).
+    ///
+    /// This is the one rule for "Graph acknowledged the update", used by
+    /// [`interpret_response`] for the 2xx body and meant for the notification path too. For a
+    /// `recording` update it is the success reply that allows media to be persisted; check
+    /// [`may_settle_recording`](Self::may_settle_recording) and the `clientContext` as well
+    /// before treating it as *this* request's acknowledgement.
+    ///
+    /// # Example: `completed` is not enough
+    /// ```
+    /// use recording_status::response::Operation;
+    ///
+    /// let op = |v| Operation::from_json(&v).expect("an object");
+    /// let done = op(serde_json::json!({"status": "completed", "resultInfo": null}));
+    /// assert!(done.is_successful_completion());
+    /// let broke = op(serde_json::json!({"status": "completed", "resultInfo": {"code": 500}}));
+    /// assert!(!broke.is_successful_completion() && broke.is_failure());
+    /// let canceled = op(serde_json::json!({"status": "completed",
+    ///     "completionReason": "mediaOperationCanceled"}));
+    /// assert!(!canceled.is_successful_completion() && canceled.is_failure());
+    /// ```
+    pub fn is_successful_completion(&self) -> bool {
+        self.status == Some(OperationStatus::Completed) && !self.reports_error()
+    }
+
+    /// `true` when the operation has ended without success: status `failed`, or `completed`
+    /// while [reporting an error](Self::reports_error). No further notification follows either.
+    ///
+    /// An operation that is neither a [successful completion](Self::is_successful_completion)
+    /// nor a failure is still pending (`running`, `notStarted`, `null`, missing or unknown
+    /// status), whatever its `resultInfo`.
+    pub fn is_failure(&self) -> bool {
+        match self.status {
+            Some(OperationStatus::Failed) => true,
+            Some(OperationStatus::Completed) => self.reports_error(),
+            _ => false,
+        }
+    }
+
+    /// `true` when `resultInfo` or `completionReason` report an error, whatever the status.
+    /// Fails closed:
+    ///
+    /// - `resultInfo.code` is an error unless it is an integer (a JSON integer, an integral
+    ///   number such as `200.0`, or a string such as `"200"`) from 0 to 399. A missing or
+    ///   `null` code, or a missing or `null` `resultInfo`, is no error; a `resultInfo` that is
+    ///   not an object is one.
+    /// - `completionReason` is an error unless it is missing, `null`, or `completedSuccessfully`
+    ///   (ignoring ASCII case). `unknown`, `mediaOperationCanceled`, `unknownFutureValue` and
+    ///   any value this crate does not know are errors.
+    pub fn reports_error(&self) -> bool {
+        let bad_code = self
+            .result_info
+            .as_ref()
+            .and_then(|info| info.code)
+            .is_some_and(|code| !(0..400).contains(&code));
+        let bad_reason = self.completion_reason.as_deref().is_some_and(|reason| {
+            !SUCCESSFUL_COMPLETION_REASONS
+                .iter()
+                .any(|ok| reason.eq_ignore_ascii_case(ok))
+        });
+        self.result_info_unreadable || bad_code || bad_reason
+    }
+
+    /// `true` when this operation's type allows it to settle a pending `recording` request:
+    /// it has no `@odata.type`, or its `@odata.type` names `updateRecordingStatusOperation` or
+    /// `commsOperation`, ignoring ASCII case, with or without a leading `#` and the
+    /// `microsoft.graph.` namespace. Any other type (`playPromptOperation`,
+    /// `sendDtmfTonesOperation`, `inviteParticipantsOperation`, an empty string, a non-string
+    /// value, another namespace) is `false`: an id or `clientContext` that happens to match is
+    /// not an acknowledgement.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::response::Operation;
+    ///
+    /// let typed = |t: &str| {
+    ///     Operation::from_json(&serde_json::json!({"@odata.type": t, "status": "completed"}))
+    ///         .expect("an object")
+    /// };
+    /// assert!(typed("#microsoft.graph.updateRecordingStatusOperation").may_settle_recording());
+    /// assert!(typed("commsOperation").may_settle_recording());
+    /// assert!(!typed("#microsoft.graph.playPromptOperation").may_settle_recording());
+    /// ```
+    pub fn may_settle_recording(&self) -> bool {
+        let Some(odata_type) = self.odata_type.as_deref() else {
+            return true;
+        };
+        let name = odata_type.strip_prefix('#').unwrap_or(odata_type);
+        let name = strip_prefix_ignore_ascii_case(name, "microsoft.graph.").unwrap_or(name);
+        RECORDING_OPERATION_TYPES
+            .iter()
+            .any(|t| name.eq_ignore_ascii_case(t))
+    }
+}
+
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    s.get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
+}
+
+/// An integer from a JSON number (integral floats included; beyond `i64` saturates) or a
+/// string holding one; `None` for anything else.
+fn read_integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    // Integral and well inside `i64`: the conversion is exact.
+                    .map(|f| f as i64)
+            }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 
@@ -247,7 +419,9 @@ impl fmt::Display for Permanent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
-    /// 2xx and the operation's status is `completed`: the update took effect.
+    /// 2xx and the operation is a
+    /// [successful completion](Operation::is_successful_completion): status `completed` with no
+    /// error in `resultInfo` or `completionReason`. The update took effect.
     Completed {
         /// The operation in the body.
         operation: Operation,
@@ -262,7 +436,9 @@ pub enum Outcome {
         /// The `Location` header, if any.
         location: Option<String>,
     },
-    /// 2xx and the operation's status is `failed`.
+    /// 2xx and the operation [ended without success](Operation::is_failure): status `failed`,
+    /// or `completed` with a `resultInfo.code` of 400 or more (or unreadable) or an error
+    /// `completionReason`.
     Failed {
         /// The operation, with its `resultInfo`.
         operation: Operation,
@@ -279,6 +455,10 @@ pub enum Outcome {
 }
 
 /// Interprets Graph's response to `updateRecordingStatus`. Pure and total: never panics.
+///
+/// Only a 2xx whose body is a [successful completion](Operation::is_successful_completion) is
+/// [`Outcome::Completed`]; a `completed` that carries an error is [`Outcome::Failed`]. The
+/// body's `@odata.type` is not checked here (see [`Operation::may_settle_recording`]).
 ///
 /// # Example: the documented synchronous completion
 /// ```
@@ -308,25 +488,30 @@ pub fn interpret_response(response: &HttpResponse) -> Outcome {
             location,
         };
     }
+    // An operation of another type (a `playPromptOperation`, say) is not an answer to this
+    // request: its outcome is unknown, never an acknowledgement (fail closed).
     let operation = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| Operation::from_json(&v));
+        .and_then(|v| Operation::from_json(&v))
+        .filter(Operation::may_settle_recording);
     let Some(operation) = operation else {
         return Outcome::Unparseable {
             status,
             body: body.clone(),
         };
     };
-    match operation.status {
-        Some(OperationStatus::Completed) => Outcome::Completed {
+    if operation.is_successful_completion() {
+        Outcome::Completed {
             operation,
             location,
-        },
-        Some(OperationStatus::Failed) => Outcome::Failed { operation },
-        _ => Outcome::Pending {
+        }
+    } else if operation.is_failure() {
+        Outcome::Failed { operation }
+    } else {
+        Outcome::Pending {
             operation: Some(operation),
             location,
-        },
+        }
     }
 }
 
@@ -346,11 +531,7 @@ fn json_code(v: Option<&Value>) -> Option<String> {
 
 fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v = Value::deserialize(d)?;
-    Ok(match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
+    Ok(read_integer(&v))
 }
 
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -424,6 +605,286 @@ mod tests {
         );
     }
 
+    /// The docs example above with its `resultInfo` replaced. (No docs page shows an
+    /// `updateRecordingStatusOperation` that is `completed` with a failing code; the shape of
+    /// `resultInfo` is the one of call-playprompt.md's notification.)
+    fn completed_with_result_info(result_info: &str) -> String {
+        DOCS_COMPLETED.replace(
+            r#""resultInfo": null"#,
+            &format!(r#""resultInfo": {result_info}"#),
+        )
+    }
+
+    fn outcome_of(body: &str) -> Outcome {
+        interpret_response(&response(200, &[], body.as_bytes()))
+    }
+
+    /// A docs `sendDtmfTonesOperation` body as a 2xx answer to *our* request: typed as Graph's
+    /// base `commsOperation`, since a DTMF-typed body answers another request (unparseable).
+    fn as_comms_operation(body: &str) -> String {
+        assert!(matches!(outcome_of(body), Outcome::Unparseable { .. }));
+        body.replace("sendDtmfTonesOperation", "commsOperation")
+    }
+
+    // api-reference/v1.0/api/call-senddtmftones.md, "Notification - operation completed", the
+    // `resourceData` of "Successful case", "Error case 1" and "Error case 2", verbatim.
+    const DOCS_DTMF_SUCCESS: &str = r##"{
+        "@odata.type": "#microsoft.graph.sendDtmfTonesOperation",
+        "status": "completed",
+        "completionReason": "completedSuccessfully",
+        "clientContext": "e0be71f1-a14f-4cec-b65a-e7aba5db7c53",
+        "id": "d36fe651-9f50-484d-bd4b-1e6415eae448"
+      }"##;
+    const DOCS_DTMF_ERROR_1: &str = r##"{
+        "@odata.type": "#microsoft.graph.sendDtmfTonesOperation",
+        "status": "completed",
+        "completionReason": "mediaOperationCanceled",
+        "clientContext": "e0be71f1-a14f-4cec-b65a-e7aba5db7c53",
+        "id": "d36fe651-9f50-484d-bd4b-1e6415eae448"
+      }"##;
+    const DOCS_DTMF_ERROR_2: &str = r##"{
+        "@odata.type": "#microsoft.graph.sendDtmfTonesOperation",
+        "status": "completed",
+        "completionReason": "unknown",
+        "clientContext": "e0be71f1-a14f-4cec-b65a-e7aba5db7c53",
+        "id": "d36fe651-9f50-484d-bd4b-1e6415eae448"
+      }"##;
+
+    #[test]
+    fn completed_with_failing_result_info_is_failed() {
+        for info in [
+            r##"{ "@odata.type": "#microsoft.graph.resultInfo", "code": 400, "subcode": 0, "message": "Bad request." }"##,
+            r##"{ "@odata.type": "#microsoft.graph.resultInfo", "code": 500, "subcode": 8510, "message": "Internal error." }"##,
+            r#"{"code": 403}"#,
+            r#"{"code": 404, "subcode": null}"#,
+            r#"{"code": 599}"#,
+            r#"{"code": "500"}"#,
+            r#"{"code": " 408 "}"#,
+        ] {
+            let body = completed_with_result_info(info);
+            let Outcome::Failed { operation } = outcome_of(&body) else {
+                panic!("{body}")
+            };
+            assert_eq!(operation.status, Some(OperationStatus::Completed));
+            assert!(
+                operation.reports_error() && operation.is_failure(),
+                "{body}"
+            );
+            assert!(!operation.is_successful_completion(), "{body}");
+            assert!(operation.result_info.and_then(|r| r.code).unwrap_or(0) >= 400);
+        }
+    }
+
+    #[test]
+    fn completed_with_passing_or_null_result_info_completes() {
+        for info in [
+            "null",
+            r##"{ "@odata.type": "#microsoft.graph.resultInfo", "code": 200, "subcode": 0, "message": "Action completed successfully." }"##,
+            r#"{"code": 202}"#,
+            r#"{"code": 0}"#,
+            r#"{"code": 399}"#,
+            r#"{"code": "200"}"#,
+            r#"{"code": 200.0}"#,
+            r#"{"code": null, "message": "no code"}"#,
+            "{}",
+        ] {
+            let body = completed_with_result_info(info);
+            let Outcome::Completed { operation, .. } = outcome_of(&body) else {
+                panic!("{body}")
+            };
+            assert!(operation.is_successful_completion(), "{body}");
+            assert!(
+                !operation.is_failure() && !operation.reports_error(),
+                "{body}"
+            );
+        }
+        // The boundary, on the same body: 399 acknowledges, 400 does not.
+        assert!(matches!(
+            outcome_of(&completed_with_result_info(r#"{"code": 399}"#)),
+            Outcome::Completed { .. }
+        ));
+        assert!(matches!(
+            outcome_of(&completed_with_result_info(r#"{"code": 400}"#)),
+            Outcome::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn unreadable_result_info_fails_closed() {
+        for info in [
+            r#""500""#,
+            "500",
+            "[]",
+            "true",
+            r#"{"code": "Forbidden"}"#,
+            r#"{"code": ""}"#,
+            r#"{"code": true}"#,
+            r#"{"code": {"value": 200}}"#,
+            r#"{"code": 200.5}"#,
+            r#"{"code": 1e19}"#,
+            r#"{"code": 18446744073709551615}"#,
+            r#"{"code": -1}"#,
+        ] {
+            let body = completed_with_result_info(info);
+            assert!(
+                matches!(outcome_of(&body), Outcome::Failed { .. }),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn docs_send_dtmf_error_completion_reasons_are_failed() {
+        for (body, reason) in [
+            (DOCS_DTMF_ERROR_1, "mediaOperationCanceled"),
+            (DOCS_DTMF_ERROR_2, "unknown"),
+        ] {
+            let Outcome::Failed { operation } = outcome_of(&as_comms_operation(body)) else {
+                panic!("{body}")
+            };
+            assert_eq!(operation.status, Some(OperationStatus::Completed));
+            assert_eq!(operation.completion_reason.as_deref(), Some(reason));
+            assert_eq!(operation.result_info, None);
+            assert!(operation.is_failure() && !operation.is_successful_completion());
+        }
+    }
+
+    #[test]
+    fn docs_send_dtmf_completed_successfully_completes() {
+        let success = as_comms_operation(DOCS_DTMF_SUCCESS);
+        let Outcome::Completed { operation, .. } = outcome_of(&success) else {
+            panic!("not completed")
+        };
+        assert_eq!(
+            operation.completion_reason.as_deref(),
+            Some("completedSuccessfully")
+        );
+        assert!(operation.is_successful_completion());
+        // Same verdict in another casing; the docs' other values on the same body fail.
+        let pascal = success.replace("completedSuccessfully", "CompletedSuccessfully");
+        assert!(matches!(outcome_of(&pascal), Outcome::Completed { .. }));
+        let canceled = success.replace("completedSuccessfully", "mediaOperationCanceled");
+        assert!(matches!(outcome_of(&canceled), Outcome::Failed { .. }));
+    }
+
+    #[test]
+    fn unknown_completion_reasons_fail_closed() {
+        for reason in [
+            r#""unknownFutureValue""#,
+            r#""unknownfutureValue""#,
+            r#""""#,
+            r#"" completedSuccessfully""#,
+            r#""completedSuccessfullyNot""#,
+            r#""operationCanceled""#,
+            "0",
+            "true",
+            r#"["completedSuccessfully"]"#,
+            r#"{"value": "completedSuccessfully"}"#,
+        ] {
+            let body = format!(r#"{{"id":"x","status":"completed","completionReason":{reason}}}"#);
+            let Outcome::Failed { operation } = outcome_of(&body) else {
+                panic!("{body}")
+            };
+            assert!(operation.completion_reason.is_some(), "{body}");
+        }
+        let body = r#"{"id":"x","status":"completed","completionReason":null}"#;
+        let Outcome::Completed { operation, .. } = outcome_of(body) else {
+            panic!("{body}")
+        };
+        assert_eq!(operation.completion_reason, None);
+    }
+
+    #[test]
+    fn pascal_case_completed_with_an_error_is_failed() {
+        for body in [
+            r#"{"id":"x","status":"Completed","resultInfo":{"code":500,"subcode":8510}}"#,
+            r#"{"id":"x","status":"COMPLETED","resultInfo":{"code":"403"}}"#,
+            r#"{"id":"x","status":"Completed","completionReason":"MediaOperationCanceled"}"#,
+            r#"{"id":"x","status":"Completed","completionReason":"Unknown"}"#,
+        ] {
+            assert!(matches!(outcome_of(body), Outcome::Failed { .. }), "{body}");
+        }
+        for body in [
+            r#"{"id":"x","status":"Completed","resultInfo":{"code":200}}"#,
+            r#"{"id":"x","status":"COMPLETED","completionReason":"CompletedSuccessfully"}"#,
+        ] {
+            assert!(
+                matches!(outcome_of(body), Outcome::Completed { .. }),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_on_an_unfinished_operation_leave_it_pending() {
+        for body in [
+            r#"{"id":"x","status":"running","resultInfo":{"code":500}}"#,
+            r#"{"id":"x","status":"notStarted","completionReason":"unknown"}"#,
+            r#"{"id":"x","status":null,"resultInfo":"broken"}"#,
+        ] {
+            let Outcome::Pending {
+                operation: Some(operation),
+                ..
+            } = outcome_of(body)
+            else {
+                panic!("{body}")
+            };
+            assert!(operation.reports_error(), "{body}");
+            assert!(!operation.is_failure() && !operation.is_successful_completion());
+        }
+    }
+
+    #[test]
+    fn may_settle_recording_only_for_recording_or_base_operations() {
+        let with_type = |t: serde_json::Value| {
+            Operation::from_json(&serde_json::json!({"@odata.type": t, "status": "completed"}))
+                .unwrap()
+        };
+        for t in [
+            "#microsoft.graph.updateRecordingStatusOperation",
+            "#microsoft.graph.commsOperation",
+            "microsoft.graph.updateRecordingStatusOperation",
+            "updateRecordingStatusOperation",
+            "#updateRecordingStatusOperation",
+            "commsOperation",
+            "#Microsoft.Graph.UpdateRecordingStatusOperation",
+            "#MICROSOFT.GRAPH.COMMSOPERATION",
+        ] {
+            assert!(with_type(t.into()).may_settle_recording(), "{t}");
+        }
+        for t in [
+            serde_json::json!("#microsoft.graph.playPromptOperation"),
+            serde_json::json!("#microsoft.graph.sendDtmfTonesOperation"),
+            serde_json::json!("#microsoft.graph.inviteParticipantsOperation"),
+            serde_json::json!("#microsoft.graph.recordOperation"),
+            serde_json::json!("#microsoft.graph.updateRecordingStatusOperationX"),
+            serde_json::json!("#other.ns.updateRecordingStatusOperation"),
+            serde_json::json!("graph.updateRecordingStatusOperation"),
+            serde_json::json!("##microsoft.graph.commsOperation"),
+            serde_json::json!(" #microsoft.graph.commsOperation"),
+            serde_json::json!("#microsoft.graph."),
+            serde_json::json!("#"),
+            serde_json::json!(""),
+            serde_json::json!("é#microsoft.graph.commsOperation"),
+            serde_json::json!(3),
+            serde_json::json!(["#microsoft.graph.commsOperation"]),
+        ] {
+            assert!(!with_type(t.clone()).may_settle_recording(), "{t}");
+        }
+        // No `@odata.type`, or `null`: untyped bodies may settle (the docs response example
+        // types its body, the emulator and older payloads may not).
+        for v in [
+            serde_json::json!({"status": "completed"}),
+            serde_json::json!({"@odata.type": null, "status": "completed"}),
+        ] {
+            assert!(Operation::from_json(&v).unwrap().may_settle_recording());
+        }
+        let docs = Operation::from_json(&serde_json::from_str(DOCS_COMPLETED).unwrap()).unwrap();
+        assert!(docs.may_settle_recording());
+        let dtmf = Operation::from_json(&serde_json::from_str(DOCS_DTMF_SUCCESS).unwrap()).unwrap();
+        assert!(!dtmf.may_settle_recording());
+    }
+
     #[test]
     fn pascal_case_completes() {
         let r = response(200, &[], br#"{"id":"x","status":"Completed"}"#);
@@ -482,6 +943,19 @@ mod tests {
                 message: None
             }
         );
+    }
+
+    #[test]
+    fn foreign_operation_type_in_a_2xx_is_unparseable() {
+        let body = br##"{"@odata.type":"#microsoft.graph.playPromptOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"completed","clientContext":"d45324c1-fcb5-430a-902c-f20af696537c"}"##;
+        let response = http::Response::builder()
+            .status(200)
+            .body(body.to_vec())
+            .unwrap();
+        assert!(matches!(
+            interpret_response(&response),
+            Outcome::Unparseable { .. }
+        ));
     }
 
     #[test]

@@ -70,8 +70,11 @@ pub enum OperationStatus {
     NotStarted,
     /// `running`: the final status will arrive as a notification.
     Running,
-    /// `completed`: the operation succeeded. For a `recording` update this is the success reply
-    /// that allows media to be persisted.
+    /// `completed`: the operation has ended. It succeeded only if it carries no error as well
+    /// (Graph documents operations that end `completed` with an error `completionReason`);
+    /// [`Operation::is_successful_completion`](crate::response::Operation::is_successful_completion)
+    /// is the rule. Only such a successful completion of a `recording` update allows media to
+    /// be persisted.
     Completed,
     /// `failed`: the operation did not succeed; see its `resultInfo`.
     Failed,

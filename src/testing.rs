@@ -53,6 +53,39 @@ impl Step {
         Self::operation(Some("completed"))
     }
 
+    /// `200` with an `updateRecordingStatusOperation` whose status is `completed` but which may
+    /// carry an error: a `resultInfo` with `result_code` (`None` for `"resultInfo": null`) and,
+    /// when `completion_reason` is `Some`, a `completionReason`. With a code of 400 or more, or
+    /// any reason but `completedSuccessfully`, it is no acknowledgement (see
+    /// [`Operation::is_successful_completion`](crate::response::Operation::is_successful_completion)).
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::testing::Step;
+    ///
+    /// let refused = Step::completed_with(Some(500), None);
+    /// let canceled = Step::completed_with(None, Some("mediaOperationCanceled"));
+    /// # let _ = (refused, canceled);
+    /// ```
+    pub fn completed_with(result_code: Option<i64>, completion_reason: Option<&str>) -> Self {
+        let mut body = serde_json::json!({
+            "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
+            "clientContext": "$CONTEXT",
+            "id": "0fe0623f-d628-42ed-b4bd-8ac290072cc5",
+            "resultInfo": result_code.map(|code| serde_json::json!({
+                "@odata.type": "#microsoft.graph.resultInfo",
+                "code": code,
+                "subcode": 0,
+                "message": "scripted",
+            })),
+            "status": "completed",
+        });
+        if let (Some(reason), Some(obj)) = (completion_reason, body.as_object_mut()) {
+            obj.insert("completionReason".into(), reason.into());
+        }
+        Self::json(200, &body.to_string())
+    }
+
     /// `200` with a `running` operation.
     pub fn running() -> Self {
         Self::operation(Some("running"))
@@ -264,11 +297,107 @@ pub mod strategies {
 
     use super::Step;
 
+    /// The JSON text of an `updateRecordingStatusOperation` (or `commsOperation`, or untyped)
+    /// as a 2xx body could carry it: `status` in any casing (`completed`, `running`,
+    /// `notStarted`, `failed`, unknown, `null` or missing), `resultInfo` missing, `null`, with
+    /// codes on both sides of 400 (as numbers or strings, or unreadable) or not an object, and
+    /// `completionReason` missing, `null`, `completedSuccessfully`, the documented error values
+    /// (`unknown`, `mediaOperationCanceled`, `unknownFutureValue`), unknown strings or
+    /// non-strings. `clientContext` is `$CONTEXT` (the request's own, see
+    /// [`ScriptedTransport`](super::ScriptedTransport)) or missing.
+    ///
+    /// Only the bodies that are
+    /// [successful completions](crate::response::Operation::is_successful_completion)
+    /// acknowledge a request.
+    pub fn operation_body() -> impl Strategy<Value = String> {
+        use serde_json::{Map, Value, json};
+
+        let odata_type = prop::option::of(prop::sample::select(
+            &[
+                "#microsoft.graph.updateRecordingStatusOperation",
+                "#microsoft.graph.commsOperation",
+                "updateRecordingStatusOperation",
+            ][..],
+        ));
+        let status = prop::option::of(prop_oneof![
+            4 => prop::sample::select(&["completed", "Completed", "COMPLETED"][..])
+                .prop_map(Value::from),
+            1 => prop::sample::select(&["running", "notStarted", "failed", "Failed", "paused"][..])
+                .prop_map(Value::from),
+            1 => Just(Value::Null),
+        ]);
+        let code = prop_oneof![
+            4 => prop::sample::select(&[0i64, 200, 202, 204, 399, 400, 403, 404, 408, 500, 503][..])
+                .prop_map(Value::from),
+            2 => (-100i64..1000).prop_map(Value::from),
+            1 => (-100i64..1000).prop_map(|c| Value::from(c.to_string())),
+            1 => prop::sample::select(&[200.0f64, 400.0, 200.5, 1e19][..]).prop_map(Value::from),
+            1 => prop_oneof![
+                Just(Value::Null),
+                Just(Value::Bool(true)),
+                Just(Value::from("Forbidden")),
+                Just(json!({"value": 200})),
+            ],
+        ];
+        let result_info = prop_oneof![
+            2 => Just(None),
+            2 => Just(Some(Value::Null)),
+            6 => (code, prop::option::of(0i64..10_000)).prop_map(|(code, subcode)| {
+                Some(json!({
+                    "@odata.type": "#microsoft.graph.resultInfo",
+                    "code": code,
+                    "subcode": subcode,
+                    "message": "generated",
+                }))
+            }),
+            1 => prop::sample::select(&["", "500"][..]).prop_map(|s| Some(Value::from(s))),
+        ];
+        let completion_reason = prop_oneof![
+            4 => Just(None),
+            1 => Just(Some(Value::Null)),
+            3 => prop::sample::select(
+                &["completedSuccessfully", "CompletedSuccessfully", "unknown", "mediaOperationCanceled",
+                  "unknownFutureValue", ""][..],
+            )
+            .prop_map(|s| Some(Value::from(s))),
+            1 => "[a-zA-Z]{0,12}".prop_map(|s| Some(Value::from(s))),
+            1 => Just(Some(Value::from(0))),
+        ];
+        (
+            odata_type,
+            status,
+            result_info,
+            completion_reason,
+            any::<bool>(),
+        )
+            .prop_map(|(odata_type, status, result_info, reason, echo)| {
+                let mut obj = Map::new();
+                if let Some(t) = odata_type {
+                    obj.insert("@odata.type".into(), t.into());
+                }
+                if echo {
+                    obj.insert("clientContext".into(), "$CONTEXT".into());
+                }
+                obj.insert("id".into(), "0fe0623f-d628-42ed-b4bd-8ac290072cc5".into());
+                for (key, value) in [
+                    ("resultInfo", result_info),
+                    ("completionReason", reason),
+                    ("status", status),
+                ] {
+                    if let Some(value) = value {
+                        obj.insert(key.into(), value);
+                    }
+                }
+                Value::Object(obj).to_string()
+            })
+    }
+
     /// Any answer Graph (or the network) can give: `completed` in either casing, `running`,
-    /// `notStarted`, `null`, `failed` with `resultInfo`, the Graph error envelope for 400, 401,
-    /// 403 (incl. `8506`, `7504`, `7505`), 404, 429 and 503 (with or without `Retry-After`),
-    /// 500, 502 and 504, redirects, empty and HTML bodies, a completion for someone else's
-    /// `clientContext`, and transport failures.
+    /// `notStarted`, `null`, `failed` with `resultInfo`, `completed` with an error `resultInfo`
+    /// or `completionReason` (and the other [`operation_body`]s), the Graph error envelope for
+    /// 400, 401, 403 (incl. `8506`, `7504`, `7505`), 404, 429 and 503 (with or without
+    /// `Retry-After`), 500, 502 and 504, redirects, empty and HTML bodies, a completion for
+    /// someone else's `clientContext`, and transport failures.
     pub fn step() -> impl Strategy<Value = Step> {
         let error = (
             prop::sample::select(&[400u16, 401, 403, 404, 429, 500, 502, 503, 504][..]),
@@ -309,21 +438,29 @@ pub mod strategies {
             1 => Just(Step::json(200, "")),
             1 => Just(Step::json(200, "<html><body>gateway</body></html>")),
             1 => Just(Step::json(200, r#"{"clientContext":"someone-else","status":"completed"}"#)),
+            1 => Just(Step::completed_with(Some(500), None)),
+            1 => Just(Step::completed_with(None, Some("mediaOperationCanceled"))),
+            3 => operation_body().prop_map(|body| Step::json(200, &body)),
             1 => Just(Step::fail("connection reset by peer")),
         ]
     }
 
     /// Whether `step`, as the answer to a `recording` request, is an acknowledgement that
-    /// allows media to be persisted (a 2xx `completed` for the request's own context).
+    /// allows media to be persisted: a 2xx whose body is a
+    /// [successful completion](crate::response::Operation::is_successful_completion) (status
+    /// `completed`, no error in `resultInfo` or `completionReason`) that echoes the request's
+    /// own `clientContext` (`$CONTEXT`) or none.
     pub fn acknowledges_recording(step: &Step) -> bool {
         match step {
             Step::Respond { status, body, .. } => {
-                let body = String::from_utf8_lossy(body);
                 (200..300).contains(status)
-                    && body
-                        .to_ascii_lowercase()
-                        .contains(r#""status":"completed""#)
-                    && !body.contains("someone-else")
+                    && serde_json::from_slice::<serde_json::Value>(body)
+                        .ok()
+                        .and_then(|v| crate::response::Operation::from_json(&v))
+                        .is_some_and(|op| {
+                            op.is_successful_completion()
+                                && op.client_context.as_deref().is_none_or(|c| c == "$CONTEXT")
+                        })
             }
             Step::Fail(_) => false,
         }
