@@ -19,7 +19,7 @@ use recording_status::request::UpdateRequest;
 use recording_status::response::interpret_response;
 use recording_status::transport::{HttpRequest, HttpResponse};
 use recording_status::{
-    AccessToken, Begin, Call, CallId, Endpoint, Graph, RecordingStatus, RetentionWriter,
+    AccessToken, Begin, CallId, Endpoint, Graph, RecordingStatus, RetentionWriter,
 };
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
@@ -52,7 +52,9 @@ fn status_change(c: &mut Criterion) {
     let id: CallId = CALL.parse().unwrap();
     g.bench_function("typed_round_trip", |b| {
         b.iter(|| {
-            let call = Call::new(id.clone(), audit.clone());
+            let call = recording_status::Calls::new(audit.clone())
+                .open(id.clone())
+                .unwrap();
             let Ok(Begin::Recording(call)) = call.begin_recording_blocking(&graph) else {
                 unreachable!("scripted to complete")
             };
@@ -168,7 +170,9 @@ impl Write for RewindingFile {
 
 fn media(c: &mut Criterion) {
     let graph = Graph::new(completed, AccessToken::new("token"));
-    let call = Call::new(CALL.parse().unwrap(), Arc::new(Discard));
+    let call = recording_status::Calls::new(Arc::new(Discard))
+        .open(CALL.parse().unwrap())
+        .unwrap();
     let Ok(Begin::Recording(call)) = call.begin_recording_blocking(&graph) else {
         unreachable!("scripted to complete")
     };

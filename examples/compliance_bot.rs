@@ -476,7 +476,14 @@ async fn run_call(
         scenario: Some(scenario),
         ..Report::default()
     };
-    let call = driver.call(id.clone());
+    // One value per Graph call: a second `call` for the same id is refused.
+    let call = match driver.call(id.clone()) {
+        Ok(call) => call,
+        Err(e) => {
+            report.note = format!("not opened: {e}");
+            return report;
+        }
+    };
     let started = match driver.begin_recording(call).await {
         Ok(s) => s,
         Err(not_sent) => {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::AuditError;
 use crate::state::CallState;
 use crate::status::RecordingStatus;
+use crate::types::normalize_id;
 
 /// One audited step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +27,8 @@ use crate::status::RecordingStatus;
 pub struct AuditEvent {
     /// When the step happened (UTC).
     pub at: DateTime<Utc>,
-    /// The call, as Graph spells its id.
+    /// The call, in its normalised form (lower case, no dashes; see
+    /// [`CallId::normalized`](crate::CallId::normalized)), so that one call has one spelling.
     pub call_id: String,
     /// What happened.
     #[serde(flatten)]
@@ -83,6 +85,10 @@ pub enum AuditKind {
         matched: bool,
         /// How the notification's webhook request was authenticated.
         via: String,
+        /// Why it was not taken as about the request, when it was not (another request, ids
+        /// that contradict each other, not a recording operation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// An authenticated notification body was handed to the hub.
     NotificationAccepted {
@@ -151,10 +157,22 @@ pub enum AuditKind {
         /// How many capabilities were still alive.
         outstanding: usize,
     },
-    /// Retention was revoked without a drain (the call was dropped while recording).
+    /// Retention was revoked without a drain (the call ended, or was dropped while
+    /// recording). Every capability of the call is refused from here on, and no write was in
+    /// flight when this was recorded (G8); the capabilities' own ends may follow.
     RetentionRevoked {
         /// How many capabilities were alive.
         outstanding: usize,
+    },
+    /// A report of an earlier recording episode (an orphan's `notRecording`, a
+    /// reconciliation) was not sent because a later episode of the call had begun (G7).
+    ReportSuperseded {
+        /// The status the report would have sent.
+        status: RecordingStatus,
+        /// The episode the report belonged to.
+        episode: u64,
+        /// The episode that had begun since.
+        current_episode: u64,
     },
 }
 
@@ -316,7 +334,9 @@ struct CallReplay {
     completed_ack: bool,
     live: BTreeSet<u64>,
     seen: BTreeSet<u64>,
-    revoked: bool,
+    /// Capabilities revoked while alive: they cannot write, so they no longer hold the call
+    /// in `Recording`, but their own ends may still follow.
+    revoked: BTreeSet<u64>,
 }
 
 /// Replays a trail and checks, per call:
@@ -331,7 +351,7 @@ struct CallReplay {
 /// # Errors
 /// The first [`Violation`] found.
 pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
-    let mut calls: HashMap<&str, CallReplay> = HashMap::new();
+    let mut calls: HashMap<String, CallReplay> = HashMap::new();
     let mut report = Verified {
         events: events.len(),
         ..Verified::default()
@@ -342,7 +362,8 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             call_id: e.call_id.clone(),
             rule: rule.to_owned(),
         };
-        let c = calls.entry(e.call_id.as_str()).or_default();
+        // One call, one identity, whatever spelling a line uses (G7).
+        let c = calls.entry(normalize_id(&e.call_id)).or_default();
         match &e.kind {
             AuditKind::RequestSent {
                 status,
@@ -391,7 +412,6 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                 if *from == CallState::Recording
                     && *to != CallState::Recording
                     && !c.live.is_empty()
-                    && !c.revoked
                 {
                     return Err(fail("left recording while retention is alive"));
                 }
@@ -408,13 +428,15 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                 report.retentions += 1;
             }
             AuditKind::RetentionEnded { capability } => {
-                if !c.live.remove(capability) {
+                if !c.live.remove(capability) && !c.revoked.remove(capability) {
                     return Err(fail("retention ended that was not alive"));
                 }
             }
             AuditKind::RetentionRevoked { .. } => {
-                // Revocation ends the right to write; the handles' own ends may follow.
-                c.revoked = true;
+                // Revocation ends the right to write of every live capability, with no write
+                // in flight (G8); the handles' own ends may follow.
+                let live = std::mem::take(&mut c.live);
+                c.revoked.extend(live);
                 c.state = Some(CallState::Ended);
             }
             AuditKind::TransportFailed { .. }
@@ -422,7 +444,8 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::NotificationIgnored { .. }
             | AuditKind::LateCompletion { .. }
             | AuditKind::DrainStarted { .. }
-            | AuditKind::DrainTimedOut { .. } => {}
+            | AuditKind::DrainTimedOut { .. }
+            | AuditKind::ReportSuperseded { .. } => {}
         }
     }
     // Calls the trail speaks of (notification entries for unknown calls do not count).

@@ -5,7 +5,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -13,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
-use crate::graph::{Attempts, Graph, Sent, exchange, exchange_with, record};
+use crate::graph::{Attempts, Graph, Scope, Sent, exchange, exchange_with, record};
+use crate::registry::Seat;
 use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
 use crate::state::{
@@ -32,7 +32,9 @@ use crate::types::{CallId, normalize_id};
 /// [`retention_handle`](Call::retention_handle).
 ///
 /// # Call order
-/// 1. [`Call::new`] → `Call<NotRecording>`.
+/// 1. [`Calls::open`](crate::Calls::open) (or [`Driver::call`](crate::driver::Driver::call))
+///    → `Call<NotRecording>`. There is one live value per Graph call (G7): a second one for the
+///    same call, under any spelling of its id, is refused.
 /// 2. [`begin_recording`](Call::begin_recording) → [`Begin`]: `Recording` if Graph answered
 ///    `completed`, `Pending` if the operation is still running, `Failed` otherwise.
 /// 3. While pending, feed operation updates from notifications to
@@ -46,18 +48,18 @@ use crate::types::{CallId, normalize_id};
 #[must_use = "dropping a call loses track of its Graph recording status"]
 pub struct Call<S: State> {
     id: CallId,
-    audit: Arc<dyn AuditSink>,
-    orphan: Option<Arc<dyn OrphanHook>>,
-    /// Numbers retention capabilities, unique across every recording episode of the call.
-    capabilities: Arc<AtomicU64>,
+    /// This value's place in its registry: the call's line (episodes, audit sink), freed when
+    /// the value is dropped.
+    seat: Seat,
     state: S,
 }
 
 /// Told when a `Call<Recording>` is dropped without leaving `Recording` (after its retention
 /// was revoked), so that a best-effort `notRecording` can be queued.
 pub(crate) trait OrphanHook: Send + Sync {
-    /// `retention` is already revoked; the hook must let it drain before reporting.
-    fn orphaned(&self, call: &CallId, retention: Arc<RetentionShared>);
+    /// `retention` is already revoked (no write is in flight and none can start); the report
+    /// belongs to `retention`'s episode.
+    fn orphaned(&self, retention: Arc<RetentionShared>);
 }
 
 impl<S: State> fmt::Debug for Call<S> {
@@ -196,7 +198,11 @@ impl<S: State> Call<S> {
     }
 
     fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
-        record(&*self.audit, &self.id, kind)
+        record(self.sink(), &self.id, kind)
+    }
+
+    fn sink(&self) -> &dyn AuditSink {
+        &*self.seat.line.registry.audit
     }
 
     /// Records a transition; a failure is logged (the state change itself already happened
@@ -220,9 +226,7 @@ impl<S: State> Call<S> {
     fn into_state<N: State>(self, state: N) -> Call<N> {
         Call {
             id: self.id,
-            audit: self.audit,
-            orphan: self.orphan,
-            capabilities: self.capabilities,
+            seat: self.seat,
             state,
         }
     }
@@ -231,10 +235,11 @@ impl<S: State> Call<S> {
     async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
         let once = exchange_with(
             graph,
-            &*self.audit,
+            self.sink(),
             &self.id,
             RecordingStatus::Failed,
             Attempts::Once,
+            Scope::Any,
         );
         match once.await {
             Ok((Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }), _)) => {}
@@ -254,18 +259,23 @@ impl<S: State> Call<S> {
 
     /// `NotRecording`/`Failed` → `PendingRecording` → …
     async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
-        if let Err(error) =
-            self.try_transition_audit(CallState::PendingRecording, "recording requested")
-        {
+        // A new episode: from here on, no report of an earlier one is sent (G7).
+        let (episode, audited) = self.seat.line.begin_episode(|episode| {
+            self.try_transition_audit(
+                CallState::PendingRecording,
+                &format!("recording requested (episode {episode})"),
+            )
+        });
+        if let Err(error) = audited {
             return Err(NotSent {
                 call: self,
                 error: error.into(),
             });
         }
-        match exchange(graph, &*self.audit, &self.id, RecordingStatus::Recording).await {
+        match exchange(graph, self.sink(), &self.id, RecordingStatus::Recording).await {
             Err(error) => {
                 let _ = record(
-                    &*self.audit,
+                    self.sink(),
                     &self.id,
                     AuditKind::Transition {
                         from: CallState::PendingRecording,
@@ -280,6 +290,7 @@ impl<S: State> Call<S> {
                     context: update.client_context().clone(),
                     client_request_id: update.client_request_id().to_owned(),
                     operation_id: None,
+                    episode,
                 });
                 Ok(match sent {
                     Sent::Lost(error) => Begin::Failed(pending.fail_pending(graph, error).await),
@@ -291,33 +302,13 @@ impl<S: State> Call<S> {
 }
 
 impl Call<NotRecording> {
-    /// A call not yet recording, auditing to `audit`.
-    ///
-    /// # Example
-    /// ```
-    /// use std::sync::Arc;
-    /// use recording_status::{Call, CallState};
-    /// use recording_status::audit::MemorySink;
-    ///
-    /// let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, Arc::new(MemorySink::default()));
-    /// assert_eq!(call.state(), CallState::NotRecording);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn new(id: CallId, audit: Arc<dyn AuditSink>) -> Self {
+    /// A call not yet recording, in `seat` (see [`Calls::open`](crate::Calls::open)).
+    pub(crate) fn open(id: CallId, seat: Seat) -> Self {
         Self {
             id,
-            audit,
-            orphan: None,
-            capabilities: Arc::new(AtomicU64::new(1)),
+            seat,
             state: NotRecording { _priv: () },
         }
-    }
-
-    /// Reports orphaned recordings to `hook` (the driver queues a best-effort `notRecording`).
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
-    pub(crate) fn with_orphan_hook(mut self, hook: Arc<dyn OrphanHook>) -> Self {
-        self.orphan = Some(hook);
-        self
     }
 }
 
@@ -390,15 +381,47 @@ impl Call<PendingRecording> {
         self.state.operation_id.as_deref()
     }
 
-    /// Whether `operation` is about this call's outstanding request: same operation id
-    /// (compared lower-case without dashes) or same `clientContext`.
+    /// The recording episode the outstanding request began.
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) fn episode(&self) -> u64 {
+        self.state.episode
+    }
+
+    /// Whether `operation` is about this call's outstanding request.
+    ///
+    /// It must be a recording operation (`updateRecordingStatusOperation`, `commsOperation`, or
+    /// untyped), and agree with the request on everything both sides know: the operation id
+    /// (compared lower-case without dashes) and the `clientContext`. At least one of the two
+    /// must match, and neither may contradict: an update carrying this request's operation id
+    /// with another request's `clientContext` is not about this request.
     pub fn is_for_this_request(&self, operation: &Operation) -> bool {
-        let same_id = match (&self.state.operation_id, &operation.id) {
-            (Some(mine), Some(theirs)) => normalize_id(mine) == normalize_id(theirs),
-            _ => false,
+        self.mismatch(operation).is_none()
+    }
+
+    /// Why `operation` is not about this call's outstanding request, if it is not.
+    fn mismatch(&self, operation: &Operation) -> Option<&'static str> {
+        if !operation.may_settle_recording() {
+            return Some("not a recording operation");
+        }
+        let id = match (&self.state.operation_id, &operation.id) {
+            (Some(mine), Some(theirs)) => Some(normalize_id(mine) == normalize_id(theirs)),
+            _ => None,
         };
-        let same_context = operation.client_context.as_deref() == Some(self.client_context());
-        same_id || same_context
+        let context = operation
+            .client_context
+            .as_deref()
+            .map(|c| c == self.client_context());
+        match (id, context) {
+            (Some(false), _) | (_, Some(false)) => {
+                Some(if id == Some(true) || context == Some(true) {
+                    "operation id and clientContext contradict each other"
+                } else {
+                    "for another request"
+                })
+            }
+            (Some(true), _) | (_, Some(true)) => None,
+            (None, None) => Some("carries neither an operation id nor a clientContext to match"),
+        }
     }
 
     /// Applies an operation update (from a `commsNotification`).
@@ -415,23 +438,27 @@ impl Call<PendingRecording> {
         proof: &Authenticated,
         operation: &Operation,
     ) -> Begin {
-        let matched = self.is_for_this_request(operation);
+        let mismatch = self.mismatch(operation);
         let audited = self.audit(AuditKind::OperationUpdate {
             operation_id: operation.id.clone(),
             client_context: operation.client_context.clone(),
             status: operation.status.as_ref().map(|s| s.as_str().to_owned()),
-            matched,
+            matched: mismatch.is_none(),
             via: proof.method().to_string(),
+            reason: mismatch.map(str::to_owned),
         });
         if let Err(e) = audited {
             return Begin::Failed(self.fail_pending(graph, e.into()).await);
         }
-        if !matched {
+        if mismatch.is_some() {
             return Begin::Pending(self);
         }
+        if operation.is_successful_completion() {
+            return self.enter_recording(graph).await;
+        }
         match operation.status {
-            Some(OperationStatus::Completed) => self.enter_recording(graph).await,
-            Some(OperationStatus::Failed) => Begin::Failed(
+            // `failed`, or `completed` with an error: never an acknowledgement (fail closed).
+            Some(OperationStatus::Failed | OperationStatus::Completed) => Begin::Failed(
                 self.fail_pending(graph, Error::OperationFailed(Box::new(operation.clone())))
                     .await,
             ),
@@ -462,11 +489,26 @@ impl Call<PendingRecording> {
 
     /// As `fail`, remembering the attempt when its outcome is unknown, so that a late
     /// `completed` for it can still be recognised.
+    ///
+    /// When Graph refused the `recording` request outright (`400`, `403`, `404`, `8506`, …),
+    /// nothing was accepted and Graph would refuse a `failed` report too: the call enters
+    /// `Failed` without one, and the trail says so.
     async fn fail_pending<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
+        if reason.is_refused_outright() {
+            self.transition_audit(
+                CallState::Failed,
+                &format!("{reason} (refused outright: no `failed` report)"),
+            );
+            return self.into_state(Failed {
+                reason,
+                unsettled: None,
+            });
+        }
         let unsettled = reason.is_unknown_outcome().then(|| {
             Box::new(Unsettled {
                 context: self.state.context.as_str().to_owned(),
                 operation_id: self.state.operation_id.clone(),
+                episode: self.state.episode,
             })
         });
         let mut failed = self.fail(graph, reason).await;
@@ -510,12 +552,8 @@ impl Call<PendingRecording> {
         {
             return Begin::Failed(self.fail_pending(graph, e.into()).await);
         }
-        let shared = RetentionShared::new(
-            self.id.clone(),
-            self.audit.clone(),
-            self.orphan.clone(),
-            self.capabilities.clone(),
-        );
+        let shared =
+            RetentionShared::new(self.id.clone(), self.seat.line.clone(), self.state.episode);
         Begin::Recording(self.into_state(Recording {
             shared,
             armed: true,
@@ -651,8 +689,12 @@ impl Call<Recording> {
             let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
             return Err(self.still_recording(Error::DrainTimeout { outstanding }));
         }
-        // Every owned handle is gone, and no borrowed one can exist: `self` was moved in.
-        let sent = match exchange(graph, &*self.audit, &self.id, status).await {
+        // Every owned handle is gone, and no borrowed one can exist: `self` was moved in. An
+        // end the sink refused earlier must be in the trail before the report (G9).
+        if let Err(e) = self.state.shared.record_unrecorded() {
+            return Err(self.still_recording(e.into()));
+        }
+        let sent = match exchange(graph, self.sink(), &self.id, status).await {
             Ok((sent, _)) => sent,
             Err(e) => return Err(self.still_recording(e)),
         };

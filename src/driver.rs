@@ -23,8 +23,9 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
 use crate::error::Error;
-use crate::graph::{Graph, exchange};
+use crate::graph::{Attempts, Graph, Scope, exchange_with};
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
+use crate::registry::{Calls, Line};
 use crate::response::Operation;
 use crate::retention::RetentionShared;
 use crate::retry::RetryPolicy;
@@ -91,23 +92,25 @@ pub enum DriverEvent {
     /// shows `recording` while the call is `Failed` and retains nothing. Report the truth with
     /// [`Driver::reconcile`].
     LateCompletion(LateCompletion),
-    /// A `Call<Recording>` was dropped without stopping; its retention was revoked, drained,
-    /// and `notRecording` was reported, best effort. `acknowledged` says whether Graph
-    /// accepted it.
+    /// A `Call<Recording>` was dropped without stopping; its retention was revoked (no write
+    /// was in flight any more, and none could start) and `notRecording` was reported, best
+    /// effort. `acknowledged` says whether Graph accepted it.
     OrphanReported {
         /// The call.
         call_id: CallId,
         /// Whether Graph acknowledged the `notRecording`.
         acknowledged: bool,
     },
-    /// A `Call<Recording>` was dropped without stopping, and its (revoked) capabilities were
-    /// still alive at the drain deadline, so nothing was reported: Graph still shows
-    /// `recording`. End the media tasks; the call needs attention.
+    /// A `Call<Recording>` was dropped without stopping; its retention was revoked, but
+    /// `notRecording` was not reported. `reason` says why: the bot began a later recording
+    /// episode of the call first (that episode's outcome now decides what Graph shows: nothing
+    /// to do), or the audit trail refused the revocation or a capability's end (fix the sink;
+    /// Graph still shows `recording`).
     OrphanNotReported {
         /// The call.
         call_id: CallId,
-        /// Capabilities still alive.
-        outstanding: usize,
+        /// Why nothing was reported.
+        reason: String,
     },
 }
 
@@ -117,6 +120,9 @@ pub enum DriverEvent {
 pub struct LateCompletion {
     /// The call.
     pub call_id: CallId,
+    /// The recording episode the abandoned request began. [`Driver::reconcile`] sends nothing
+    /// once a later episode of the call has begun.
+    pub episode: u64,
     /// The operation id, if known.
     pub operation_id: Option<String>,
     /// The abandoned request's `clientContext`.
@@ -159,7 +165,7 @@ pub type DriverEvents = mpsc::UnboundedReceiver<DriverEvent>;
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let graph = Graph::new(ScriptedTransport::new().then(Step::completed()), AccessToken::new("t"));
 /// let (driver, _events) = Driver::new(graph, Arc::new(MemorySink::default()), DriverConfig::default());
-/// let call = driver.call("57dab8b1-894c-409a-b240-bd8beae78896".parse()?);
+/// let call = driver.call("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
 /// let Started::Recording(call) = driver.begin_recording(call).await? else { panic!() };
 /// # drop(call.end());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -188,6 +194,7 @@ impl<T> fmt::Debug for Driver<T> {
 
 struct Inner<T> {
     graph: Graph<T>,
+    calls: Calls,
     audit: Arc<dyn AuditSink>,
     config: DriverConfig,
     hub: Hub,
@@ -205,16 +212,20 @@ impl<T: Transport + 'static> Driver<T> {
         let (events, rx) = mpsc::unbounded_channel();
         let graph = graph.with_retry(config.retry.clone());
         let hub = Hub::new(audit.clone(), events.clone(), config.memory);
-        let driver = Self {
-            inner: Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<T>>| {
+            let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
+                driver: weak.clone(),
+            });
+            Inner {
                 graph,
+                calls: Calls::with_orphan_hook(audit.clone(), Some(hook)),
                 audit,
                 config,
                 hub,
                 events,
-            }),
-        };
-        (driver, rx)
+            }
+        });
+        (Self { inner }, rx)
     }
 
     /// The hub the bot's notification webhook hands bodies to.
@@ -232,13 +243,19 @@ impl<T: Transport + 'static> Driver<T> {
         &self.inner.config
     }
 
-    /// A new call, auditing to the driver's sink; if it is ever dropped while recording, the
-    /// driver reports `notRecording` for it.
-    pub fn call(&self, id: CallId) -> Call<NotRecording> {
-        let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
-            driver: self.clone(),
-        });
-        Call::new(id, self.inner.audit.clone()).with_orphan_hook(hook)
+    /// Opens a call, auditing to the driver's sink; if it is ever dropped while recording,
+    /// the driver revokes its retention and reports `notRecording` for it.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling of its id) is
+    /// alive: one Graph call has one value at a time (G7).
+    pub fn call(&self, id: CallId) -> Result<Call<NotRecording>, Error> {
+        self.inner.calls.open(id)
+    }
+
+    /// The driver's registry of live calls.
+    pub fn calls(&self) -> &Calls {
+        &self.inner.calls
     }
 
     /// Reports `recording` and waits until Graph settles it: `completed` (in the response or a
@@ -269,9 +286,10 @@ impl<T: Transport + 'static> Driver<T> {
             self.inner.hub.abandon(
                 call.id(),
                 Key {
-                    call: call.id().normalized(),
+                    call: call.id().normalized().to_owned(),
                     operation: unsettled.operation_id.as_deref().map(normalize_id),
                     context: unsettled.context.clone(),
+                    episode: unsettled.episode,
                 },
             );
         }
@@ -353,67 +371,105 @@ impl<T: Transport + 'static> Driver<T> {
     /// Reports `notRecording` or `failed` after a [`LateCompletion`], so that Graph stops
     /// showing `recording` for a call that retains nothing.
     ///
+    /// The report belongs to the late completion's recording episode. If the bot has begun a
+    /// later episode of the call since (it retried, and may be recording again), nothing is
+    /// sent: that episode's own outcome decides what Graph shows, and a `notRecording` now
+    /// would contradict it (G7). The check is made right before the request, under the lock
+    /// that begins episodes.
+    ///
     /// # Errors
+    /// [`Error::Superseded`] if a later episode has begun (nothing sent, and nothing to do);
     /// [`Error::CallEnded`] if the call has ended; otherwise why Graph did not acknowledge.
     pub async fn reconcile(&self, late: &LateCompletion, status: EndStatus) -> Result<(), Error> {
         let status = match status {
             EndStatus::NotRecording => RecordingStatus::NotRecording,
             EndStatus::Failed => RecordingStatus::Failed,
         };
-        self.send_end_status(&late.call_id, status).await
+        let line = self.inner.calls.line(&late.call_id);
+        self.send_end_status(&late.call_id, status, &line, late.episode)
+            .await
     }
 
-    async fn send_end_status(&self, call: &CallId, status: RecordingStatus) -> Result<(), Error> {
+    async fn send_end_status(
+        &self,
+        call: &CallId,
+        status: RecordingStatus,
+        line: &Line,
+        episode: u64,
+    ) -> Result<(), Error> {
         if self.inner.hub.has_ended(call) {
             return Err(Error::CallEnded);
         }
-        let (sent, _) = exchange(&self.inner.graph, &*self.inner.audit, call, status).await?;
+        let (sent, _) = exchange_with(
+            &self.inner.graph,
+            &*self.inner.audit,
+            call,
+            status,
+            Attempts::Policy,
+            Scope::Episode(line, episode),
+        )
+        .await?;
         sent.accepted()
     }
 }
 
 /// Queues a best-effort `notRecording` for calls dropped while recording.
 struct Orphans<T> {
-    driver: Driver<T>,
+    /// Weak: the driver owns the registry that owns this hook.
+    driver: std::sync::Weak<Inner<T>>,
 }
 
 impl<T: Transport + 'static> OrphanHook for Orphans<T> {
-    fn orphaned(&self, call: &CallId, retention: Arc<RetentionShared>) {
+    fn orphaned(&self, retention: Arc<RetentionShared>) {
+        let call = retention.call_id().clone();
+        let Some(inner) = self.driver.upgrade() else {
+            tracing::warn!(call_id = %call, "driver gone: cannot report `notRecording` for a dropped recording call");
+            return;
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(call_id = %call, "no tokio runtime: cannot report `notRecording` for a dropped recording call");
             return;
         };
-        let driver = self.driver.clone();
-        let call = call.clone();
+        let driver = Driver { inner };
         runtime.spawn(async move {
-            // Revoked is not drained: a write that passed its check may still be under way.
-            // Report only once every capability has ended, as `stop_recording` does.
-            let drain = tokio::time::sleep(driver.inner.config.drain_deadline);
-            if let Err(outstanding) = retention.drain(drain).await {
-                let _ = driver.inner.audit.record(&AuditEvent::now(
-                    call.as_str(),
-                    AuditKind::DrainTimedOut { outstanding },
-                ));
-                tracing::warn!(call_id = %call, outstanding, "dropped recording call: capabilities outlived the drain deadline; `notRecording` not reported");
-                let _ = driver
-                    .inner
-                    .events
-                    .send(DriverEvent::OrphanNotReported { call_id: call, outstanding });
-                return;
-            }
+            // Revocation has returned: no write is in flight and none can start (G8), so the
+            // report may go out at once, once the trail holds every end and the revocation.
+            let result = match retention.record_unrecorded() {
+                Err(e) => Err(Error::Audit(e)),
+                Ok(()) => {
+                    driver
+                        .send_end_status(
+                            &call,
+                            RecordingStatus::NotRecording,
+                            retention.line(),
+                            retention.episode(),
+                        )
+                        .await
+                }
+            };
             drop(retention);
-            let result = driver
-                .send_end_status(&call, RecordingStatus::NotRecording)
-                .await;
-            if let Err(e) = &result {
-                tracing::warn!(call_id = %call, error = %e, "best-effort `notRecording` for a dropped call failed");
-            }
-            if !matches!(result, Err(Error::CallEnded)) {
-                let _ = driver.inner.events.send(DriverEvent::OrphanReported {
+            let event = match result {
+                Err(Error::CallEnded) => return,
+                Ok(()) => DriverEvent::OrphanReported {
                     call_id: call,
-                    acknowledged: result.is_ok(),
-                });
-            }
+                    acknowledged: true,
+                },
+                Err(e @ (Error::Superseded { .. } | Error::Audit(_))) => {
+                    tracing::warn!(call_id = %call, error = %e, "`notRecording` for a dropped recording call not sent");
+                    DriverEvent::OrphanNotReported {
+                        call_id: call,
+                        reason: e.to_string(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(call_id = %call, error = %e, "best-effort `notRecording` for a dropped call failed");
+                    DriverEvent::OrphanReported {
+                        call_id: call,
+                        acknowledged: false,
+                    }
+                }
+            };
+            let _ = driver.inner.events.send(event);
         });
     }
 }
@@ -477,20 +533,50 @@ struct Key {
     call: String,
     operation: Option<String>,
     context: String,
+    /// The recording episode the request began.
+    episode: u64,
+}
+
+/// How an update relates to a request's [`Key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    Yes,
+    No,
+    /// About this request by one id, contradicted by the other: audited and ignored.
+    Contradiction,
 }
 
 impl Key {
     fn matches(&self, update: &OperationUpdate) -> bool {
-        if let Some(call) = update.normalized_call_id()
-            && call != self.call
-        {
-            return false;
+        self.relate(update) == Match::Yes
+    }
+
+    /// An update is about this request when it is a recording operation, its call id (if it
+    /// has one) is this call, one of its ids matches and none contradicts. Without a call id
+    /// it can match only by `clientContext`.
+    fn relate(&self, update: &OperationUpdate) -> Match {
+        if !update.operation.may_settle_recording() {
+            return Match::No;
         }
-        let same_op = match (&self.operation, update.normalized_operation_id()) {
-            (Some(mine), Some(theirs)) => *mine == theirs,
-            _ => false,
+        let call = update.normalized_call_id();
+        if call.as_deref().is_some_and(|c| c != self.call) {
+            return Match::No;
+        }
+        let op = match (&self.operation, update.normalized_operation_id()) {
+            (Some(mine), Some(theirs)) => Some(*mine == theirs),
+            _ => None,
         };
-        same_op || update.operation.client_context.as_deref() == Some(self.context.as_str())
+        let context = update
+            .operation
+            .client_context
+            .as_deref()
+            .map(|c| c == self.context);
+        let op = if call.is_none() { None } else { op };
+        match (op, context) {
+            (Some(true), Some(false)) | (Some(false), Some(true)) => Match::Contradiction,
+            (Some(true), None) | (None | Some(true), Some(true)) => Match::Yes,
+            _ => Match::No,
+        }
     }
 }
 
@@ -623,8 +709,8 @@ impl Hub {
 
     fn mark_ended(&self, call: &CallId) {
         let mut s = self.lock();
-        if s.ended.insert(call.normalized()) {
-            s.ended_order.push_back(call.normalized());
+        if s.ended.insert(call.normalized().to_owned()) {
+            s.ended_order.push_back(call.normalized().to_owned());
             let now = tokio::time::Instant::now();
             s.trim(now);
         }
@@ -635,15 +721,16 @@ impl Hub {
     }
 
     fn has_ended(&self, call: &CallId) -> bool {
-        self.lock().ended.contains(&call.normalized())
+        self.lock().ended.contains(call.normalized())
     }
 
     fn register(&self, call: &Call<PendingRecording>) -> Waiter {
         let (tx, updates) = mpsc::unbounded_channel();
         let key = Key {
-            call: call.id().normalized(),
+            call: call.id().normalized().to_owned(),
             operation: call.operation_id().map(normalize_id),
             context: call.client_context().to_owned(),
+            episode: call.episode(),
         };
         let mut s = self.lock();
         let id = s.next_id;
@@ -706,6 +793,17 @@ impl Hub {
                     delivery.routed += 1;
                     continue;
                 }
+                if s.waiters
+                    .iter()
+                    .any(|w| w.key.relate(&update) == Match::Contradiction)
+                {
+                    delivery.ignored += 1;
+                    ignored_updates.push((
+                        update,
+                        "operation id and clientContext contradict the waiting request",
+                    ));
+                    continue;
+                }
                 if let Some(pos) = s.abandoned.iter().position(|(_, a)| a.key.matches(&update)) {
                     if update.operation.status == Some(OperationStatus::Completed)
                         && let Some((_, a)) = s.abandoned.remove(pos)
@@ -714,6 +812,7 @@ impl Hub {
                         s.settled.push_back((now, a.key.clone()));
                         late.push(LateCompletion {
                             call_id: a.call_id,
+                            episode: a.key.episode,
                             operation_id: update.operation_id.clone().or(a.key.operation),
                             client_context: a.key.context,
                         });
@@ -754,7 +853,7 @@ impl Hub {
         );
         for (update, reason) in ignored_updates {
             audit(
-                update.call_id.as_deref().unwrap_or_default(),
+                &update.normalized_call_id().unwrap_or_default(),
                 AuditKind::NotificationIgnored {
                     operation_id: update.operation_id.clone(),
                     client_context: update.operation.client_context.clone(),
@@ -770,7 +869,7 @@ impl Hub {
         for l in late {
             tracing::warn!(call_id = %l.call_id, "late `completed` for an abandoned recording request");
             audit(
-                l.call_id.as_str(),
+                l.call_id.normalized(),
                 AuditKind::LateCompletion {
                     operation_id: l.operation_id.clone(),
                     client_context: l.client_context.clone(),

@@ -7,8 +7,9 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::response::{GraphError, Operation, Permanent};
+use crate::types::CallId;
 
-/// A string that is not a valid Graph call id. See [`CallId`](crate::CallId).
+/// A string that is not a valid Graph call id. See [`CallId`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InvalidCallId {
@@ -159,6 +160,29 @@ pub enum Error {
     /// The bot reported that recording broke.
     #[error("recording failed: {0}")]
     Reported(String),
+    /// A value for this call is already alive (under this or another spelling of its id): one
+    /// Graph call has one [`Call`](crate::Call) value at a time. Use that value, or drop it
+    /// and open the call again.
+    #[error("call {call_id} is already open: one Graph call has one live value")]
+    AlreadyOpen {
+        /// The call.
+        call_id: CallId,
+    },
+    /// A report of an earlier recording episode was not sent, because a later episode of the
+    /// same call has begun (the bot began recording again): the later episode's own outcome
+    /// now decides what Graph shows. Nothing to do; the trail records it as
+    /// `report_superseded`.
+    #[error(
+        "nothing sent for call {call_id}: its recording episode {episode} was superseded by episode {current}"
+    )]
+    Superseded {
+        /// The call.
+        call_id: CallId,
+        /// The episode the report belonged to.
+        episode: u64,
+        /// The episode that has begun since.
+        current: u64,
+    },
 }
 
 impl Error {
@@ -167,6 +191,18 @@ impl Error {
         match self {
             Self::Graph(e) => e.permanent(),
             _ => None,
+        }
+    }
+
+    /// `true` when Graph refused the request outright (`400`, `403`, `404`, or a permanent
+    /// cloud-communications code such as `8506`): nothing was accepted, so there is nothing to
+    /// report `failed` for, and Graph would refuse that report too.
+    pub fn is_refused_outright(&self) -> bool {
+        match self {
+            Self::Graph(e) => {
+                matches!(e.status.as_u16(), 400 | 403 | 404) || e.permanent().is_some()
+            }
+            _ => false,
         }
     }
 

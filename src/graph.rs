@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::registry::{Line, Superseded};
 use crate::request::UpdateRequest;
 use crate::response::{Outcome, interpret_response};
 use crate::status::RecordingStatus;
@@ -165,7 +166,10 @@ impl InFlight {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Forget locks nobody holds or waits for, so the map does not grow without bound.
             calls.retain(|_, l| Arc::strong_count(l) > 1);
-            calls.entry(call.normalized()).or_default().clone()
+            calls
+                .entry(call.normalized().to_owned())
+                .or_default()
+                .clone()
         };
         lock.lock_owned().await
     }
@@ -208,7 +212,17 @@ pub(crate) async fn exchange<T: Transport>(
     call: &CallId,
     status: RecordingStatus,
 ) -> Result<(Sent, UpdateRequest), Error> {
-    exchange_with(graph, audit, call, status, Attempts::Policy).await
+    exchange_with(graph, audit, call, status, Attempts::Policy, Scope::Any).await
+}
+
+/// Which recording episode an exchange belongs to.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope<'l> {
+    /// The call's current one: the caller holds the call's value.
+    Any,
+    /// A given episode, whose report must not be sent once a later episode of the call has
+    /// begun (G7): checked, under the line's lock, with each attempt's `RequestSent`.
+    Episode(&'l Line, u64),
 }
 
 /// How many attempts an exchange may make.
@@ -226,6 +240,7 @@ pub(crate) async fn exchange_with<T: Transport>(
     call: &CallId,
     status: RecordingStatus,
     attempts: Attempts,
+    scope: Scope<'_>,
 ) -> Result<(Sent, UpdateRequest), Error> {
     let span = tracing::info_span!("update_recording_status", call_id = %call, %status);
     async {
@@ -248,15 +263,44 @@ pub(crate) async fn exchange_with<T: Transport>(
                 Err(e) if !sent_any => return Err(e.into()),
                 Err(e) => return Ok((Sent::Lost(e.into()), update)),
             };
-            let audited = record(
-                audit,
-                call,
-                AuditKind::RequestSent {
-                    status,
-                    client_context: update.client_context().as_str().to_owned(),
-                    client_request_id: update.client_request_id().to_owned(),
+            let request_sent = || {
+                record(
+                    audit,
+                    call,
+                    AuditKind::RequestSent {
+                        status,
+                        client_context: update.client_context().as_str().to_owned(),
+                        client_request_id: update.client_request_id().to_owned(),
+                    },
+                )
+            };
+            let audited = match scope {
+                Scope::Any => request_sent(),
+                Scope::Episode(line, episode) => match line.within_episode(episode, request_sent) {
+                    Ok(audited) => audited,
+                    Err(Superseded { current }) => {
+                        let _ = record(
+                            audit,
+                            call,
+                            AuditKind::ReportSuperseded {
+                                status,
+                                episode,
+                                current_episode: current,
+                            },
+                        );
+                        tracing::info!(episode, current, "report superseded by a later episode; not sent");
+                        let error = Error::Superseded {
+                            call_id: call.clone(),
+                            episode,
+                            current,
+                        };
+                        if sent_any {
+                            return Ok((Sent::Lost(error), update));
+                        }
+                        return Err(error);
+                    }
                 },
-            );
+            };
             if let Err(e) = audited {
                 if sent_any {
                     return Ok((Sent::Lost(e.into()), update));
@@ -355,7 +399,8 @@ pub(crate) fn record(
     call: &CallId,
     kind: AuditKind,
 ) -> Result<(), crate::error::AuditError> {
-    audit.record(&AuditEvent::now(call.as_str(), kind))
+    // One spelling per call in the trail (G7): the normalised id.
+    audit.record(&AuditEvent::now(call.normalized(), kind))
 }
 
 fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {

@@ -7,13 +7,16 @@
 //! reported. This crate turns that rule into types:
 //!
 //! - a [`Call<S>`](Call) is in one of four states, [`NotRecording`], [`PendingRecording`],
-//!   [`Recording`] and [`Failed`], and every transition consumes it;
+//!   [`Recording`] and [`Failed`], and every transition consumes it; calls are opened through
+//!   [`Calls`] (or the driver), which keeps one value per Graph call (G7);
 //! - only `Call<Recording>` mints retention capabilities ([`Retention`], [`RetentionHandle`]),
 //!   the values storage code ([`RetentionWriter`]) needs to write media;
 //! - the only way into `Recording` is a `recording` update whose operation Graph reports as
 //!   `completed` (in the response, or in a later notification for the same request);
 //! - leaving `Recording` ends every capability first: statically for borrowed ones, by an
 //!   awaited drain with a deadline for owned ones; the status request is built afterwards;
+//! - revocation ([`Call::end`], or dropping a recording call) is final: once it returns no
+//!   write through the call's capabilities is in flight, and none starts (G8);
 //! - every request, response, transition and capability start/end is an
 //!   [`AuditEvent`](audit::AuditEvent), and [`audit::verify`] replays a trail against the rule.
 //!
@@ -21,7 +24,7 @@
 //! ```
 //! use std::io::Write;
 //! use std::sync::Arc;
-//! use recording_status::{AccessToken, Begin, Call, Graph, RetentionWriter};
+//! use recording_status::{AccessToken, Begin, Calls, Graph, RetentionWriter};
 //! use recording_status::audit::{MemorySink, verify};
 //! use recording_status::testing::{ScriptedTransport, Step};
 //!
@@ -31,7 +34,9 @@
 //! let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
 //! let audit = Arc::new(MemorySink::default());
 //!
-//! let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, audit.clone());
+//! // One value per Graph call: calls are opened through the registry that knows them.
+//! let calls = Calls::new(audit.clone());
+//! let call = calls.open("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
 //! let Begin::Recording(call) = call.begin_recording(&graph).await? else {
 //!     return Err("not acknowledged: nothing may be persisted".into());
 //! };
@@ -105,6 +110,7 @@ pub mod endpoint;
 pub mod error;
 mod graph;
 pub mod notification;
+mod registry;
 pub mod request;
 pub mod response;
 pub mod retention;
@@ -124,6 +130,7 @@ pub use endpoint::Endpoint;
 pub use error::Error;
 pub use graph::Graph;
 pub use http;
+pub use registry::Calls;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
 pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
 pub use status::{OperationStatus, RecordingStatus};

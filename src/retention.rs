@@ -10,59 +10,77 @@
 //! - [`RetentionWriter`] wraps any [`std::io::Write`] (and, with the `tokio` feature,
 //!   `tokio::io::AsyncWrite`) so that bytes reach storage only through a capability.
 //!
-//! Every capability's start and end is an [`AuditEvent`].
+//! Every capability's start and end is an [`AuditEvent`](crate::audit::AuditEvent).
+//!
+//! # Revocation is final (G8)
+//!
+//! When [`Call::end`](crate::Call::end) returns, or a `Call<Recording>` has been dropped, no
+//! byte reaches storage through any capability of that call any more: [`RetentionWriter`]
+//! holds its capability around every inner `write`, `flush` and `poll_*` call (one check per
+//! inner write, never one for a whole buffer), revocation waits until the writes in flight have
+//! returned, and every later write fails with [`io::ErrorKind::PermissionDenied`].
+//!
+//! Put buffers *outside* the writer: `BufWriter::new(RetentionWriter::new(handle, file))`.
+//! Bytes a buffer inside the writer (`RetentionWriter::new(handle, BufWriter::new(file))`) has
+//! accepted reach the file whenever that buffer decides, which may be when it is dropped after
+//! revocation; a buffer outside can reach the file only through the capability.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::audit::AuditKind;
 use crate::error::AuditError;
+use crate::registry::Line;
 use crate::types::CallId;
+
+mod gate;
+
+/// The primitives [`gate`] is built on; `tests/loom.rs` compiles the same file against loom's.
+mod sync {
+    pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(super) use std::sync::{Condvar, Mutex, MutexGuard};
+}
+
+use gate::{Gate, WriteGuard};
 
 pub(crate) struct RetentionShared {
     call_id: CallId,
-    audit: Arc<dyn AuditSink>,
-    orphan: Option<Arc<dyn crate::call::OrphanHook>>,
-    next_capability: Arc<AtomicU64>,
-    // Read on every media write, so kept out of the mutex.
-    stopping: AtomicBool,
-    revoked: AtomicBool,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    owned_live: usize,
-    borrowed_live: usize,
-    drain_wakers: Vec<Waker>,
-    stop_wakers: Vec<Waker>,
+    /// The call's line in its registry: audit sink, orphan hook, capability numbers, episodes.
+    line: Arc<Line>,
+    /// The recording episode these capabilities belong to (its orphan report is checked
+    /// against it).
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    episode: u64,
+    gate: Gate,
+    /// Ends (and a revocation) the audit sink refused: recorded again before any
+    /// end-of-recording request is built (G9).
+    unrecorded: Mutex<Vec<AuditKind>>,
 }
 
 impl RetentionShared {
-    pub(crate) fn new(
-        call_id: CallId,
-        audit: Arc<dyn AuditSink>,
-        orphan: Option<Arc<dyn crate::call::OrphanHook>>,
-        next_capability: Arc<AtomicU64>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(call_id: CallId, line: Arc<Line>, episode: u64) -> Arc<Self> {
         Arc::new(Self {
             call_id,
-            audit,
-            orphan,
-            next_capability,
-            stopping: AtomicBool::new(false),
-            revoked: AtomicBool::new(false),
-            inner: Mutex::new(Inner::default()),
+            line,
+            episode,
+            gate: Gate::new(),
+            unrecorded: Mutex::new(Vec::new()),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) fn line(&self) -> &Arc<Line> {
+        &self.line
+    }
+
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) fn episode(&self) -> u64 {
+        self.episode
     }
 
     pub(crate) fn call_id(&self) -> &CallId {
@@ -70,98 +88,101 @@ impl RetentionShared {
     }
 
     pub(crate) fn outstanding(&self) -> usize {
-        let inner = self.lock();
-        inner.owned_live + inner.borrowed_live
+        self.gate.outstanding()
     }
 
     fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
-        self.audit
-            .record(&AuditEvent::now(self.call_id.as_str(), kind))
+        crate::graph::record(&*self.line.registry.audit, &self.call_id, kind)
     }
 
     /// Mints a capability number and records its start. The capability exists only if the
     /// start was recorded.
     fn start(&self, owned: bool) -> Result<u64, AuditError> {
-        let capability = self.next_capability.fetch_add(1, Ordering::Relaxed);
+        let capability = self
+            .line
+            .registry
+            .capabilities
+            .fetch_add(1, Ordering::Relaxed);
         self.audit(AuditKind::RetentionStarted { capability, owned })?;
-        let mut inner = self.lock();
-        if owned {
-            inner.owned_live += 1;
-        } else {
-            inner.borrowed_live += 1;
-        }
+        self.gate.mint(owned);
         Ok(capability)
     }
 
     /// Records a capability's end, then releases it. The order matters (G4): the drain may
     /// complete, and the end-of-recording request be audited, only after this end is in the
-    /// trail.
+    /// trail. An end the sink refuses is kept and recorded again before any end-of-recording
+    /// request ([`record_unrecorded`](Self::record_unrecorded)).
     fn end(&self, capability: u64, owned: bool) {
-        if let Err(e) = self.audit(AuditKind::RetentionEnded { capability }) {
-            tracing::error!(call_id = %self.call_id, capability, error = %e,
-                "could not audit the end of a retention capability");
-        }
-        self.release(owned);
+        self.audit_or_keep(AuditKind::RetentionEnded { capability });
+        self.gate.release(owned);
     }
 
-    /// Lets go of a capability and wakes the drain when the last owned one is gone.
-    fn release(&self, owned: bool) {
-        let wakers = {
-            let mut inner = self.lock();
-            if owned {
-                inner.owned_live -= 1;
-            } else {
-                inner.borrowed_live -= 1;
-            }
-            if inner.owned_live == 0 {
-                std::mem::take(&mut inner.drain_wakers)
-            } else {
-                Vec::new()
-            }
-        };
-        wakers.into_iter().for_each(Waker::wake);
+    fn audit_or_keep(&self, kind: AuditKind) {
+        if let Err(e) = self.audit(kind.clone()) {
+            tracing::error!(call_id = %self.call_id, error = %e, event = ?kind,
+                "could not audit a retention event; it is retried before the end of recording \
+                 is reported, and nothing is reported until it is recorded");
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(kind);
+        }
+    }
+
+    /// Records the ends (and revocation) the sink refused earlier. Until this succeeds, no
+    /// end-of-recording request may be built: the trail would show the report before the end.
+    ///
+    /// # Errors
+    /// The sink still refuses; what is not yet recorded is kept for the next try.
+    pub(crate) fn record_unrecorded(&self) -> Result<(), AuditError> {
+        let mut kept = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some(kind) = kept.first() {
+            self.audit(kind.clone())?;
+            kept.remove(0);
+        }
+        Ok(())
     }
 
     /// Raises the stop signal for owned handles. Returns how many capabilities are alive.
     pub(crate) fn raise_stop(&self) -> usize {
-        let (wakers, outstanding) = {
-            let mut inner = self.lock();
-            self.stopping.store(true, Ordering::SeqCst);
-            (
-                std::mem::take(&mut inner.stop_wakers),
-                inner.owned_live + inner.borrowed_live,
-            )
-        };
-        wakers.into_iter().for_each(Waker::wake);
-        outstanding
+        self.gate.raise_stop()
     }
 
-    /// Revokes every capability: writes through them fail from now on.
+    /// Revokes every capability: writes through them fail from now on, and this returns only
+    /// once no write is in flight (G8).
     pub(crate) fn revoke(&self) {
-        self.revoked.store(true, Ordering::SeqCst);
-        let outstanding = self.outstanding();
-        self.raise_stop();
-        if let Err(e) = self.audit(AuditKind::RetentionRevoked { outstanding }) {
-            tracing::error!(call_id = %self.call_id, error = %e,
-                "could not audit the revocation of retention");
-        }
+        let outstanding = self.gate.revoke();
+        self.audit_or_keep(AuditKind::RetentionRevoked { outstanding });
     }
 
     /// The call was dropped while recording: revoke, then let the orphan hook report it once
     /// every capability has ended.
     pub(crate) fn orphaned(self: &Arc<Self>) {
         self.revoke();
-        if let Some(hook) = &self.orphan {
-            hook.orphaned(&self.call_id, self.clone());
+        if let Some(hook) = &self.line.registry.orphan {
+            hook.orphaned(self.clone());
         }
     }
 
     fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.gate.is_stopping()
     }
 
     fn is_revoked(&self) -> bool {
-        self.revoked.load(Ordering::SeqCst)
+        self.gate.is_revoked()
+    }
+
+    /// Enters the gate for one inner write (G8).
+    fn enter(&self) -> io::Result<WriteGuard<'_>> {
+        self.gate.enter().map_err(|gate::Revoked| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "retention revoked: the call is no longer recording",
+            )
+        })
     }
 
     /// Waits (async) until no owned handle is alive, or `deadline` completes first.
@@ -169,24 +190,14 @@ impl RetentionShared {
     pub(crate) async fn drain<D: Future<Output = ()>>(&self, deadline: D) -> Result<(), usize> {
         let mut deadline = std::pin::pin!(deadline);
         std::future::poll_fn(|cx| {
-            {
-                let mut inner = self.lock();
-                if inner.owned_live == 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if !inner.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    inner.drain_wakers.push(cx.waker().clone());
-                }
+            if self.gate.drained_or_register(cx.waker()) {
+                return Poll::Ready(Ok(()));
             }
             match deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let inner = self.lock();
-                    if inner.owned_live == 0 {
-                        Poll::Ready(Ok(()))
-                    } else {
-                        Poll::Ready(Err(inner.owned_live))
-                    }
-                }
+                Poll::Ready(()) => match self.gate.owned() {
+                    0 => Poll::Ready(Ok(())),
+                    alive => Poll::Ready(Err(alive)),
+                },
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -290,7 +301,7 @@ impl RetentionHandle {
 
     /// A handle that cannot write: it only keeps the drain waiting until it is dropped.
     fn inert(shared: &Arc<RetentionShared>) -> Self {
-        shared.lock().owned_live += 1;
+        shared.gate.mint(true);
         Self {
             shared: shared.clone(),
             capability: 0,
@@ -359,7 +370,7 @@ impl Drop for RetentionHandle {
         if self.audited {
             self.shared.end(self.capability, true);
         } else {
-            self.shared.release(true);
+            self.shared.gate.release(true);
         }
     }
 }
@@ -385,14 +396,11 @@ impl Future for Stopping<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = self.shared.lock();
-        if self.shared.is_stopping() {
-            return Poll::Ready(());
+        if self.shared.gate.stopping_or_register(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        if !inner.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            inner.stop_wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
@@ -403,10 +411,13 @@ impl fmt::Debug for Stopping<'_> {
 }
 
 mod capability_sealed {
+    /// Seals [`Capability`](super::Capability) and carries the gate every write enters.
     #[allow(unnameable_types)] // Sealed on purpose.
-    pub trait Sealed {}
-    impl Sealed for super::Retention<'_> {}
-    impl Sealed for super::RetentionHandle {}
+    pub trait Sealed {
+        /// Enters the capability's gate for one inner write (G8): refused once revoked, and
+        /// revocation waits until the returned guard is dropped.
+        fn enter(&self) -> std::io::Result<super::WriteGuard<'_>>;
+    }
 }
 
 /// A retention capability: [`Retention`] or [`RetentionHandle`]. Sealed.
@@ -414,47 +425,44 @@ pub trait Capability: capability_sealed::Sealed + fmt::Debug {
     /// The call the capability belongs to.
     fn call(&self) -> &CallId;
 
-    /// `Ok` while writing is allowed.
+    /// `Ok` while writing is allowed. This is a snapshot, for callers that want to skip work;
+    /// [`RetentionWriter`] does not rely on it but checks, and holds, the capability around
+    /// every inner write.
     ///
     /// # Errors
     /// [`io::ErrorKind::PermissionDenied`] once the capability was revoked.
-    fn check(&self) -> io::Result<()>;
+    fn check(&self) -> io::Result<()> {
+        self.enter().map(drop)
+    }
+}
+
+impl capability_sealed::Sealed for Retention<'_> {
+    fn enter(&self) -> io::Result<WriteGuard<'_>> {
+        self.shared.enter()
+    }
 }
 
 impl Capability for Retention<'_> {
     fn call(&self) -> &CallId {
         self.call_id()
     }
-
-    fn check(&self) -> io::Result<()> {
-        check_revoked(self.shared)
-    }
 }
 
-impl Capability for RetentionHandle {
-    fn call(&self) -> &CallId {
-        self.call_id()
-    }
-
-    fn check(&self) -> io::Result<()> {
+impl capability_sealed::Sealed for RetentionHandle {
+    fn enter(&self) -> io::Result<WriteGuard<'_>> {
         if !self.audited {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "this retention handle was never audited and cannot write",
             ));
         }
-        check_revoked(&self.shared)
+        self.shared.enter()
     }
 }
 
-fn check_revoked(shared: &RetentionShared) -> io::Result<()> {
-    if shared.is_revoked() {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "retention revoked: the call is no longer recording",
-        ))
-    } else {
-        Ok(())
+impl Capability for RetentionHandle {
+    fn call(&self) -> &CallId {
+        self.call_id()
     }
 }
 
@@ -495,30 +503,34 @@ impl<C: Capability, W> RetentionWriter<C, W> {
 }
 
 impl<C: Capability, W: io::Write> RetentionWriter<C, W> {
-    /// Flushes the inner writer and returns it with the capability; drop the capability to end
-    /// retention.
+    /// Flushes the inner writer (through the capability, like every write) and returns it
+    /// with the capability; drop the capability to end retention.
     ///
     /// # Errors
-    /// The flush failed; the writer is lost with the error.
+    /// The flush failed, or the capability was revoked; the writer is lost with the error.
     pub fn finish(mut self) -> io::Result<(W, C)> {
-        self.inner.flush()?;
+        io::Write::flush(&mut self)?;
         Ok((self.inner, self.capability))
     }
 }
 
+/// Every inner call holds the capability for its duration (G8): one check per inner write,
+/// and revocation waits until the call returns. `write_all` and `write_fmt` are the standard
+/// loops over [`write`](io::Write::write), so each chunk the inner writer takes is checked on
+/// its own: a revocation in the middle of a large buffer stops it at the next chunk.
 impl<C: Capability, W: io::Write> io::Write for RetentionWriter<C, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.capability.check()?;
+        let _held = self.capability.enter()?;
         self.inner.write(buf)
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.capability.check()?;
-        self.inner.write_all(buf)
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let _held = self.capability.enter()?;
+        self.inner.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.capability.check()?;
+        let _held = self.capability.enter()?;
         self.inner.flush()
     }
 }
@@ -533,19 +545,19 @@ impl<C: Capability + Unpin, W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWr
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.capability.check()?;
+        let _held = this.capability.enter()?;
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.capability.check()?;
+        let _held = this.capability.enter()?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.capability.check()?;
+        let _held = this.capability.enter()?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -556,8 +568,11 @@ impl<C: Capability, W: tokio::io::AsyncWrite + Unpin> RetentionWriter<C, W> {
     ///
     /// # Errors
     /// The flush failed.
-    pub async fn finish_async(mut self) -> io::Result<(W, C)> {
-        tokio::io::AsyncWriteExt::flush(&mut self.inner).await?;
+    pub async fn finish_async(mut self) -> io::Result<(W, C)>
+    where
+        C: Unpin,
+    {
+        tokio::io::AsyncWriteExt::flush(&mut self).await?;
         Ok((self.inner, self.capability))
     }
 }

@@ -40,6 +40,8 @@ pub struct PendingRecording {
     pub(crate) context: ClientContext,
     pub(crate) client_request_id: String,
     pub(crate) operation_id: Option<String>,
+    /// The recording episode this request began.
+    pub(crate) episode: u64,
 }
 
 /// Graph acknowledged `recording` as `completed`: media may be persisted, through retention
@@ -62,6 +64,7 @@ pub struct Failed {
 pub(crate) struct Unsettled {
     pub(crate) context: String,
     pub(crate) operation_id: Option<String>,
+    pub(crate) episode: u64,
 }
 
 impl fmt::Debug for Recording {

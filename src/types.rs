@@ -31,11 +31,39 @@ pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 /// let id: CallId = "57dab8b1-894c-409a-b240-bd8beae78896".parse()?;
 /// assert_eq!(id.normalized(), "57dab8b1894c409ab240bd8beae78896");
 /// assert!("../admin".parse::<CallId>().is_err());
+///
+/// // One call, one identity: Graph's notification spelling is equal, and hashes the same.
+/// let notified: CallId = "57DAB8B1894C409AB240BD8BEAE78896".parse()?;
+/// assert_eq!(id, notified);
+/// assert_eq!(notified.as_str(), "57DAB8B1894C409AB240BD8BEAE78896"); // sent as given
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+///
+/// # Identity
+/// Equality, hashing and the audit trail use [`normalized`](Self::normalized) (lower case, no
+/// dashes), the form in which Graph's spellings of one call agree; requests use the id exactly
+/// as given ([`as_str`](Self::as_str)).
+#[derive(Clone, Serialize)]
 #[serde(transparent)]
-pub struct CallId(String);
+pub struct CallId {
+    raw: Box<str>,
+    #[serde(skip)]
+    normalized: Box<str>,
+}
+
+impl PartialEq for CallId {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+
+impl Eq for CallId {}
+
+impl std::hash::Hash for CallId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.normalized.hash(state);
+    }
+}
 
 impl CallId {
     /// Parses a call id.
@@ -58,36 +86,44 @@ impl CallId {
         if id.contains("..") || id == "." {
             return Err(InvalidCallId::DotSegment);
         }
-        Ok(Self(id))
+        let normalized = normalize_id(&id);
+        if normalized.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        Ok(Self {
+            raw: id.into_boxed_str(),
+            normalized: normalized.into_boxed_str(),
+        })
     }
 
-    /// The id exactly as Graph gave it.
+    /// The id exactly as given, as it is sent in request URLs.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.raw
     }
 
-    /// The id in the form used to correlate responses with notifications: lower case, without
-    /// dashes. Graph answers `57dab8b1-894c-…` but notifies `57DAB8B1894C…` for the same call.
-    pub fn normalized(&self) -> String {
-        normalize_id(&self.0)
+    /// The id's identity: lower case, without dashes. Graph answers `57dab8b1-894c-…` but
+    /// notifies `57DAB8B1894C…` for the same call; both normalise to `57dab8b1894c…`. The audit
+    /// trail writes this form.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
     }
 
     /// The id as one percent-encoded URL path segment (RFC 3986 unreserved characters are kept,
     /// every other byte is `%XX`).
     pub fn path_segment(&self) -> String {
-        percent_encode_segment(&self.0)
+        percent_encode_segment(&self.raw)
     }
 }
 
 impl fmt::Debug for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CallId").field(&self.0).finish()
+        f.debug_tuple("CallId").field(&self.raw).finish()
     }
 }
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.raw)
     }
 }
 

@@ -14,7 +14,7 @@ use recording_status::driver::{
 use recording_status::retry::RetryPolicy;
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::token::{TokenFuture, TokenSource};
-use recording_status::{AccessToken, CallId, Error, Graph, RetentionWriter};
+use recording_status::{AccessToken, CallId, CallState, Error, Graph, RetentionWriter};
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 const CALL_UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";
@@ -62,7 +62,7 @@ async fn recording(
     driver: &Driver<ScriptedTransport>,
 ) -> recording_status::Call<recording_status::Recording> {
     match driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap()
     {
@@ -77,7 +77,7 @@ async fn failed(
     why: &str,
 ) -> recording_status::Call<recording_status::Failed> {
     match driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap()
     {
@@ -103,7 +103,7 @@ async fn running_then_notification_completed_records() {
         assert_eq!(d.routed, 1);
     });
     let started = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap();
     let Started::Recording(call) = started else {
@@ -124,7 +124,7 @@ async fn notification_before_registration_is_held_and_applied() {
         .unwrap();
     assert_eq!(d.held, 1);
     let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap()
     else {
@@ -197,7 +197,7 @@ async fn throttled_with_http_date_retry_after_waits_then_records() {
         driver(vec![throttled, Step::completed()], DriverConfig::default());
     let start = tokio::time::Instant::now();
     let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap()
     else {
@@ -261,7 +261,7 @@ async fn server_error_is_unknown_and_never_retried() {
             DriverConfig::default(),
         );
         let Started::Failed(call) = driver
-            .begin_recording(driver.call(call_id()))
+            .begin_recording(driver.call(call_id()).unwrap())
             .await
             .unwrap()
         else {
@@ -316,7 +316,7 @@ async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
         DriverConfig::default(),
     );
     let started = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap();
     assert!(matches!(started, Started::Recording(_)));
@@ -351,7 +351,7 @@ async fn unauthorized_refreshes_the_token_once() {
     let audit = Arc::new(MemorySink::default());
     let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
     let Started::Recording(call) = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap()
     else {
@@ -394,21 +394,32 @@ async fn permanent_errors_say_which() {
         (Step::graph_error(403, "Forbidden"), Permanent::Forbidden),
         (Step::graph_error(404, "NotFound"), Permanent::CallNotFound),
     ] {
-        let (driver, _e, _a, transport) =
+        let (driver, _e, audit, transport) =
             driver(vec![step, Step::completed()], DriverConfig::default());
         let Started::Failed(call) = driver
-            .begin_recording(driver.call(call_id()))
+            .begin_recording(driver.call(call_id()).unwrap())
             .await
             .unwrap()
         else {
             panic!()
         };
         assert_eq!(call.reason().permanent(), Some(want));
-        assert_eq!(
-            transport.statuses(),
-            ["recording", "failed"],
-            "{want:?} is not retried"
-        );
+        // Refused outright: nothing was accepted, so no `failed` report follows (Graph
+        // would refuse it too); the trail keeps the reason.
+        assert_eq!(transport.statuses(), ["recording"], "{want:?}: one request");
+        let why = audit
+            .events()
+            .into_iter()
+            .find_map(|e| match e.kind {
+                AuditKind::Transition {
+                    to: CallState::Failed,
+                    reason,
+                    ..
+                } => Some(reason),
+                _ => None,
+            })
+            .unwrap();
+        assert!(why.contains("refused outright"), "{why}");
     }
 }
 
@@ -478,7 +489,7 @@ async fn a_notification_for_another_request_cannot_unlock_recording() {
         assert_eq!(d.routed, 0);
     });
     let started = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap();
     assert!(matches!(started, Started::Failed(_)), "{started:?}");
@@ -523,15 +534,33 @@ async fn two_updates_on_one_call_are_sent_in_order() {
         Arc::new(MemorySink::default()),
         DriverConfig::default(),
     );
-    // Two handles on the same Graph call (e.g. two webhook paths): the second waits.
-    let (a, b) = (driver.call(call_id()), driver.call(call_id()));
-    let (ra, rb) = tokio::join!(driver.begin_recording(a), driver.begin_recording(b));
-    assert!(matches!(ra.unwrap(), Started::Recording(_)));
-    assert!(matches!(rb.unwrap(), Started::Recording(_)));
+    // One value per Graph call (G7): a second, under Graph's other spelling, is refused.
+    let a = driver.call(call_id()).unwrap();
+    let refused = driver.call(CALL_UPPER.parse().unwrap()).unwrap_err();
+    assert!(
+        matches!(refused, Error::AlreadyOpen { ref call_id } if call_id.as_str() == CALL_UPPER)
+    );
+    let Started::Recording(a) = driver.begin_recording(a).await.unwrap() else {
+        panic!("recording")
+    };
+    // Dropped while recording: its `notRecording` (episode 1) goes out; a new value for the
+    // call begins episode 2 while that report is in flight, and waits its turn.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = driver.call(CALL_UPPER.parse().unwrap()).unwrap();
+    let rb = driver.begin_recording(b).await.unwrap();
+    assert!(matches!(rb, Started::Recording(_)));
     let log = log.lock().unwrap().clone();
     assert_eq!(
-        log.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
-        ["start", "end", "start", "end"]
+        log,
+        [
+            ("recording".to_owned(), "start"),
+            ("recording".to_owned(), "end"),
+            ("notRecording".to_owned(), "start"),
+            ("notRecording".to_owned(), "end"),
+            ("recording".to_owned(), "start"),
+            ("recording".to_owned(), "end"),
+        ]
     );
 }
 
@@ -550,7 +579,7 @@ async fn ended_call_revokes_and_sends_nothing_more() {
     assert_eq!(transport.statuses(), ["recording"], "nothing after the end");
     // A new Call value for the ended call cannot send either.
     let err = driver
-        .begin_recording(driver.call(call_id()))
+        .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap_err();
     assert!(matches!(err.error, Error::CallEnded));
@@ -560,7 +589,7 @@ async fn ended_call_revokes_and_sends_nothing_more() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropped_recording_call_reports_not_recording_after_draining() {
+async fn dropped_recording_call_revokes_then_reports_not_recording() {
     let (driver, mut events, audit, transport) = driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
@@ -572,10 +601,10 @@ async fn dropped_recording_call_reports_not_recording_after_draining() {
         handle.is_revoked(),
         "revoked at once, before anything is sent"
     );
-    // Revoked is not drained: nothing is reported while the handle still exists.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(transport.statuses(), ["recording"]);
-    drop(handle);
+    // Revocation is final (G8): the handle still exists but cannot write, so the report need
+    // not wait for it.
+    let mut writer = RetentionWriter::new(handle, Vec::new());
+    assert!(std::io::Write::write_all(&mut writer, b"frame").is_err());
     let Some(DriverEvent::OrphanReported {
         call_id: id,
         acknowledged,
@@ -586,11 +615,12 @@ async fn dropped_recording_call_reports_not_recording_after_draining() {
     assert_eq!(id, call_id());
     assert!(acknowledged);
     assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    drop(writer);
     verify(&audit.events()).unwrap();
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropped_recording_call_with_stuck_media_reports_nothing() {
+async fn dropped_recording_call_with_stuck_media_reports_after_revoking() {
     let (driver, mut events, audit, transport) = driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default().with_drain_deadline(Duration::from_secs(2)),
@@ -603,17 +633,24 @@ async fn dropped_recording_call_with_stuck_media_reports_nothing() {
     else {
         panic!("the drain must time out")
     };
-    drop(call);
-    let Some(DriverEvent::OrphanNotReported { outstanding, .. }) = events.recv().await else {
-        panic!("an unreportable orphan must be surfaced")
-    };
-    assert_eq!(outstanding, 1);
     assert_eq!(
         transport.statuses(),
         ["recording"],
-        "never notRecording while media is alive"
+        "nothing while media is alive"
     );
-    drop(stuck);
+    drop(call);
+    let Some(DriverEvent::OrphanReported { acknowledged, .. }) = events.recv().await else {
+        panic!("the orphan must be reported once revoked")
+    };
+    assert!(acknowledged);
+    assert!(stuck.is_revoked());
+    let mut writer = RetentionWriter::new(stuck, Vec::new());
+    assert!(
+        std::io::Write::write_all(&mut writer, b"frame").is_err(),
+        "a revoked capability never writes again"
+    );
+    assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    drop(writer);
     verify(&audit.events()).unwrap();
 }
 
@@ -623,7 +660,7 @@ async fn a_cancelled_wait_still_surfaces_a_late_completion() {
         vec![Step::running(), Step::completed()],
         DriverConfig::default(),
     );
-    let waiting = driver.begin_recording(driver.call(call_id()));
+    let waiting = driver.begin_recording(driver.call(call_id()).unwrap());
     assert!(
         tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
@@ -678,7 +715,7 @@ async fn a_completion_routed_at_the_deadline_is_not_lost() {
                 .unwrap();
         });
         match driver
-            .begin_recording(driver.call(call_id()))
+            .begin_recording(driver.call(call_id()).unwrap())
             .await
             .unwrap()
         {
@@ -772,7 +809,7 @@ mod forged {
             refused
         });
         let started = driver
-            .begin_recording(driver.call(call_id()))
+            .begin_recording(driver.call(call_id()).unwrap())
             .await
             .unwrap();
         assert!(
@@ -798,7 +835,7 @@ mod forged {
             )
         });
         let started = driver
-            .begin_recording(driver.call(call_id()))
+            .begin_recording(driver.call(call_id()).unwrap())
             .await
             .unwrap();
         assert_eq!(genuine.await.unwrap(), Ok(1));

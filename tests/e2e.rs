@@ -18,7 +18,7 @@ use recording_status::retry::RetryPolicy;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::transports::ureq_3::UreqTransport;
 use recording_status::{
-    AccessToken, Begin, Call, CallId, Error, Graph, RecordingStatus, response::Permanent,
+    AccessToken, Begin, CallId, Error, Graph, RecordingStatus, response::Permanent,
 };
 
 /// What a script must come to.
@@ -145,7 +145,7 @@ async fn reqwest_through_the_driver_against_every_script() {
     for (name, behavior, expect) in scripts() {
         let id = uuid::Uuid::new_v4().to_string();
         emulator.script(&id, [behavior, Behavior::Complete]);
-        let call = driver.call(id.parse().unwrap());
+        let call = driver.call(id.parse().unwrap()).unwrap();
         match driver.begin_recording(call).await.unwrap() {
             Started::Recording(call) => {
                 check(name, expect, true, None);
@@ -197,7 +197,7 @@ async fn ureq_blocking_against_every_script() {
             .with_retry(policy());
         for (name, id, expect) in plans {
             let id: CallId = id.parse().unwrap();
-            let call = Call::new(id, sink.clone());
+            let call = recording_status::Calls::new(sink.clone()).open(id).unwrap();
             match call.begin_recording_blocking(&graph).unwrap() {
                 Begin::Recording(call) => {
                     check(name, expect, true, None);
@@ -265,7 +265,7 @@ async fn running_operations_settle_through_the_webhook() {
             ],
         );
         let started = driver
-            .begin_recording(driver.call(id.parse().unwrap()))
+            .begin_recording(driver.call(id.parse().unwrap()).unwrap())
             .await
             .unwrap();
         assert_eq!(
@@ -287,7 +287,7 @@ async fn running_operations_settle_through_the_webhook() {
         }],
     );
     let started = driver
-        .begin_recording(driver.call(id.parse().unwrap()))
+        .begin_recording(driver.call(id.parse().unwrap()).unwrap())
         .await
         .unwrap();
     assert!(matches!(started, Started::Failed(_)), "{started:?}");

@@ -31,7 +31,7 @@ use recording_status::response::{Outcome, interpret_response};
 use recording_status::retry::parse_retry_after;
 use recording_status::transport::{HttpRequest, NotDelivered, Transport};
 use recording_status::{
-    AccessToken, Begin, Call, Graph, OperationStatus, RecordingStatus, RetentionWriter,
+    AccessToken, Begin, Graph, OperationStatus, RecordingStatus, RetentionWriter,
 };
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -293,7 +293,7 @@ async fn the_crate_records_against_the_emulator() -> TestResult {
     let emulator = Emulator::start().await?;
     let graph = graph(&emulator);
     let audit = Arc::new(MemorySink::default());
-    let call = Call::new(CALL.parse()?, audit.clone());
+    let call = recording_status::Calls::new(audit.clone()).open(CALL.parse()?)?;
     let Begin::Recording(call) = call.begin_recording(&graph).await? else {
         panic!("expected a synchronous completion");
     };
@@ -342,7 +342,7 @@ async fn beta_endpoint() -> TestResult {
     );
     let graph =
         Graph::new(transport(), AccessToken::new(TOKEN)).with_endpoint(emulator.beta_endpoint());
-    let call = Call::new(CALL.parse()?, Arc::new(MemorySink::default()));
+    let call = recording_status::Calls::new(Arc::new(MemorySink::default())).open(CALL.parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Recording(_)
@@ -927,7 +927,8 @@ async fn forbidden_8506() -> TestResult {
     );
     // Through the crate: a permanent rejection, nothing to retain.
     let graph = graph(&emulator);
-    let call = Call::new(OTHER.parse()?, Arc::new(MemorySink::default()));
+    let call =
+        recording_status::Calls::new(Arc::new(MemorySink::default())).open(OTHER.parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Failed(_)
@@ -993,7 +994,7 @@ async fn foreign_location_is_never_followed() -> TestResult {
             .starts_with("https://evil.example/v1.0/")
     );
     let graph = graph(&emulator);
-    let call = Call::new(CALL.parse()?, Arc::new(MemorySink::default()));
+    let call = recording_status::Calls::new(Arc::new(MemorySink::default())).open(CALL.parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Recording(_)
@@ -1168,7 +1169,8 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     );
 
     // A pending `recording` settled by the notification.
-    let Started::Recording(call) = driver.begin_recording(driver.call(CALL.parse()?)).await? else {
+    let Started::Recording(call) = driver.begin_recording(driver.call(CALL.parse()?)?).await?
+    else {
         panic!("expected the notification to complete the operation");
     };
     let mut writer = RetentionWriter::new(call.retention()?, Vec::new());
@@ -1184,7 +1186,7 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     drop(driver.end(call));
 
     // A pending `recording` that fails: nothing may be retained.
-    let Started::Failed(other) = driver.begin_recording(driver.call(OTHER.parse()?)).await? else {
+    let Started::Failed(other) = driver.begin_recording(driver.call(OTHER.parse()?)?).await? else {
         panic!("expected the failed notification to fail the call");
     };
     drop(driver.end(other));
@@ -1202,6 +1204,14 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     // Usually (2, 2); a duplicate may reach the waiter before it hangs up.
     assert_eq!(routed + not_routed, 4);
     assert!(routed >= 1);
+    // The emulator counts a notification once its answer is read, which may be just after the
+    // webhook handed the body over: wait for the count, boundedly.
+    for _ in 0..100 {
+        if emulator.notifications_sent() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(emulator.notifications_sent(), 4);
 
     verify(&audit.events())?;

@@ -1,8 +1,10 @@
 //! Property tests.
 //!
 //! 1. [`interpret_response`] and [`GraphError::from_response`] are total (never panic) on any
-//!    status, header set and body, and honest: only a 2xx whose body's `status` is `completed`
-//!    (ASCII case-insensitively) is [`Outcome::Completed`].
+//!    status, header set and body, and honest: only a 2xx whose body is a successful
+//!    completion (`status` `completed`, ASCII case-insensitively, with no error `resultInfo.code`
+//!    or `completionReason`) is [`Outcome::Completed`]; a 2xx `completed` with an error is
+//!    [`Outcome::Failed`].
 //! 2. G1 under arbitrary transport behaviour: one call driven through the real async API by a
 //!    random sequence of bot actions and scripted Graph answers, checked after every action
 //!    against a hand-written reference model, the wire, and [`verify`].
@@ -225,7 +227,20 @@ proptest! {
     fn responses_are_total_and_honest(
         code in 100u16..=999,
         headers in vec(header(), 0..6),
-        body in body(),
+        // With feature `proptest`, also the exported operation bodies: `completed` with
+        // `resultInfo` codes on both sides of 400 and every kind of `completionReason`.
+        body in {
+            #[cfg(feature = "proptest")]
+            let bodies = prop_oneof![
+                3 => body(),
+                1 => recording_status::testing::strategies::operation_body()
+                    .prop_map(String::into_bytes),
+            ]
+            .boxed();
+            #[cfg(not(feature = "proptest"))]
+            let bodies = body().boxed();
+            bodies
+        },
     ) {
         let mut response = http::Response::new(body.clone());
         *response.status_mut() = StatusCode::from_u16(code).expect("100..=999 is a status");
@@ -256,13 +271,62 @@ proptest! {
         } else {
             prop_assert!(!matches!(outcome, Outcome::GraphError(_)), "{:?}", outcome);
         }
-        let completed_body = serde_json::from_slice::<Value>(&body)
-            .is_ok_and(|v| v.is_object() && says_completed(&v));
+        // The rule, restated on the raw JSON: Completed iff 2xx and the operation is a
+        // successful completion. `status` says `completed`; `resultInfo` is missing, `null`, or
+        // an object whose `code` is missing, `null` or an integer (JSON integer, integral number
+        // or integer string) from 0 to 399; `completionReason` is missing, `null` or
+        // `completedSuccessfully` (ASCII case-insensitively). Anything else fails closed.
+        let code_ok = |code: Option<&Value>| match code {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_i64().map_or_else(
+                || n.as_f64().is_some_and(|f| f.fract() == 0.0 && (0.0..400.0).contains(&f)),
+                |i| (0..400).contains(&i),
+            ),
+            Some(Value::String(s)) => s.trim().parse::<i64>().is_ok_and(|i| (0..400).contains(&i)),
+            Some(_) => false,
+        };
+        let result_ok = |v: &Value| match v.get("resultInfo") {
+            None | Some(Value::Null) => true,
+            Some(Value::Object(info)) => code_ok(info.get("code")),
+            Some(_) => false,
+        };
+        let reason_ok = |v: &Value| match v.get("completionReason") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(r)) => r.eq_ignore_ascii_case("completedSuccessfully"),
+            Some(_) => false,
+        };
+        // Only a recording operation (or Graph's base type, or an untyped body) answers the
+        // request; any other `@odata.type` is not an answer (unknown outcome).
+        let recording_type = |v: &Value| match v.get("@odata.type") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(t)) => {
+                let t = t.trim_start_matches('#');
+                let t = t
+                    .get(..16)
+                    .filter(|p| p.eq_ignore_ascii_case("microsoft.graph."))
+                    .map_or(t, |_| &t[16..]);
+                t.eq_ignore_ascii_case("updateRecordingStatusOperation")
+                    || t.eq_ignore_ascii_case("commsOperation")
+            }
+            Some(_) => false,
+        };
+        let json = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .filter(Value::is_object)
+            .filter(recording_type);
+        let completed_body = json.as_ref().is_some_and(says_completed);
+        let acknowledged = json
+            .as_ref()
+            .is_some_and(|v| says_completed(v) && result_ok(v) && reason_ok(v));
         prop_assert_eq!(
             matches!(outcome, Outcome::Completed { .. }),
-            success && completed_body,
+            success && acknowledged,
             "{:?}", outcome
         );
+        // Fail closed: a 2xx `completed` that carries an error is a failure, never pending.
+        if success && completed_body && !acknowledged {
+            prop_assert!(matches!(outcome, Outcome::Failed { .. }), "{:?}", outcome);
+        }
     }
 }
 
@@ -337,6 +401,13 @@ impl Script {
             | Self::ForeignCompleted
             | Self::Reset => Next::Failed,
         }
+    }
+
+    /// Whether Graph refused a `recording` request outright with this answer (400, 403, 404,
+    /// or the permanent codes 8506, 7504, 7505): nothing was accepted, so no `failed` follows.
+    fn refused_outright(self) -> bool {
+        matches!(self, Self::GraphError(400 | 403 | 404, _))
+            || matches!(self, Self::GraphError(_, "8506" | "7504" | "7505"))
     }
 
     /// Whether this answer acknowledges a `notRecording`/`failed` report (the crate's documented
@@ -749,7 +820,7 @@ impl Harness {
     fn begin(&mut self, answer: Script, follow_up: Option<Script>) {
         self.expect("recording", Some(answer));
         let next = answer.after_recording();
-        if next == Next::Failed {
+        if next == Next::Failed && !answer.refused_outright() {
             self.expect("failed", follow_up);
         }
         self.model = next.into();
@@ -821,10 +892,11 @@ fn run(actions: &[Action]) {
         .expect("runtime");
     rt.block_on(async {
         let mut h = Harness::new();
-        let mut call = Some(AnyCall::NotRecording(recording_status::Call::new(
-            CALL.parse().expect("a call id"),
-            h.sink.clone(),
-        )));
+        let mut call = Some(AnyCall::NotRecording(
+            recording_status::Calls::new(h.sink.clone())
+                .open(CALL.parse().expect("a call id"))
+                .unwrap(),
+        ));
         for action in actions {
             let Some(current) = call.take() else { break };
             let wire_before = h.transport().requests().len();
@@ -877,7 +949,9 @@ fn capability_numbers_stay_unique_across_recording_episodes() {
             .then(Step::completed());
         let graph = Graph::new(transport, AccessToken::new("token"));
         let sink = Arc::new(MemorySink::default());
-        let call = recording_status::Call::new(CALL.parse().expect("a call id"), sink.clone());
+        let call = recording_status::Calls::new(sink.clone())
+            .open(CALL.parse().expect("a call id"))
+            .unwrap();
         let Ok(recording_status::Begin::Recording(call)) = call.begin_recording(&graph).await
         else {
             panic!("completed must lead to Recording")
@@ -913,8 +987,8 @@ fn capability_numbers_stay_unique_across_recording_episodes() {
 #[cfg(feature = "proptest")]
 mod exported_strategies {
     use super::*;
+    use recording_status::Begin;
     use recording_status::testing::strategies::{acknowledges_recording, step};
-    use recording_status::{Begin, Call};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
@@ -924,7 +998,7 @@ mod exported_strategies {
             let transport = ScriptedTransport::new().then(answer.clone());
             let graph = Graph::new(transport, AccessToken::new("t"));
             let audit = Arc::new(MemorySink::default());
-            let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap(), audit.clone());
+            let call = recording_status::Calls::new(audit.clone()).open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap()).unwrap();
             let begin = call.begin_recording_blocking(&graph).unwrap();
             prop_assert_eq!(matches!(begin, Begin::Recording(_)), acknowledges_recording(&answer));
             drop(begin);

@@ -21,7 +21,7 @@ use recording_status::audit::{MemorySink, verify};
 use recording_status::response::Operation;
 use recording_status::state::{CallState, TRANSITIONS};
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, Begin, Call, Ended, Graph, StopError};
+use recording_status::{AccessToken, Begin, Ended, Graph, StopError};
 use typestate::typestate;
 
 fn proof() -> recording_status::auth::Authenticated {
@@ -147,10 +147,9 @@ fn begin_outcome(begin: Begin, env: Env) -> BeginOutcome {
 
 impl NotRecordingState for Protocol<NotRecording> {
     fn start(env: Env) -> Protocol<NotRecording> {
-        let call = Call::new(
-            "57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap(),
-            env.audit.clone(),
-        );
+        let call = recording_status::Calls::new(env.audit.clone())
+            .open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap())
+            .unwrap();
         Protocol {
             state: NotRecording { call, env },
         }

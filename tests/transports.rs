@@ -106,7 +106,9 @@ fn graph<T>(transport: T, base: &str) -> Graph<T> {
 }
 
 fn new_call(audit: &Arc<MemorySink>) -> Call<NotRecording> {
-    Call::new(CALL.parse().unwrap(), audit.clone())
+    recording_status::Calls::new(audit.clone())
+        .open(CALL.parse().unwrap())
+        .unwrap()
 }
 
 /// A transport error of either kind.

@@ -25,7 +25,7 @@ use crate::transport::{BlockingTransport, HttpRequest, HttpResponse, NotDelivere
 ///
 /// let transport = UreqTransport::builder().timeout(Duration::from_secs(10)).build();
 /// let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
-/// let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, std::sync::Arc::new(MemorySink::default()));
+/// let call = recording_status::Calls::new(std::sync::Arc::new(MemorySink::default())).open("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
 /// let Begin::Recording(call) = call.begin_recording_blocking(&graph)? else {
 ///     return Err("not acknowledged: nothing may be persisted".into());
 /// };

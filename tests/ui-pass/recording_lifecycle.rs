@@ -11,7 +11,7 @@ async fn flow(
     graph: &Graph<ScriptedTransport>,
 ) -> Result<Call<NotRecording>, Box<dyn std::error::Error>> {
     let audit = Arc::new(MemorySink::default());
-    let call = Call::new("57dab8b1-894c-409a-b240-bd8beae78896".parse()?, audit);
+    let call = recording_status::Calls::new(audit).open("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
     let call = match call.begin_recording(graph).await? {
         Begin::Recording(call) => call,
         // A failed call may try again; it needs a fresh `completed` acknowledgement.

@@ -1,0 +1,202 @@
+//! G8, model-checked: the retention gate (`src/retention/gate.rs`, compiled here against
+//! loom's primitives instead of std's) is explored over every interleaving of a writer, a
+//! cloner, and a revocation (`Call::end`, or the drop of a `Call<Recording>`) or a stop (raise
+//! the signal, drain).
+//!
+//! The property, in every model: once revocation has returned, no inner write is in progress
+//! and none starts; a drain completes only when every owned capability is gone, and it is
+//! always woken. `naive_check_then_write_is_caught` runs the same model over the old design (a
+//! flag checked before the write, not held during it) and expects loom to find the
+//! interleaving that breaks it, so the model is known to be able to fail.
+//!
+//! Runs as an ordinary test (`cargo test --test loom`, a few seconds). The two-thread models
+//! explore every interleaving; the three-thread one bounds preemptions to four (a few seconds; unbounded, it runs for minutes).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::thread;
+
+/// The primitives `gate.rs` is built on, as `src/retention.rs` provides them from std.
+mod sync {
+    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+}
+
+#[path = "../src/retention/gate.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod gate;
+
+use gate::Gate;
+
+/// What storage saw: writes that reached it, and whether one did after revocation returned.
+#[derive(Default)]
+struct Storage {
+    writes: AtomicUsize,
+    revocation_returned: AtomicBool,
+}
+
+impl Storage {
+    /// An inner write: it must never run once revocation has returned.
+    fn write(&self) {
+        assert!(
+            !self.revocation_returned.load(Ordering::SeqCst),
+            "an inner write ran after revocation returned"
+        );
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A media task: a capability, `frames` writes through the gate, then the capability ends.
+fn media_task(gate: &Gate, storage: &Storage, frames: usize) {
+    for _ in 0..frames {
+        if let Ok(_held) = gate.enter() {
+            storage.write();
+        }
+    }
+    gate.release(true);
+}
+
+#[test]
+fn revocation_waits_for_the_write_in_flight_and_refuses_the_rest() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let storage = Arc::new(Storage::default());
+        gate.mint(true);
+        let writer = {
+            let (gate, storage) = (gate.clone(), storage.clone());
+            thread::spawn(move || media_task(&gate, &storage, 2))
+        };
+        gate.revoke();
+        storage.revocation_returned.store(true, Ordering::SeqCst);
+        assert!(gate.enter().is_err(), "a write was let in after revocation");
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_clone_made_during_revocation_cannot_write_after_it() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let storage = Arc::new(Storage::default());
+        gate.mint(true);
+        let cloner = {
+            let (gate, storage) = (gate.clone(), storage.clone());
+            thread::spawn(move || {
+                // `RetentionHandle::try_clone`: refused (inert) once revoked, else minted.
+                if !gate.is_revoked() {
+                    gate.mint(true);
+                    media_task(&gate, &storage, 1);
+                }
+                // The original handle ends too.
+                gate.release(true);
+            })
+        };
+        gate.revoke();
+        storage.revocation_returned.store(true, Ordering::SeqCst);
+        cloner.join().unwrap();
+        assert_eq!(gate.outstanding(), 0);
+    });
+}
+
+/// Three threads: bounded to four preemptions (as tokio bounds its own loom runs), which
+/// still covers every place a preemption can fall in one write and one revocation.
+#[test]
+fn two_writers_and_an_end() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(4);
+    model.check(|| {
+        let gate = Arc::new(Gate::new());
+        let storage = Arc::new(Storage::default());
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                gate.mint(true);
+                let (gate, storage) = (gate.clone(), storage.clone());
+                thread::spawn(move || media_task(&gate, &storage, 1))
+            })
+            .collect();
+        gate.revoke();
+        storage.revocation_returned.store(true, Ordering::SeqCst);
+        for w in writers {
+            w.join().unwrap();
+        }
+    });
+}
+
+/// Waits for the drain the way `RetentionShared::drain` does (without a deadline).
+struct Drain<'g>(&'g Gate);
+
+impl Future for Drain<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.drained_or_register(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn stop_drains_after_every_capability_and_is_always_woken() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let storage = Arc::new(Storage::default());
+        let ended = Arc::new(AtomicBool::new(false));
+        gate.mint(true);
+        let writer = {
+            let (gate, storage, ended) = (gate.clone(), storage.clone(), ended.clone());
+            thread::spawn(move || {
+                // Finish the current frame once stopping, then end the capability.
+                for _ in 0..2 {
+                    if gate.is_stopping() {
+                        break;
+                    }
+                    if let Ok(_held) = gate.enter() {
+                        storage.write();
+                    }
+                }
+                ended.store(true, Ordering::SeqCst);
+                gate.release(true);
+            })
+        };
+        gate.raise_stop();
+        // A lost wake-up would leave this blocked, which loom reports as a deadlock.
+        loom::future::block_on(Drain(&gate));
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "the drain completed while a capability was alive"
+        );
+        writer.join().unwrap();
+    });
+}
+
+/// The design before G8: a flag checked before the inner write, not held during it.
+#[derive(Default)]
+struct NaiveGate {
+    revoked: AtomicBool,
+}
+
+#[test]
+#[should_panic(expected = "an inner write ran after revocation returned")]
+fn naive_check_then_write_is_caught() {
+    loom::model(|| {
+        let gate = Arc::new(NaiveGate::default());
+        let storage = Arc::new(Storage::default());
+        let writer = {
+            let (gate, storage) = (gate.clone(), storage.clone());
+            thread::spawn(move || {
+                if !gate.revoked.load(Ordering::SeqCst) {
+                    storage.write();
+                }
+            })
+        };
+        gate.revoked.store(true, Ordering::SeqCst);
+        storage.revocation_returned.store(true, Ordering::SeqCst);
+        writer.join().unwrap();
+    });
+}
