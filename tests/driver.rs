@@ -851,3 +851,193 @@ mod forged {
         driver(vec![Step::running()], DriverConfig::default())
     }
 }
+
+// -- One Graph call, one truth (G7) and updates that agree with their request ------------------
+
+/// Before: the orphan `notRecording` of a dropped recording call was sent once its old handle
+/// ended, while a new value of the same call was recording (Graph showed not-recording while
+/// media was persisted).
+#[tokio::test(start_paused = true)]
+async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let old = recording(&driver).await;
+    let old_handle = old.retention_handle().unwrap();
+    drop(old); // revoked; its report is queued but has not run yet
+    let new = recording(&driver).await; // a new value begins episode 2 first
+    let new_handle = new.retention_handle().unwrap();
+    drop(old_handle);
+    let Some(DriverEvent::OrphanNotReported { reason, .. }) = events.recv().await else {
+        panic!("the cancelled orphan report must be surfaced")
+    };
+    assert!(reason.contains("superseded"), "{reason}");
+    assert_eq!(transport.statuses(), ["recording", "recording"]);
+    assert!(audit.events().iter().any(|e| matches!(
+        e.kind,
+        AuditKind::ReportSuperseded {
+            episode: 1,
+            current_episode: 2,
+            ..
+        }
+    )));
+    // The new episode is untouched: it still writes, and stops normally.
+    assert!(!new_handle.is_revoked());
+    drop(new_handle);
+    drop(driver.stop_recording(new).await.unwrap());
+    assert_eq!(
+        transport.statuses(),
+        ["recording", "recording", "notRecording"]
+    );
+    verify(&audit.events()).unwrap();
+}
+
+/// Before: a bot that retried after an unknown outcome and was recording again called
+/// `reconcile` for the first attempt's late completion, and `notRecording` went out while two
+/// capabilities of the new episode were alive.
+#[tokio::test(start_paused = true)]
+async fn reconcile_sends_nothing_once_a_later_episode_began() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![
+            Step::running(),
+            Step::completed(),
+            Step::completed(),
+            Step::completed(),
+        ],
+        DriverConfig::default(),
+    );
+    let call = failed(&driver, "no notification within the deadline must fail").await;
+    assert!(call.reason().is_unknown_outcome());
+    // The bot retries, as the docs allow, and records again.
+    let Started::Recording(call) = driver.begin_recording(call).await.unwrap() else {
+        panic!("the retry is acknowledged")
+    };
+    let (h1, h2) = (
+        call.retention_handle().unwrap(),
+        call.retention_handle().unwrap(),
+    );
+    // The first attempt's completion arrives late.
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!(d.late, 1);
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!("late completion must be surfaced")
+    };
+    assert_eq!(late.episode, 1);
+    let err = driver
+        .reconcile(&late, EndStatus::NotRecording)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Superseded {
+                episode: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("superseded"), "{err}");
+    assert_eq!(transport.statuses(), ["recording", "failed", "recording"]);
+    assert!(!h1.is_revoked() && !h2.is_revoked());
+    drop((h1, h2));
+    drop(driver.stop_recording(call).await.unwrap());
+    verify(&audit.events()).unwrap();
+}
+
+/// A reconciliation of the current episode still goes out.
+#[tokio::test(start_paused = true)]
+async fn reconcile_of_the_current_episode_is_sent() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::running(), Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = failed(&driver, "deadline").await;
+    driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!("late completion must be surfaced")
+    };
+    driver.reconcile(&late, EndStatus::Failed).await.unwrap();
+    assert_eq!(transport.statuses(), ["recording", "failed", "failed"]);
+    drop(call);
+    verify(&audit.events()).unwrap();
+}
+
+fn update_without_call_id(context: Option<&str>) -> Vec<u8> {
+    let context = context.map_or(String::new(), |c| format!(r#""clientContext":"{c}","#));
+    format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceData":{{
+            "@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+            {context}"id":"{OP_UPPER}","status":"completed"}}}}]}}"##
+    )
+    .into_bytes()
+}
+
+/// Before: an update whose path had no call id skipped the call check and settled a pending
+/// recording by operation id alone.
+#[tokio::test(start_paused = true)]
+async fn an_update_without_a_call_id_settles_only_by_client_context() {
+    let (driver, _events, audit, transport) =
+        driver(vec![Step::running()], DriverConfig::default());
+    let d2 = driver.clone();
+    let waiting = tokio::spawn(async move { recording(&d2).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let d = driver
+        .hub()
+        .deliver(&proof(), &update_without_call_id(None))
+        .unwrap();
+    assert_eq!(
+        d.routed, 0,
+        "an operation id alone cannot settle without a call id"
+    );
+    let context = transport.bodies()[0]["clientContext"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = driver
+        .hub()
+        .deliver(&proof(), &update_without_call_id(Some(&context)))
+        .unwrap();
+    assert_eq!(d.routed, 1);
+    let call = waiting.await.unwrap();
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
+/// Before: the hub routed an update carrying the request's operation id with another request's
+/// `clientContext`, and the call entered `Recording`.
+#[tokio::test(start_paused = true)]
+async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
+    let (driver, _events, audit, _transport) =
+        driver(vec![Step::running()], DriverConfig::default());
+    let d2 = driver.clone();
+    let waiting =
+        tokio::spawn(async move { d2.begin_recording(d2.call(call_id()).unwrap()).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let forged = format!(
+        r##"{{"value":[{{"changeType":"deleted",
+            "resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+            "clientContext":"another-request","status":"completed"}}}}]}}"##
+    );
+    let d = driver.hub().deliver(&proof(), forged.as_bytes()).unwrap();
+    assert_eq!((d.routed, d.held, d.ignored), (0, 0, 1));
+    assert!(audit.events().iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::NotificationIgnored { reason, .. } if reason.contains("contradict")
+    )));
+    // Nothing else comes: the deadline fails the call, it never records.
+    let Started::Failed(call) = waiting.await.unwrap().unwrap() else {
+        panic!("a contradicting update must not unlock recording")
+    };
+    assert!(matches!(call.reason(), Error::Abandoned));
+    verify(&audit.events()).unwrap();
+}
