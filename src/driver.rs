@@ -9,8 +9,12 @@
 //!   [`DriverConfig::pending_deadline`] passes first the outcome is unknown, the call goes to
 //!   `Failed`, and a late `completed` is surfaced as [`DriverEvent::LateCompletion`].
 //! - Requests for one call are sent one at a time, in order.
-//! - A `Call<Recording>` dropped without stopping has its retention revoked and a best-effort
-//!   `notRecording` queued on the current tokio runtime.
+//! - A `Call<Recording>` dropped without stopping has its retention revoked (no write in
+//!   flight, none can start) and a best-effort `notRecording` queued on the current tokio
+//!   runtime. If the bot opens the call again and begins a new recording episode before that
+//!   report goes out, the report is cancelled rather than waited for: the new episode's own
+//!   request decides what Graph shows, the trail records `report_superseded`, and the bot gets
+//!   [`DriverEvent::OrphanNotReported`]. A begin never waits for an earlier episode's report.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
