@@ -20,6 +20,10 @@
 //! inner write, never one for a whole buffer), revocation waits until the writes in flight have
 //! returned, and every later write fails with [`io::ErrorKind::PermissionDenied`].
 //!
+//! Revocation waits for the writes in flight, so a write that never returns keeps `end()` (or
+//! the drop) waiting too; do not end or drop a call while holding a lock that a media task's
+//! inner writer needs.
+//!
 //! Put buffers *outside* the writer: `BufWriter::new(RetentionWriter::new(handle, file))`.
 //! Bytes a buffer inside the writer (`RetentionWriter::new(handle, BufWriter::new(file))`) has
 //! accepted reach the file whenever that buffer decides, which may be when it is dropped after
