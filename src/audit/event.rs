@@ -1,0 +1,179 @@
+//! [`AuditEvent`]: one audited step, and [`AuditKind`], what it records.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::state::CallState;
+use crate::status::RecordingStatus;
+
+/// One audited step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When the step happened (UTC).
+    pub at: DateTime<Utc>,
+    /// The call, in its normalised form (lower case, no dashes; see
+    /// [`CallId::normalized`](crate::CallId::normalized)), so that one call has one spelling.
+    pub call_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: AuditKind,
+}
+
+impl AuditEvent {
+    /// An event stamped now.
+    pub fn now(call_id: impl Into<String>, kind: AuditKind) -> Self {
+        Self {
+            at: Utc::now(),
+            call_id: call_id.into(),
+            kind,
+        }
+    }
+}
+
+/// What an [`AuditEvent`] records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditKind {
+    /// An `updateRecordingStatus` request is about to be handed to the transport.
+    RequestSent {
+        /// The status reported.
+        status: RecordingStatus,
+        /// The request's `clientContext`.
+        client_context: String,
+        /// The request's `client-request-id`.
+        client_request_id: String,
+    },
+    /// The transport returned a response.
+    ResponseReceived {
+        /// The `client-request-id` of the request answered.
+        client_request_id: String,
+        /// The HTTP status.
+        http_status: u16,
+        /// How the crate read it.
+        outcome: ResponseKind,
+        /// The operation id, if any.
+        operation_id: Option<String>,
+        /// Graph's `request-id`, if any.
+        request_id: Option<String>,
+    },
+    /// An operation update (from a notification) was handed to a pending call.
+    OperationUpdate {
+        /// The operation id in the update, if any.
+        operation_id: Option<String>,
+        /// The `clientContext` in the update, if any.
+        client_context: Option<String>,
+        /// The operation status, as received (`null` if missing).
+        status: Option<String>,
+        /// Whether the update was for the call's outstanding request.
+        matched: bool,
+        /// How the notification's webhook request was authenticated.
+        via: String,
+        /// Why it was not taken as about the request, when it was not (another request, ids
+        /// that contradict each other, not a recording operation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An authenticated notification body was handed to the hub.
+    NotificationAccepted {
+        /// How the webhook request was authenticated.
+        via: String,
+        /// Operation updates routed to a waiting call.
+        routed: usize,
+        /// Entries not routed (not operations, unknown, duplicates).
+        ignored: usize,
+    },
+    /// An operation update that no waiting call took.
+    NotificationIgnored {
+        /// The operation id in the update, if any.
+        operation_id: Option<String>,
+        /// The `clientContext` in the update, if any.
+        client_context: Option<String>,
+        /// The operation status, as received.
+        status: Option<String>,
+        /// Why it was not routed.
+        reason: String,
+    },
+    /// A `completed` arrived for a `recording` request whose call had given up waiting. The
+    /// call is not promoted; the bot is told so it can report `notRecording` or `failed`.
+    LateCompletion {
+        /// The operation id, if known.
+        operation_id: Option<String>,
+        /// The `clientContext` of the abandoned request.
+        client_context: String,
+    },
+    /// The transport returned no response.
+    TransportFailed {
+        /// The `client-request-id` of the request.
+        client_request_id: String,
+        /// The transport's error message.
+        error: String,
+    },
+    /// The call changed state.
+    Transition {
+        /// The state left.
+        from: CallState,
+        /// The state entered.
+        to: CallState,
+        /// Why, in a few words.
+        reason: String,
+    },
+    /// A retention capability was minted: media may be persisted through it from now on.
+    RetentionStarted {
+        /// The capability's number, unique within the call.
+        capability: u64,
+        /// `true` for an owned [`RetentionHandle`](crate::RetentionHandle), `false` for a
+        /// borrowed [`Retention`](crate::Retention).
+        owned: bool,
+    },
+    /// A retention capability ended (dropped); nothing more is persisted through it.
+    RetentionEnded {
+        /// The capability's number.
+        capability: u64,
+    },
+    /// Leaving `Recording` began: the stop signal was raised and the drain started.
+    DrainStarted {
+        /// How many capabilities were alive.
+        outstanding: usize,
+    },
+    /// The drain deadline passed with capabilities still alive; nothing was reported.
+    DrainTimedOut {
+        /// How many capabilities were still alive.
+        outstanding: usize,
+    },
+    /// Retention was revoked without a drain (the call ended, or was dropped while
+    /// recording). Every capability of the call is refused from here on, and no write was in
+    /// flight when this was recorded (G8); the capabilities' own ends may follow.
+    RetentionRevoked {
+        /// How many capabilities were alive.
+        outstanding: usize,
+    },
+    /// A report of an earlier recording episode (an orphan's `notRecording`, a
+    /// reconciliation) was not sent because a later episode of the call had begun (G7).
+    ReportSuperseded {
+        /// The status the report would have sent.
+        status: RecordingStatus,
+        /// The episode the report belonged to.
+        episode: u64,
+        /// The episode that had begun since.
+        current_episode: u64,
+    },
+}
+
+/// How a response was read, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResponseKind {
+    /// 2xx, operation `completed`.
+    Completed,
+    /// 2xx, operation not final yet.
+    Pending,
+    /// 2xx, operation `failed`.
+    Failed,
+    /// Non-2xx.
+    GraphError,
+    /// 2xx, body not understood.
+    Unparseable,
+}
