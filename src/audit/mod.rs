@@ -5,7 +5,6 @@
 //! object per line, written and flushed per event). [`verify`] replays a trail and proves the
 //! policy's ordering: a completed `recording` acknowledgement before the first retention, and
 //! every retention ended before the end of recording is reported.
-
 //!
 //! One concept in parts: [`AuditEvent`] and what it records (`event`), the sinks (`sink`), and
 //! the verifier that replays a trail against the rule (`verify`).
