@@ -149,6 +149,14 @@ pub enum AuditKind {
         /// How many capabilities were alive.
         outstanding: usize,
     },
+    /// The sink reopened a trail whose last line was torn (power loss, full disk): the torn
+    /// bytes are left where they were, and the trail resumes on a new line after them.
+    TrailResumed {
+        /// How many bytes the torn line had.
+        torn_bytes: u64,
+        /// The byte offset at which the torn line starts.
+        offset: u64,
+    },
     /// A report of an earlier recording episode (an orphan's `notRecording`, a
     /// reconciliation) was not sent because a later episode of the call had begun (G7).
     ReportSuperseded {

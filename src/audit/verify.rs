@@ -150,7 +150,8 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::LateCompletion { .. }
             | AuditKind::DrainStarted { .. }
             | AuditKind::DrainTimedOut { .. }
-            | AuditKind::ReportSuperseded { .. } => {}
+            | AuditKind::ReportSuperseded { .. }
+            | AuditKind::TrailResumed { .. } => {}
         }
     }
     // Calls the trail speaks of (notification entries for unknown calls do not count).
