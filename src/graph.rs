@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind, TransportFailure};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::registry::{Line, Superseded};
@@ -315,12 +315,20 @@ pub(crate) async fn exchange_with<T: Transport>(
                 Ok(r) => r,
                 Err(error) => {
                     let not_delivered = error.not_delivered;
+                    let kind = if not_delivered {
+                        TransportFailure::NotDelivered
+                    } else if matches!(error.error, Error::Timeout) {
+                        TransportFailure::Timeout
+                    } else {
+                        TransportFailure::OutcomeUnknown
+                    };
                     let _ = record(
                         audit,
                         call,
                         AuditKind::TransportFailed {
                             client_request_id,
-                            error: error.error.to_string(),
+                            kind,
+                            error: describe(&error.error, &token),
                         },
                     );
                     tracing::warn!(attempt, not_delivered, error = %error.error, "no response");
@@ -392,6 +400,37 @@ pub(crate) async fn exchange_with<T: Transport>(
     }
     .instrument(span)
     .await
+}
+
+/// An error and its sources, joined with `": "`, with the bearer token removed wherever a
+/// transport may have echoed it.
+fn describe(error: &Error, token: &AccessToken) -> String {
+    let mut text = match error {
+        // The variant's own words say only "transport failed"; its sources say why.
+        Error::Transport(_) => String::new(),
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(error);
+    let mut depth = 0;
+    while let Some(e) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&e.to_string());
+        source = e.source();
+        depth += 1;
+        if depth == 8 {
+            break;
+        }
+    }
+    if text.is_empty() {
+        text = error.to_string();
+    }
+    let secret = token.secret();
+    if secret.len() >= 8 {
+        text = text.replace(secret, "[redacted]");
+    }
+    text
 }
 
 pub(crate) fn record(

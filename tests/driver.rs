@@ -278,13 +278,25 @@ async fn server_error_is_unknown_and_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
-    let (driver, _e, _a, transport) = driver(
+    let (driver, _e, audit, transport) = driver(
         vec![Step::fail("connection reset by peer"), Step::completed()],
         DriverConfig::default(),
     );
     let call = failed(&driver, "the script must fail the start").await;
     assert!(call.reason().is_unknown_outcome());
     assert_eq!(transport.statuses(), ["recording", "failed"]);
+    // The trail says why (before: every entry read "transport failed, outcome unknown").
+    let failure = audit.events().into_iter().find_map(|e| match e.kind {
+        AuditKind::TransportFailed { kind, error, .. } => Some((kind, error)),
+        _ => None,
+    });
+    assert_eq!(
+        failure,
+        Some((
+            recording_status::audit::TransportFailure::OutcomeUnknown,
+            "scripted transport failure: connection reset by peer".to_owned()
+        ))
+    );
 
     // A transport that knows the request never left says so; that is retried.
     let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1040,4 +1052,31 @@ async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
     };
     assert!(matches!(call.reason(), Error::Abandoned));
     verify(&audit.events()).unwrap();
+}
+
+/// A transport error that echoes the bearer token keeps its message in the trail, without it.
+#[tokio::test(start_paused = true)]
+async fn a_transport_error_echoing_the_token_is_redacted_in_the_trail() {
+    let transport = |_req: http::Request<Vec<u8>>| async {
+        Err::<http::Response<Vec<u8>>, _>(std::io::Error::other(
+            "proxy refused `Authorization: Bearer secret-token-value`",
+        ))
+    };
+    let audit = Arc::new(MemorySink::default());
+    let (driver, _events) = Driver::new(
+        Graph::new(transport, AccessToken::new("secret-token-value")),
+        audit.clone(),
+        DriverConfig::default(),
+    );
+    let started = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::Failed(_)));
+    let json = serde_json::to_string(&audit.events()).unwrap();
+    assert!(!json.contains("secret-token-value"), "{json}");
+    assert!(
+        json.contains("proxy refused `Authorization: Bearer [redacted]`"),
+        "{json}"
+    );
 }

@@ -107,7 +107,11 @@ pub enum AuditKind {
     TransportFailed {
         /// The `client-request-id` of the request.
         client_request_id: String,
-        /// The transport's error message.
+        /// Whether the request may have reached Graph.
+        #[serde(default)]
+        kind: TransportFailure,
+        /// The transport's error and its sources, joined with `": "` (bearer tokens are
+        /// removed).
         error: String,
     },
     /// The call changed state.
@@ -167,6 +171,20 @@ pub enum AuditKind {
         /// The episode that had begun since.
         current_episode: u64,
     },
+}
+
+/// Why the transport returned no response, for the audit trail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The request never left (connection refused, nothing written): retried with backoff.
+    NotDelivered,
+    /// The request may have reached Graph (reset, timeout after sending): outcome unknown.
+    #[default]
+    OutcomeUnknown,
+    /// The transition's deadline passed while the request was in flight: outcome unknown.
+    Timeout,
 }
 
 /// How a response was read, for the audit trail.

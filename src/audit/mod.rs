@@ -13,6 +13,6 @@ mod event;
 mod sink;
 mod verify;
 
-pub use event::{AuditEvent, AuditKind, ResponseKind};
+pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use sink::{AuditSink, JsonLinesSink, MemorySink};
 pub use verify::{Verified, Violation, verify};
