@@ -1,19 +1,9 @@
 //! [`Graph<T>`](Graph): how status requests reach Graph (endpoint, tokens, transport, retry
 //! policy), and the one place where an update is sent, retried and audited.
 
-// Without the `driver` feature there is no retry policy: the retry bookkeeping below is
-// compiled but unused.
-#![cfg_attr(
-    not(feature = "driver"),
-    allow(
-        unused_imports,
-        unused_mut,
-        unused_assignments,
-        unused_variables,
-        dead_code
-    )
-)]
+mod retrying;
 
+use retrying::{Next, Retrying};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -35,7 +25,7 @@ use crate::transport::{
 use crate::types::{AccessToken, CallId};
 
 #[cfg(feature = "driver")]
-use crate::retry::{RetryPolicy, Verdict, backoff, classify, jitter, may_retry};
+use crate::retry::RetryPolicy;
 
 /// How to reach Graph: an [`Endpoint`], a token (fixed, or a [`TokenSource`]) and a
 /// [`Transport`]; with the `driver` feature, also a retry policy.
@@ -221,7 +211,9 @@ pub(crate) enum Scope<'l> {
     /// The call's current one: the caller holds the call's value.
     Any,
     /// A given episode, whose report must not be sent once a later episode of the call has
-    /// begun (G7): checked, under the line's lock, with each attempt's `RequestSent`.
+    /// begun (G7): checked, under the line's lock, with each attempt's `RequestSent`. Only
+    /// the driver sends such reports.
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     Episode(&'l Line, u64),
 }
 
@@ -247,13 +239,12 @@ pub(crate) async fn exchange_with<T: Transport>(
         #[cfg(feature = "driver")]
         let _turn = graph.in_flight.lock(call).await;
         let clock = Clock::start(graph.blocking);
-        let mut attempt: u32 = 0;
-        let mut refreshed = false;
+        let mut retrying = Retrying::new(graph, attempts);
         let mut sent_any = false;
         loop {
-            attempt += 1;
+            let attempt = retrying.next_attempt();
             let update = UpdateRequest::new(status);
-            let token = match graph.tokens.token(refreshed).await {
+            let token = match graph.tokens.token(retrying.refreshed()).await {
                 Ok(t) => t,
                 Err(e) if !sent_any => return Err(Error::Token(e)),
                 Err(e) => return Ok((Sent::Lost(Error::Token(e)), update)),
@@ -332,16 +323,9 @@ pub(crate) async fn exchange_with<T: Transport>(
                         },
                     );
                     tracing::warn!(attempt, not_delivered, error = %error.error, "no response");
-                    #[cfg(feature = "driver")]
-                    if not_delivered
-                        && attempts == Attempts::Policy
-                        && let Some(policy) = &graph.retry
-                    {
-                        let wait = backoff(policy, attempt, jitter());
-                        if may_retry(policy, attempt, clock.elapsed(), wait) {
-                            clock.sleep(wait).await;
-                            continue;
-                        }
+                    if let Next::RetryAfter(wait) = retrying.after_no_response(not_delivered, clock.elapsed()) {
+                        clock.sleep(wait).await;
+                        continue;
                     }
                     return Ok((Sent::Lost(error.error), update));
                 }
@@ -363,37 +347,21 @@ pub(crate) async fn exchange_with<T: Transport>(
                 return Ok((Sent::Lost(e.into()), update));
             }
             tracing::debug!(attempt, http_status = response.status().as_u16(), outcome = ?kind, "answered");
-            #[cfg(feature = "driver")]
-            if attempts == Attempts::Policy
-                && let Some(policy) = &graph.retry
-            {
-                let retry_after = response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok());
-                let verdict = classify(
-                    &outcome,
-                    retry_after,
-                    policy,
-                    attempt,
-                    jitter(),
-                    chrono::Utc::now(),
-                );
-                match verdict {
-                    Verdict::RetryAfter(wait) if may_retry(policy, attempt, clock.elapsed(), wait) => {
-                        tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "throttled, retrying");
-                        clock.sleep(wait).await;
-                        continue;
-                    }
-                    Verdict::RefreshToken
-                        if !refreshed && may_retry(policy, attempt, clock.elapsed(), Duration::ZERO) =>
-                    {
-                        tracing::info!(attempt, "401, refreshing the token once");
-                        refreshed = true;
-                        continue;
-                    }
-                    _ => {}
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok());
+            match retrying.after_answer(&outcome, retry_after, clock.elapsed()) {
+                Next::RetryAfter(wait) => {
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "throttled, retrying");
+                    clock.sleep(wait).await;
+                    continue;
                 }
+                Next::RefreshToken => {
+                    tracing::info!(attempt, "401, refreshing the token once");
+                    continue;
+                }
+                Next::Done => {}
             }
             return Ok((Sent::Answered(outcome), update));
         }
@@ -481,17 +449,17 @@ impl Clock {
         Self::Thread(std::time::Instant::now())
     }
 
-    #[cfg(feature = "driver")]
     fn elapsed(&self) -> Duration {
         match self {
+            #[cfg(feature = "driver")]
             Self::Tokio(t) => t.elapsed(),
             Self::Thread(t) => t.elapsed(),
         }
     }
 
-    #[cfg(feature = "driver")]
     async fn sleep(&self, wait: Duration) {
         match self {
+            #[cfg(feature = "driver")]
             Self::Tokio(_) => tokio::time::sleep(wait).await,
             Self::Thread(_) => std::thread::sleep(wait),
         }
