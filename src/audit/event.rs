@@ -161,6 +161,15 @@ pub enum AuditKind {
         /// The byte offset at which the torn line starts.
         offset: u64,
     },
+    /// The driver's notification hub forgot something it remembered (its memory of early
+    /// updates, abandoned or settled requests is bounded by bytes and time). An abandoned
+    /// request it forgets is also surfaced to the bot for reconciliation.
+    HubForgot {
+        /// What: `early_update`, `abandoned_request` or `settled_request`.
+        what: String,
+        /// Why: expired, over budget, and what follows.
+        reason: String,
+    },
     /// A report of an earlier recording episode (an orphan's `notRecording`, a
     /// reconciliation) was not sent because a later episode of the call had begun (G7).
     ReportSuperseded {

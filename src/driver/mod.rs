@@ -16,27 +16,28 @@
 //!   request decides what Graph shows, the trail records `report_superseded`, and the bot gets
 //!   [`DriverEvent::OrphanNotReported`]. A begin never waits for an earlier episode's report.
 
-use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
-use crate::auth::Authenticated;
+use crate::audit::AuditSink;
 use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
 use crate::error::Error;
 use crate::graph::{Attempts, Graph, Scope, exchange_with};
-use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
 use crate::registry::{Calls, Line};
-use crate::response::Operation;
+
+mod hub;
+
 use crate::retention::RetentionShared;
 use crate::retry::RetryPolicy;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State};
-use crate::status::{OperationStatus, RecordingStatus};
+use crate::status::RecordingStatus;
 use crate::transport::Transport;
 use crate::types::{CallId, normalize_id};
+use hub::{Budget, Key};
+pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN};
 
 /// How long the driver waits, and how it retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +50,14 @@ pub struct DriverConfig {
     pub drain_deadline: Duration,
     /// Retries inside one transition.
     pub retry: RetryPolicy,
-    /// How long notification records (settled and abandoned operations, updates that arrived
-    /// before their call waited) are kept for correlation (default 10 min).
+    /// How long the hub remembers what it correlates later (updates that arrived before their
+    /// call waited, abandoned and settled requests; default 10 min). What expires is audited
+    /// and surfaced ([`DriverEvent::Forgotten`], [`DriverEvent::OutcomeUnknown`]).
     pub memory: Duration,
+    /// How many bytes those memories may hold together (default 64 MiB, about 200,000 entries:
+    /// 10,000 concurrent calls fit many times over). Past it the oldest entries are forgotten,
+    /// settled requests first, and each is audited and surfaced like an expired one.
+    pub memory_bytes: usize,
 }
 
 impl Default for DriverConfig {
@@ -61,6 +67,7 @@ impl Default for DriverConfig {
             drain_deadline: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             memory: Duration::from_secs(600),
+            memory_bytes: 64 << 20,
         }
     }
 }
@@ -84,6 +91,20 @@ impl DriverConfig {
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets [`memory`](Self::memory).
+    #[must_use]
+    pub fn with_memory(mut self, d: Duration) -> Self {
+        self.memory = d;
+        self
+    }
+
+    /// Sets [`memory_bytes`](Self::memory_bytes).
+    #[must_use]
+    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
         self
     }
 }
@@ -116,6 +137,50 @@ pub enum DriverEvent {
         /// Why nothing was reported.
         reason: String,
     },
+    /// The hub forgot something it remembered (its memory is bounded by
+    /// [`DriverConfig::memory`] and [`DriverConfig::memory_bytes`]); also in the trail as
+    /// `hub_forgot`. An early update forgotten means a call that was about to wait for it will
+    /// time out instead; raise the budget if this happens under normal load.
+    Forgotten(Forgotten),
+    /// The hub can no longer match the outcome of an abandoned `recording` request (its memory
+    /// expired or filled): Graph may still complete it and show `recording`. Reconcile it now
+    /// with [`Driver::reconcile`], as for a late completion.
+    OutcomeUnknown(LateCompletion),
+}
+
+/// Something the hub forgot. See [`DriverEvent::Forgotten`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Forgotten {
+    /// What was forgotten.
+    pub kind: ForgottenKind,
+    /// The call it was about, when known.
+    pub call_id: Option<CallId>,
+    /// Why: `expired` or `over budget`.
+    pub reason: String,
+}
+
+/// What the hub forgot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForgottenKind {
+    /// An update that arrived before its call waited for it.
+    EarlyUpdate,
+    /// A request whose call gave up waiting (reported as [`DriverEvent::OutcomeUnknown`]).
+    AbandonedRequest,
+    /// A request that settled (kept to recognise duplicates).
+    SettledRequest,
+}
+
+impl ForgottenKind {
+    /// The name used in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EarlyUpdate => "early_update",
+            Self::AbandonedRequest => "abandoned_request",
+            Self::SettledRequest => "settled_request",
+        }
+    }
 }
 
 /// A `completed` for an abandoned `recording` request. See [`DriverEvent::LateCompletion`].
@@ -215,7 +280,14 @@ impl<T: Transport + 'static> Driver<T> {
     ) -> (Self, DriverEvents) {
         let (events, rx) = mpsc::unbounded_channel();
         let graph = graph.with_retry(config.retry.clone());
-        let hub = Hub::new(audit.clone(), events.clone(), config.memory);
+        let hub = Hub::new(
+            audit.clone(),
+            events.clone(),
+            Budget {
+                max_age: config.memory,
+                max_bytes: config.memory_bytes,
+            },
+        );
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<T>>| {
             let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
                 driver: weak.clone(),
@@ -475,416 +547,5 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
             };
             let _ = driver.inner.events.send(event);
         });
-    }
-}
-
-/// How a notification body was used. See [`Hub::deliver`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// Updates handed to a waiting call.
-    pub routed: usize,
-    /// Late completions surfaced as [`DriverEvent::LateCompletion`].
-    pub late: usize,
-    /// Updates kept briefly because no call was waiting for them yet.
-    pub held: usize,
-    /// Entries ignored: not operations, duplicates, out of order, or for settled operations.
-    pub ignored: usize,
-}
-
-/// Routes operation updates from the bot's notification webhook to the calls waiting for them.
-///
-/// Correlates by normalised call id and operation id (lower case, no dashes), or by
-/// `clientContext`. Duplicates, out-of-order and unknown updates are ignored with an audit entry;
-/// an update that arrives before its call started waiting is held for
-/// [`DriverConfig::memory`].
-#[derive(Clone)]
-pub struct Hub {
-    state: Arc<Mutex<HubState>>,
-    audit: Arc<dyn AuditSink>,
-    events: mpsc::UnboundedSender<DriverEvent>,
-}
-
-impl fmt::Debug for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.lock();
-        f.debug_struct("Hub")
-            .field("waiting", &s.waiters.len())
-            .field("abandoned", &s.abandoned.len())
-            .field("held", &s.held.len())
-            .finish()
-    }
-}
-
-const MAX_REMEMBERED: usize = 4096;
-/// Ended calls remembered (to refuse further requests for them).
-const MAX_ENDED: usize = 65_536;
-
-struct HubState {
-    next_id: u64,
-    waiters: Vec<Waiting>,
-    /// Operations that reached a final status (call id, operation id or context).
-    settled: VecDeque<(tokio::time::Instant, Key)>,
-    abandoned: VecDeque<(tokio::time::Instant, Abandoned)>,
-    held: VecDeque<(tokio::time::Instant, Authenticated, OperationUpdate)>,
-    ended: HashSet<String>,
-    ended_order: VecDeque<String>,
-    memory: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key {
-    call: String,
-    operation: Option<String>,
-    context: String,
-    /// The recording episode the request began.
-    episode: u64,
-}
-
-/// How an update relates to a request's [`Key`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Match {
-    Yes,
-    No,
-    /// About this request by one id, contradicted by the other: audited and ignored.
-    Contradiction,
-}
-
-impl Key {
-    fn matches(&self, update: &OperationUpdate) -> bool {
-        self.relate(update) == Match::Yes
-    }
-
-    /// An update is about this request when it is a recording operation, its call id (if it
-    /// has one) is this call, one of its ids matches and none contradicts. Without a call id
-    /// it can match only by `clientContext`.
-    fn relate(&self, update: &OperationUpdate) -> Match {
-        if !update.operation.may_settle_recording() {
-            return Match::No;
-        }
-        let call = update.normalized_call_id();
-        if call.as_deref().is_some_and(|c| c != self.call) {
-            return Match::No;
-        }
-        let op = match (&self.operation, update.normalized_operation_id()) {
-            (Some(mine), Some(theirs)) => Some(*mine == theirs),
-            _ => None,
-        };
-        let context = update
-            .operation
-            .client_context
-            .as_deref()
-            .map(|c| c == self.context);
-        let op = if call.is_none() { None } else { op };
-        match (op, context) {
-            (Some(true), Some(false)) | (Some(false), Some(true)) => Match::Contradiction,
-            (Some(true), None) | (None | Some(true), Some(true)) => Match::Yes,
-            _ => Match::No,
-        }
-    }
-}
-
-struct Waiting {
-    id: u64,
-    key: Key,
-    tx: mpsc::UnboundedSender<(Authenticated, Operation)>,
-}
-
-struct Abandoned {
-    call_id: CallId,
-    key: Key,
-}
-
-/// The operation handed to a waiting call, with the id from the notification's path when
-/// `resourceData` carries none.
-fn routed_operation(update: &OperationUpdate) -> Operation {
-    let mut operation = update.operation.clone();
-    if operation.id.is_none() {
-        operation.id.clone_from(&update.operation_id);
-    }
-    operation
-}
-
-/// A pending call's registration with the hub. Dropping it without [`Waiter::settle`] (the
-/// waiting future was cancelled) files the request as abandoned.
-struct Waiter {
-    hub: Hub,
-    id: u64,
-    call_id: CallId,
-    key: Key,
-    updates: mpsc::UnboundedReceiver<(Authenticated, Operation)>,
-    done: bool,
-}
-
-impl Waiter {
-    /// The request reached a final status.
-    fn settle(mut self) {
-        self.done = true;
-        let mut s = self.hub.lock();
-        s.waiters.retain(|w| w.id != self.id);
-        let now = tokio::time::Instant::now();
-        s.settled.push_back((now, self.key.clone()));
-        s.trim(now);
-    }
-
-    /// The deadline passed: unregister and file the request as abandoned in one step, and
-    /// return the updates that were routed before that.
-    fn close(mut self) -> Vec<(Authenticated, Operation)> {
-        self.done = true;
-        let mut s = self.hub.lock();
-        s.waiters.retain(|w| w.id != self.id);
-        let mut routed = Vec::new();
-        while let Ok(update) = self.updates.try_recv() {
-            routed.push(update);
-        }
-        s.add_abandoned(self.call_id.clone(), self.key.clone());
-        routed
-    }
-}
-
-impl Drop for Waiter {
-    fn drop(&mut self) {
-        if !self.done {
-            self.hub.abandon(&self.call_id, self.key.clone());
-        }
-    }
-}
-
-impl HubState {
-    fn add_abandoned(&mut self, call_id: CallId, key: Key) {
-        if !self.abandoned.iter().any(|(_, a)| a.key == key) {
-            let now = tokio::time::Instant::now();
-            self.abandoned.push_back((now, Abandoned { call_id, key }));
-            self.trim(now);
-        }
-    }
-
-    fn trim(&mut self, now: tokio::time::Instant) {
-        let memory = self.memory;
-        let fresh = |t: &tokio::time::Instant| now.saturating_duration_since(*t) <= memory;
-        while self.settled.front().is_some_and(|(t, _)| !fresh(t))
-            || self.settled.len() > MAX_REMEMBERED
-        {
-            self.settled.pop_front();
-        }
-        while self.abandoned.front().is_some_and(|(t, _)| !fresh(t))
-            || self.abandoned.len() > MAX_REMEMBERED
-        {
-            self.abandoned.pop_front();
-        }
-        while self.held.front().is_some_and(|(t, _, _)| !fresh(t))
-            || self.held.len() > MAX_REMEMBERED
-        {
-            self.held.pop_front();
-        }
-        while self.ended_order.len() > MAX_ENDED {
-            if let Some(old) = self.ended_order.pop_front() {
-                self.ended.remove(&old);
-            }
-        }
-    }
-}
-
-impl Hub {
-    fn new(
-        audit: Arc<dyn AuditSink>,
-        events: mpsc::UnboundedSender<DriverEvent>,
-        memory: Duration,
-    ) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(HubState {
-                next_id: 1,
-                waiters: Vec::new(),
-                settled: VecDeque::new(),
-                abandoned: VecDeque::new(),
-                held: VecDeque::new(),
-                ended: HashSet::new(),
-                ended_order: VecDeque::new(),
-                memory,
-            })),
-            audit,
-            events,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn mark_ended(&self, call: &CallId) {
-        let mut s = self.lock();
-        if s.ended.insert(call.normalized().to_owned()) {
-            s.ended_order.push_back(call.normalized().to_owned());
-            let now = tokio::time::Instant::now();
-            s.trim(now);
-        }
-    }
-
-    fn abandon(&self, call: &CallId, key: Key) {
-        self.lock().add_abandoned(call.clone(), key);
-    }
-
-    fn has_ended(&self, call: &CallId) -> bool {
-        self.lock().ended.contains(call.normalized())
-    }
-
-    fn register(&self, call: &Call<PendingRecording>) -> Waiter {
-        let (tx, updates) = mpsc::unbounded_channel();
-        let key = Key {
-            call: call.id().normalized().to_owned(),
-            operation: call.operation_id().map(normalize_id),
-            context: call.client_context().to_owned(),
-            episode: call.episode(),
-        };
-        let mut s = self.lock();
-        let id = s.next_id;
-        s.next_id += 1;
-        // Updates that raced ahead of the registration.
-        let mut kept = VecDeque::new();
-        for (at, proof, update) in s.held.drain(..) {
-            if key.matches(&update) {
-                let _ = tx.send((proof, routed_operation(&update)));
-            } else {
-                kept.push_back((at, proof, update));
-            }
-        }
-        s.held = kept;
-        s.waiters.push(Waiting {
-            id,
-            key: key.clone(),
-            tx,
-        });
-        Waiter {
-            hub: self.clone(),
-            id,
-            call_id: call.id().clone(),
-            key,
-            updates,
-            done: false,
-        }
-    }
-
-    /// Hands an authenticated `commsNotifications` body to the waiting calls.
-    ///
-    /// `proof` shows the webhook request was authenticated (see [`crate::auth`]); without it a
-    /// forged `completed` could unlock retention.
-    ///
-    /// # Errors
-    /// [`NotificationError`] if the body is not a `commsNotifications` object; nothing is
-    /// routed then. Individual entries that cannot be used are ignored, not errors.
-    pub fn deliver(
-        &self,
-        proof: &Authenticated,
-        body: &[u8],
-    ) -> Result<Delivery, NotificationError> {
-        let parsed = parse_notifications(body)?;
-        let mut delivery = Delivery {
-            ignored: parsed.ignored.len(),
-            ..Delivery::default()
-        };
-        let now = tokio::time::Instant::now();
-        let mut ignored_updates = Vec::new();
-        let mut late = Vec::new();
-        {
-            let mut s = self.lock();
-            s.trim(now);
-            for update in parsed.updates {
-                if let Some(w) = s.waiters.iter().find(|w| w.key.matches(&update))
-                    && w.tx
-                        .send((proof.clone(), routed_operation(&update)))
-                        .is_ok()
-                {
-                    delivery.routed += 1;
-                    continue;
-                }
-                if s.waiters
-                    .iter()
-                    .any(|w| w.key.relate(&update) == Match::Contradiction)
-                {
-                    delivery.ignored += 1;
-                    ignored_updates.push((
-                        update,
-                        "operation id and clientContext contradict the waiting request",
-                    ));
-                    continue;
-                }
-                if let Some(pos) = s.abandoned.iter().position(|(_, a)| a.key.matches(&update)) {
-                    if update.operation.status == Some(OperationStatus::Completed)
-                        && let Some((_, a)) = s.abandoned.remove(pos)
-                    {
-                        // Surfaced once; later copies count as duplicates.
-                        s.settled.push_back((now, a.key.clone()));
-                        late.push(LateCompletion {
-                            call_id: a.call_id,
-                            episode: a.key.episode,
-                            operation_id: update.operation_id.clone().or(a.key.operation),
-                            client_context: a.key.context,
-                        });
-                        delivery.late += 1;
-                    } else {
-                        delivery.ignored += 1;
-                        ignored_updates.push((update, "for an abandoned operation"));
-                    }
-                } else if s.settled.iter().any(|(_, k)| k.matches(&update)) {
-                    delivery.ignored += 1;
-                    ignored_updates
-                        .push((update, "duplicate or out of order for a settled operation"));
-                } else if update
-                    .normalized_call_id()
-                    .is_some_and(|c| s.ended.contains(&c))
-                {
-                    delivery.ignored += 1;
-                    ignored_updates.push((update, "for a call that ended"));
-                } else {
-                    delivery.held += 1;
-                    ignored_updates.push((update.clone(), "no call waiting yet; held"));
-                    s.held.push_back((now, proof.clone(), update));
-                }
-            }
-        }
-        let audit = |call: &str, kind| {
-            if let Err(e) = self.audit.record(&AuditEvent::now(call, kind)) {
-                tracing::error!(error = %e, "could not audit a notification");
-            }
-        };
-        audit(
-            "",
-            AuditKind::NotificationAccepted {
-                via: proof.method().to_string(),
-                routed: delivery.routed,
-                ignored: delivery.ignored,
-            },
-        );
-        for (update, reason) in ignored_updates {
-            audit(
-                &update.normalized_call_id().unwrap_or_default(),
-                AuditKind::NotificationIgnored {
-                    operation_id: update.operation_id.clone(),
-                    client_context: update.operation.client_context.clone(),
-                    status: update
-                        .operation
-                        .status
-                        .as_ref()
-                        .map(|s| s.as_str().to_owned()),
-                    reason: reason.to_owned(),
-                },
-            );
-        }
-        for l in late {
-            tracing::warn!(call_id = %l.call_id, "late `completed` for an abandoned recording request");
-            audit(
-                l.call_id.normalized(),
-                AuditKind::LateCompletion {
-                    operation_id: l.operation_id.clone(),
-                    client_context: l.client_context.clone(),
-                },
-            );
-            if self.events.send(DriverEvent::LateCompletion(l)).is_err() {
-                tracing::error!(
-                    "late completion could not be surfaced: the DriverEvents receiver was dropped"
-                );
-            }
-        }
-        Ok(delivery)
     }
 }
