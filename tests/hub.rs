@@ -1,0 +1,277 @@
+//! The notification hub at scale (G10): nothing that matters is dropped silently, cancelled
+//! waits leave no trace in the hub, and what the hub keeps from the network is capped.
+//! Each test here failed on the hub before it was indexed and budgeted (see its comment).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use recording_status::audit::{AuditKind, MemorySink, verify};
+use recording_status::auth::Authenticated;
+use recording_status::driver::{
+    Driver, DriverConfig, DriverEvent, DriverEvents, ForgottenKind, Started,
+};
+use recording_status::{AccessToken, CallId, Graph};
+
+fn proof() -> Authenticated {
+    Authenticated::danger_authenticated_elsewhere("hub test")
+}
+
+/// Call `n`'s id, as the bot knows it (GUID form).
+fn call(n: usize) -> CallId {
+    format!("57dab8b1-894c-409a-b240-{n:012x}").parse().unwrap()
+}
+
+/// Call `n`'s operation id, GUID form; Graph notifies it upper-case without dashes.
+fn operation(n: usize) -> String {
+    format!("0fe0623f-d628-42ed-b4bd-{n:012x}")
+}
+
+fn upper(id: &str) -> String {
+    id.replace('-', "").to_ascii_uppercase()
+}
+
+/// A Graph that answers every `recording` request `running`, with the call's own operation id
+/// (so that notifications correlate by call and operation id, as Graph's do), and every report
+/// `completed`.
+fn driver(
+    config: DriverConfig,
+) -> (
+    Driver<impl recording_status::Transport>,
+    DriverEvents,
+    Arc<MemorySink>,
+) {
+    let transport = |req: http::Request<Vec<u8>>| {
+        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        let n = req
+            .uri()
+            .path()
+            .split("/calls/")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|id| usize::from_str_radix(&id[24..], 16).ok())
+            .unwrap_or(0);
+        let status = if body["status"] == "recording" {
+            "running"
+        } else {
+            "completed"
+        };
+        let answer = serde_json::json!({
+            "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
+            "id": operation(n),
+            "status": status,
+            "clientContext": body["clientContext"],
+        });
+        async move {
+            Ok::<_, std::io::Error>(
+                http::Response::builder()
+                    .status(200)
+                    .body(answer.to_string().into_bytes())
+                    .unwrap(),
+            )
+        }
+    };
+    let audit = Arc::new(MemorySink::default());
+    let (driver, events) = Driver::new(
+        Graph::new(transport, AccessToken::new("t")),
+        audit.clone(),
+        config,
+    );
+    (driver, events, audit)
+}
+
+/// A `commsNotifications` body with one `completed` update per call in `calls`.
+fn completions(calls: impl IntoIterator<Item = usize>) -> Vec<u8> {
+    let entries: Vec<String> = calls
+        .into_iter()
+        .map(|n| {
+            format!(
+                r##"{{"changeType":"deleted","resourceUrl":"/communications/calls/{}/operations/{}",
+                "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","status":"completed"}}}}"##,
+                upper(call(n).as_str()),
+                upper(&operation(n))
+            )
+        })
+        .collect();
+    format!(r#"{{"value":[{}]}}"#, entries.join(",")).into_bytes()
+}
+
+/// Before: the hub held at most 4,096 early updates; with 6,000 completions arriving before
+/// their calls started waiting, 1,903 calls whose completion had arrived ended `Failed`.
+#[tokio::test(start_paused = true)]
+async fn six_thousand_early_completions_are_all_held_and_applied() {
+    const CALLS: usize = 6_000;
+    let (driver, mut events, audit) = driver(DriverConfig::default());
+    for chunk in (0..CALLS).collect::<Vec<_>>().chunks(1_000) {
+        let d = driver
+            .hub()
+            .deliver(&proof(), &completions(chunk.iter().copied()))
+            .unwrap();
+        assert_eq!(d.held, chunk.len());
+    }
+    for n in 0..CALLS {
+        let started = driver
+            .begin_recording(driver.call(call(n)).unwrap())
+            .await
+            .unwrap();
+        let Started::Recording(c) = started else {
+            panic!("call {n}: its completion had arrived; got {started:?}")
+        };
+        drop(driver.end(c));
+    }
+    assert!(events.try_recv().is_err(), "nothing was forgotten");
+    assert!(
+        !audit
+            .events()
+            .iter()
+            .any(|e| matches!(e.kind, AuditKind::HubForgot { .. }))
+    );
+    verify(&audit.events()).unwrap();
+}
+
+/// Before: 20,000 cancelled begins left 15,428 entries in the waiting list, and every delivery
+/// scanned them. Now a cancelled wait leaves the hub, and its request becomes abandoned, so a
+/// late completion still surfaces.
+#[tokio::test(start_paused = true)]
+async fn cancelled_waits_leave_the_hub_and_their_late_completions_surface() {
+    const CALLS: usize = 2_000;
+    let (driver, mut events, _audit) = driver(DriverConfig::default());
+    for n in 0..CALLS {
+        let begin = driver.begin_recording(driver.call(call(n)).unwrap());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), begin)
+                .await
+                .is_err(),
+            "still pending, then cancelled"
+        );
+    }
+    assert_eq!(
+        driver.hub().waiting(),
+        0,
+        "no cancelled wait stays in the hub"
+    );
+    let d = driver
+        .hub()
+        .deliver(&proof(), &completions([7, 1_999]))
+        .unwrap();
+    assert_eq!(d.late, 2);
+    for want in [7, 1_999] {
+        let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+            panic!("late completion must be surfaced")
+        };
+        assert_eq!(late.call_id, call(want));
+    }
+}
+
+/// Before: abandoned requests past 4,096 were evicted without a word, so their late
+/// completions never surfaced and nobody reconciled Graph's indicator. Now the budget is
+/// configurable, and a request that can no longer be matched is reported for reconciliation.
+#[tokio::test(start_paused = true)]
+async fn abandoned_requests_the_hub_forgets_are_reported_for_reconciliation() {
+    let config = DriverConfig::default()
+        .with_pending_deadline(Duration::from_secs(1))
+        .with_memory(Duration::from_secs(60))
+        .with_memory_bytes(4 * 1024);
+    let (driver, mut events, audit) = driver(config);
+    for n in 0..40 {
+        let started = driver
+            .begin_recording(driver.call(call(n)).unwrap())
+            .await
+            .unwrap();
+        assert!(matches!(started, Started::Failed(_)));
+    }
+    let mut unresolved = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            DriverEvent::OutcomeUnknown(late) => unresolved.push(late),
+            DriverEvent::Forgotten(f) => assert_ne!(f.kind, ForgottenKind::AbandonedRequest),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        !unresolved.is_empty(),
+        "the byte budget forgot some requests"
+    );
+    assert!(driver.hub().remembered_bytes() <= 4 * 1024);
+    // Oldest first, each with what reconciliation needs.
+    assert_eq!(unresolved[0].call_id, call(0));
+    driver
+        .reconcile(
+            &unresolved[0],
+            recording_status::driver::EndStatus::NotRecording,
+        )
+        .await
+        .unwrap();
+    // And by age: a minute later everything left is reported too.
+    let before = unresolved.len();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    driver.hub().deliver(&proof(), br#"{"value":[]}"#).unwrap();
+    let mut total = before;
+    while let Ok(DriverEvent::OutcomeUnknown(_)) = events.try_recv() {
+        total += 1;
+    }
+    assert_eq!(total, 40, "every abandoned request is accounted for");
+    let forgot = audit
+        .events()
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, AuditKind::HubForgot { what, .. } if what == "abandoned_request"),
+        )
+        .count();
+    assert_eq!(forgot, 40);
+}
+
+/// Before: a duplicate for a request settled 4,097 settlements ago was held as if new.
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_after_five_thousand_settlements_is_still_a_duplicate() {
+    const CALLS: usize = 5_000;
+    let (driver, _events, _audit) = driver(DriverConfig::default());
+    for n in 0..CALLS {
+        let d2 = driver.clone();
+        let waiting =
+            tokio::spawn(
+                async move { d2.begin_recording(d2.call(call(n)).unwrap()).await.unwrap() },
+            );
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        let d = driver.hub().deliver(&proof(), &completions([n])).unwrap();
+        assert_eq!(d.routed, 1, "call {n}");
+        let Started::Recording(c) = waiting.await.unwrap() else {
+            panic!("call {n} records")
+        };
+        drop(driver.end(c));
+    }
+    let d = driver.hub().deliver(&proof(), &completions([0])).unwrap();
+    assert_eq!(
+        (d.held, d.ignored),
+        (0, 1),
+        "the first one's duplicate is recognised"
+    );
+}
+
+/// Before: 2,048 held updates with 1 MiB `clientContext`s took 2.1 GB. Strings from the
+/// network are capped before the hub keeps them.
+#[tokio::test(start_paused = true)]
+async fn oversized_strings_from_notifications_are_not_kept() {
+    let (driver, _events, _audit) = driver(DriverConfig::default());
+    let huge = "x".repeat(100_000);
+    for round in 0..20 {
+        let entries: Vec<String> = (0..9)
+            .map(|i| {
+                format!(
+                    r##"{{"changeType":"deleted","resourceUrl":"/communications/calls/{}/operations/{}",
+                    "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+                    "clientContext":"{huge}","status":"completed"}}}}"##,
+                    upper(call(round * 10 + i).as_str()),
+                    upper(&operation(round * 10 + i))
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"value":[{}]}}"#, entries.join(","));
+        assert!(body.len() < 1 << 20);
+        let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+        assert_eq!(d.held, 9);
+    }
+    // 180 held updates, each without its 100 kB context.
+    let bytes = driver.hub().remembered_bytes();
+    assert!(bytes < 180 * 2_048, "{bytes} bytes kept");
+}
