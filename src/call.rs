@@ -554,6 +554,7 @@ impl Call<PendingRecording> {
         }
         let shared =
             RetentionShared::new(self.id.clone(), self.seat.line.clone(), self.state.episode);
+        self.seat.line.set_recording(&shared);
         Begin::Recording(self.into_state(Recording {
             shared,
             armed: true,

@@ -57,9 +57,44 @@ pub const MAX_NOTIFICATION_BYTES: usize = 1 << 20;
 pub struct Notifications {
     /// One update per operation found, in body order.
     pub updates: Vec<OperationUpdate>,
-    /// The entries (or `resourceData` elements) that carried no operation, in body order. An
-    /// entry appears at most once per reason.
+    /// Changes of a call's own state (a `#microsoft.graph.call` resource), in body order.
+    pub calls: Vec<CallUpdate>,
+    /// The entries (or `resourceData` elements) that carried no operation and no call state,
+    /// in body order. An entry appears at most once per reason.
     pub ignored: Vec<Ignored>,
+}
+
+/// A change of a call's own state, e.g. Graph's `terminated` notification:
+/// `changeType: deleted` on `/communications/calls/{id}` with a `#microsoft.graph.call` whose
+/// `state` is `terminated` and whose `resultInfo` says why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallUpdate {
+    /// The entry's `changeType`.
+    pub change_type: ChangeType,
+    /// The `{id}` of `/communications/calls/{id}` (or `/app/calls/{id}`), as sent.
+    pub call_id: Option<String>,
+    /// The call's `state` as sent (`establishing`, `established`, `terminating`,
+    /// `terminated`, in any case), if present.
+    pub state: Option<String>,
+    /// The call's `resultInfo`, if present and an object (codes may arrive as strings).
+    pub result_info: Option<crate::response::ResultInfo>,
+}
+
+impl CallUpdate {
+    /// Whether the call has ended: `state` is `terminated` (any case), or the call itself was
+    /// deleted.
+    pub fn is_terminated(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("terminated"))
+            || self.change_type == ChangeType::Deleted
+    }
+
+    /// [`call_id`](Self::call_id) lower-cased and without dashes.
+    pub fn normalized_call_id(&self) -> Option<String> {
+        self.call_id.as_deref().map(normalize_id)
+    }
 }
 
 /// One operation reported by a notification, e.g. an `updateRecordingStatusOperation` that
@@ -266,6 +301,7 @@ pub fn parse_notifications(body: &[u8]) -> Result<Notifications, NotificationErr
 
     let mut out = Notifications {
         updates: Vec::new(),
+        calls: Vec::new(),
         ignored: Vec::new(),
     };
     for (index, entry) in entries.iter().enumerate() {
@@ -326,6 +362,29 @@ fn parse_entry(index: usize, entry: &Value, out: &mut Notifications) {
             .then(|| Operation::from_json(element))
             .flatten()
         else {
+            // The call's own state: its path names a call and no operation, and the data is
+            // a `#microsoft.graph.call` or carries a `state`.
+            let call_path = envelope
+                .iter()
+                .chain([&own])
+                .flatten()
+                .find(|p| p.call_id.is_some() && !p.operations);
+            let is_call = text(data, "@odata.type").is_some_and(|t| {
+                let t = t.trim_start_matches('#');
+                t.eq_ignore_ascii_case("microsoft.graph.call") || t.eq_ignore_ascii_case("call")
+            }) || data.contains_key("state");
+            if let (Some(path), true) = (call_path, is_call) {
+                out.calls.push(CallUpdate {
+                    change_type: change_type.clone(),
+                    call_id: path.call_id.map(str::to_owned),
+                    state: text(data, "state").map(str::to_owned),
+                    result_info: data
+                        .get("resultInfo")
+                        .filter(|v| v.is_object())
+                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
+                });
+                continue;
+            }
             ignore(IgnoreReason::NotAnOperation, out);
             continue;
         };
@@ -461,6 +520,90 @@ fn parse_path(resource: &str) -> PathIds<'_> {
 mod tests {
     use super::*;
     use crate::status::OperationStatus;
+
+    // api-reference/v1.0/api/call-delete.md, "Notification - terminating" and "Notification -
+    // terminated", verbatim.
+    const DOCS_TERMINATING: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "updated",
+      "resourceUrl": "/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.call",
+        "state": "terminating"
+      }
+    }
+  ]
+}"##;
+    const DOCS_TERMINATED: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resourceUrl": "/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.call",
+        "state": "terminated",
+        "resultInfo": {
+          "@odata.type": "#microsoft.graph.resultInfo",
+          "code": "200",
+          "subcode": "5001",
+          "message": "The conversation has ended."
+        }
+      }
+    }
+  ]
+}"##;
+
+    #[test]
+    fn docs_call_state_notifications() {
+        let terminating = parse_notifications(DOCS_TERMINATING.as_bytes()).unwrap();
+        assert!(terminating.updates.is_empty() && terminating.ignored.is_empty());
+        assert_eq!(terminating.calls.len(), 1);
+        assert!(!terminating.calls[0].is_terminated());
+        assert_eq!(terminating.calls[0].state.as_deref(), Some("terminating"));
+
+        let terminated = parse_notifications(DOCS_TERMINATED.as_bytes()).unwrap();
+        let call = &terminated.calls[0];
+        assert!(call.is_terminated());
+        assert_eq!(
+            call.normalized_call_id().as_deref(),
+            Some("57dab8b1894c409ab240bd8beae78896")
+        );
+        let info = call.result_info.as_ref().unwrap();
+        assert_eq!((info.code, info.subcode), (Some(200), Some(5001)));
+    }
+
+    /// msteams-docs#9159: PascalCase state, `updated`, upper-case dash-less id in `resource`.
+    #[test]
+    fn pascal_case_terminated_with_the_notification_id_form() {
+        let body = br##"{"value":[{"changeType":"updated",
+            "resource":"/app/calls/57DAB8B1894C409AB240BD8BEAE78896",
+            "resourceData":{"@odata.type":"#microsoft.graph.call","state":"Terminated",
+            "resultInfo":{"code":408,"message":"Callee could not be reached.","subcode":8544}}}]}"##;
+        let parsed = parse_notifications(body).unwrap();
+        let call = &parsed.calls[0];
+        assert!(call.is_terminated());
+        assert_eq!(
+            call.call_id.as_deref(),
+            Some("57DAB8B1894C409AB240BD8BEAE78896")
+        );
+        assert_eq!(call.result_info.as_ref().unwrap().subcode, Some(8544));
+    }
+
+    /// A participant update is neither an operation nor the call's own state.
+    #[test]
+    fn participants_are_not_call_state() {
+        let body = br##"{"value":[{"changeType":"updated",
+            "resourceUrl":"/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/participants",
+            "resourceData":[{"@odata.type":"#microsoft.graph.participant","id":"p1"}]}]}"##;
+        let parsed = parse_notifications(body).unwrap();
+        assert!(parsed.calls.is_empty());
+        assert_eq!(parsed.ignored.len(), 1);
+    }
 
     // graph-reference.md §2.3: call-playprompt.md, "Notification - operation completed".
     const DOCS_PLAY_PROMPT: &str = r##"{ "@odata.type": "#microsoft.graph.commsNotifications",
@@ -765,7 +908,7 @@ mod tests {
     }
 
     #[test]
-    fn call_and_participant_updates_are_ignored() {
+    fn call_state_is_read_and_participant_updates_are_ignored() {
         // Shape of comms-samples#700 (call state) and #77 (participants, legacy `resource`).
         let body = r##"{ "@odata.type": "#microsoft.graph.commsNotifications", "value": [
           { "@odata.type": "#microsoft.graph.commsNotification", "changeType": "Updated",
@@ -778,18 +921,17 @@ mod tests {
                               { "@odata.type": "#microsoft.graph.participant", "id": "p2" } ] } ] }"##;
         let n = parse(body);
         assert!(n.updates.is_empty());
+        // The call's own state is read (not its meeting token), the participants are not.
+        assert_eq!(n.calls.len(), 1);
+        assert_eq!(n.calls[0].state.as_deref(), Some("Established"));
+        assert!(!n.calls[0].is_terminated());
+        assert!(!format!("{:?}", n.calls).contains("secret"));
         assert_eq!(
             n.ignored,
-            [
-                Ignored {
-                    index: 0,
-                    reason: IgnoreReason::NotAnOperation
-                },
-                Ignored {
-                    index: 1,
-                    reason: IgnoreReason::NotAnOperation
-                },
-            ]
+            [Ignored {
+                index: 1,
+                reason: IgnoreReason::NotAnOperation
+            }]
         );
         assert!(!format!("{n:?}").contains("secret"));
     }
@@ -911,6 +1053,7 @@ mod tests {
             parse(r#"{"value": []}"#),
             Notifications {
                 updates: Vec::new(),
+                calls: Vec::new(),
                 ignored: Vec::new()
             }
         );

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use crate::audit::AuditSink;
 use crate::call::{Call, OrphanHook};
 use crate::error::Error;
+use crate::retention::RetentionShared;
 use crate::state::NotRecording;
 use crate::types::CallId;
 
@@ -71,11 +72,27 @@ pub(crate) struct Line {
     state: Mutex<LineState>,
 }
 
+/// The retention of the episode recording now, so that a call Graph terminated can be revoked
+/// at once, wherever its value is.
+#[derive(Default)]
+struct Recording(Weak<RetentionShared>);
+
 #[derive(Debug, Default)]
 struct LineState {
     live: bool,
     /// The latest episode begun on this call; 0 for none.
     episode: u64,
+    recording: Recording,
+}
+
+impl fmt::Debug for Recording {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.strong_count() > 0 {
+            "Recording"
+        } else {
+            "None"
+        })
+    }
 }
 
 /// The seat a live [`Call`] value holds: dropping it frees the call for a new value.
@@ -146,6 +163,22 @@ impl Calls {
         line
     }
 
+    /// Revokes the retention of `id`'s current recording episode, if it has one (Graph
+    /// terminated the call). Returns whether there was one to revoke.
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) fn revoke(&self, id: &CallId) -> bool {
+        let recording = self
+            .existing_line(id)
+            .and_then(|line| line.lock().recording.0.upgrade());
+        match recording {
+            Some(shared) => {
+                shared.revoke();
+                true
+            }
+            None => false,
+        }
+    }
+
     fn existing_line(&self, id: &CallId) -> Option<Arc<Line>> {
         self.registry
             .lock_lines()
@@ -206,6 +239,11 @@ impl Line {
             });
         }
         Ok(step())
+    }
+
+    /// Remembers the retention of the episode that entered `Recording`.
+    pub(crate) fn set_recording(&self, shared: &Arc<RetentionShared>) {
+        self.lock().recording = Recording(Arc::downgrade(shared));
     }
 
     /// The latest episode begun on this call (0 for none).

@@ -1080,3 +1080,60 @@ async fn a_transport_error_echoing_the_token_is_redacted_in_the_trail() {
         "{json}"
     );
 }
+
+/// Before: the hub ignored call-state entries, so a bot had to parse the same body a second
+/// time to learn that a call ended, and its media kept being persisted meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = recording(&driver).await;
+    let handle = call.retention_handle().unwrap();
+    // api-reference/v1.0/api/call-delete.md "Notification - terminated", with Graph's
+    // upper-case dash-less spelling of the id.
+    let body = format!(
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
+            "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
+            "resourceUrl":"/communications/calls/{CALL_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated",
+            "resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":"200",
+            "subcode":"5001","message":"The conversation has ended."}}}}}}]}}"##
+    );
+    let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+    assert_eq!(d.terminated, 1);
+    // Revoked at once: nothing more reaches storage.
+    assert!(handle.is_revoked());
+    let mut writer = RetentionWriter::new(handle, Vec::new());
+    assert!(std::io::Write::write_all(&mut writer, b"frame").is_err());
+    let Some(DriverEvent::CallTerminated {
+        call_id: id,
+        result_info,
+    }) = events.recv().await
+    else {
+        panic!("the termination must be surfaced")
+    };
+    assert_eq!(id, call_id());
+    let info = result_info.unwrap();
+    assert_eq!((info.code, info.subcode), (Some(200), Some(5001)));
+    // Blocked: stopping sends nothing, and the value is handed back to be ended.
+    let Err(recording_status::StopError::StillRecording { call, error }) =
+        driver.stop_recording(call).await
+    else {
+        panic!("an ended call is not stopped")
+    };
+    assert!(matches!(error, Error::CallEnded));
+    drop(writer);
+    drop(driver.end(*call));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(transport.statuses(), ["recording"]);
+    assert!(audit.events().iter().any(|e| matches!(
+        e.kind,
+        AuditKind::CallTerminated {
+            code: Some(200),
+            ..
+        }
+    )));
+    verify(&audit.events()).unwrap();
+}

@@ -161,6 +161,16 @@ pub enum AuditKind {
         /// The byte offset at which the torn line starts.
         offset: u64,
     },
+    /// Graph notified that the call ended (`state: terminated`, or the call was deleted): its
+    /// retention was revoked at once and no request is sent for it any more.
+    CallTerminated {
+        /// The `resultInfo` code, if any.
+        code: Option<i64>,
+        /// The `resultInfo` subcode, if any.
+        subcode: Option<i64>,
+        /// The `resultInfo` message, if any.
+        message: Option<String>,
+    },
     /// The driver's notification hub forgot something it remembered (its memory of early
     /// updates, abandoned or settled requests is bounded by bytes and time). An abandoned
     /// request it forgets is also surfaced to the bot for reconciliation.

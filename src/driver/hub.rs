@@ -20,6 +20,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::call::Call;
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
+use crate::registry::Calls;
 use crate::response::Operation;
 use crate::state::PendingRecording;
 use crate::status::OperationStatus;
@@ -42,6 +43,8 @@ pub struct Delivery {
     /// Entries ignored: not operations, duplicates, out of order, contradictions, or for
     /// settled or ended calls.
     pub ignored: usize,
+    /// Calls Graph said ended ([`DriverEvent::CallTerminated`]).
+    pub terminated: usize,
 }
 
 /// What the hub may remember, and for how long. See [`DriverConfig`](super::DriverConfig).
@@ -67,6 +70,8 @@ pub struct Hub {
     state: Arc<Mutex<HubState>>,
     audit: Arc<dyn AuditSink>,
     events: mpsc::UnboundedSender<DriverEvent>,
+    /// The driver's live calls, whose retention a termination revokes.
+    calls: Calls,
 }
 
 impl fmt::Debug for Hub {
@@ -568,6 +573,7 @@ impl Hub {
         audit: Arc<dyn AuditSink>,
         events: mpsc::UnboundedSender<DriverEvent>,
         budget: Budget,
+        calls: Calls,
     ) -> Self {
         Self {
             state: Arc::new(Mutex::new(HubState {
@@ -583,6 +589,7 @@ impl Hub {
             })),
             audit,
             events,
+            calls,
         }
     }
 
@@ -688,6 +695,21 @@ impl Hub {
             ignored: parsed.ignored.len(),
             ..Delivery::default()
         };
+        // Calls Graph ended: each is blocked and revoked at once (outside the hub's lock:
+        // revocation waits for writes in flight).
+        let mut terminated = Vec::new();
+        for update in parsed.calls {
+            let id = update
+                .call_id
+                .as_deref()
+                .filter(|_| update.is_terminated())
+                .and_then(|id| CallId::new(id).ok());
+            match id {
+                Some(id) => terminated.push((id, update.result_info)),
+                None => delivery.ignored += 1,
+            }
+        }
+        delivery.terminated = terminated.len();
         let now = Instant::now();
         let mut ignored = Vec::new();
         let mut late = Vec::new();
@@ -736,6 +758,23 @@ impl Hub {
                     reason: reason.to_owned(),
                 },
             );
+        }
+        for (call_id, info) in terminated {
+            self.mark_ended(&call_id);
+            let revoked = self.calls.revoke(&call_id);
+            tracing::info!(%call_id, revoked, "Graph terminated the call");
+            audit(
+                call_id.normalized(),
+                AuditKind::CallTerminated {
+                    code: info.as_ref().and_then(|i| i.code),
+                    subcode: info.as_ref().and_then(|i| i.subcode),
+                    message: info.as_ref().and_then(|i| i.message.clone()),
+                },
+            );
+            self.send(DriverEvent::CallTerminated {
+                call_id,
+                result_info: info,
+            });
         }
         for l in late {
             tracing::warn!(call_id = %l.call_id, "late `completed` for an abandoned recording request");

@@ -142,6 +142,17 @@ pub enum DriverEvent {
     /// `hub_forgot`. An early update forgotten means a call that was about to wait for it will
     /// time out instead; raise the budget if this happens under normal load.
     Forgotten(Forgotten),
+    /// Graph notified that the call ended (a `#microsoft.graph.call` with `state: terminated`,
+    /// or the call deleted): its retention was revoked at once (no write through it is in
+    /// flight, none can start) and no request will be sent for it again. End the call's value
+    /// with [`Driver::end`]; `result_info` says why it ended (e.g. `200`/`5001`, "The
+    /// conversation has ended").
+    CallTerminated {
+        /// The call.
+        call_id: CallId,
+        /// Graph's reason, if the notification carried one.
+        result_info: Option<crate::response::ResultInfo>,
+    },
     /// The hub can no longer match the outcome of an abandoned `recording` request (its memory
     /// expired or filled): Graph may still complete it and show `recording`. Reconcile it now
     /// with [`Driver::reconcile`], as for a late completion.
@@ -280,21 +291,23 @@ impl<T: Transport + 'static> Driver<T> {
     ) -> (Self, DriverEvents) {
         let (events, rx) = mpsc::unbounded_channel();
         let graph = graph.with_retry(config.retry.clone());
-        let hub = Hub::new(
-            audit.clone(),
-            events.clone(),
-            Budget {
-                max_age: config.memory,
-                max_bytes: config.memory_bytes,
-            },
-        );
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<T>>| {
             let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
                 driver: weak.clone(),
             });
+            let calls = Calls::with_orphan_hook(audit.clone(), Some(hook));
+            let hub = Hub::new(
+                audit.clone(),
+                events.clone(),
+                Budget {
+                    max_age: config.memory,
+                    max_bytes: config.memory_bytes,
+                },
+                calls.clone(),
+            );
             Inner {
                 graph,
-                calls: Calls::with_orphan_hook(audit.clone(), Some(hook)),
+                calls,
                 audit,
                 config,
                 hub,
@@ -415,11 +428,19 @@ impl<T: Transport + 'static> Driver<T> {
     /// `notRecording` (with retries).
     ///
     /// # Errors
-    /// As [`Call::stop_recording`].
+    /// As [`Call::stop_recording`]; and [`StopError::StillRecording`] with
+    /// [`Error::CallEnded`], sending nothing, if the call has ended (Graph terminated it, or
+    /// [`Driver::end`] was called for it): its retention is already revoked; end the value.
     pub async fn stop_recording(
         &self,
         call: Call<Recording>,
     ) -> Result<Call<NotRecording>, StopError> {
+        if self.inner.hub.has_ended(call.id()) {
+            return Err(StopError::StillRecording {
+                call: Box::new(call),
+                error: Error::CallEnded,
+            });
+        }
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
         call.stop_recording(&self.inner.graph, drain).await
     }
@@ -427,12 +448,18 @@ impl<T: Transport + 'static> Driver<T> {
     /// Recording broke: ends every capability, then reports `failed` (with retries).
     ///
     /// # Errors
-    /// As [`Call::report_failure`].
+    /// As [`Call::report_failure`]; and as [`Driver::stop_recording`] if the call has ended.
     pub async fn report_failure(
         &self,
         call: Call<Recording>,
         reason: impl Into<String>,
     ) -> Result<Call<Failed>, StopError> {
+        if self.inner.hub.has_ended(call.id()) {
+            return Err(StopError::StillRecording {
+                call: Box::new(call),
+                error: Error::CallEnded,
+            });
+        }
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
         call.report_failure(&self.inner.graph, reason, drain).await
     }
