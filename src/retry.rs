@@ -46,6 +46,10 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// The most attempts, including the first (default 8).
     pub max_attempts: u32,
+    /// How long a best-effort report may take (the `failed` sent after a transition already
+    /// failed): one attempt, bounded by this grace (default 1 s), so that a failed transition
+    /// returns within its own deadline plus this grace, never a second deadline.
+    pub report_grace: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -56,6 +60,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             max_attempts: 8,
+            report_grace: Duration::from_secs(1),
         }
     }
 }
@@ -86,6 +91,14 @@ impl RetryPolicy {
     #[must_use]
     pub const fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
         self.max_backoff = max_backoff;
+        self
+    }
+
+    /// Sets how long a best-effort report may take (see
+    /// [`report_grace`](Self::report_grace)).
+    #[must_use]
+    pub const fn with_report_grace(mut self, grace: Duration) -> Self {
+        self.report_grace = grace;
         self
     }
 

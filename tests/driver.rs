@@ -1137,3 +1137,78 @@ async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
     )));
     verify(&audit.events()).unwrap();
 }
+
+/// Before: against a silent Graph, `begin_recording` with a 3-second deadline returned after
+/// 6 seconds, because the best-effort `failed` report waited out a deadline of its own. Now a
+/// transition, its report included, ends within its deadline plus `report_grace` (1 s).
+#[tokio::test(start_paused = true)]
+async fn a_silent_graph_costs_the_deadline_plus_the_report_grace() {
+    let silent = |_req: http::Request<Vec<u8>>| {
+        std::future::pending::<Result<http::Response<Vec<u8>>, std::io::Error>>()
+    };
+    let config = DriverConfig::default()
+        .with_retry(RetryPolicy::default().with_deadline(Duration::from_secs(3)))
+        .with_pending_deadline(Duration::from_secs(3));
+    let (driver, _events) = Driver::new(
+        Graph::new(silent, AccessToken::new("t")),
+        Arc::new(MemorySink::default()),
+        config,
+    );
+    let start = tokio::time::Instant::now();
+    let started = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+        .unwrap();
+    let Started::Failed(call) = started else {
+        panic!("nothing was acknowledged")
+    };
+    assert!(matches!(call.reason(), Error::Timeout));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(4),
+        "3 s deadline + 1 s grace"
+    );
+}
+
+/// The same bound when Graph answers `running` and then never notifies nor answers the report.
+#[tokio::test(start_paused = true)]
+async fn a_pending_deadline_plus_the_report_grace() {
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let transport = move |req: http::Request<Vec<u8>>| {
+        let first = first.swap(false, std::sync::atomic::Ordering::SeqCst);
+        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        async move {
+            if !first {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, std::io::Error>(
+                http::Response::builder()
+                    .status(200)
+                    .body(
+                        format!(
+                            r#"{{"id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running","clientContext":{}}}"#,
+                            body["clientContext"]
+                        )
+                        .into_bytes(),
+                    )
+                    .unwrap(),
+            )
+        }
+    };
+    let (driver, _events) = Driver::new(
+        Graph::new(transport, AccessToken::new("t")),
+        Arc::new(MemorySink::default()),
+        DriverConfig::default().with_pending_deadline(Duration::from_secs(3)),
+    );
+    let start = tokio::time::Instant::now();
+    let started = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(started, Started::Failed(_)));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(4),
+        "3 s pending + 1 s grace"
+    );
+}

@@ -301,7 +301,7 @@ pub(crate) async fn exchange_with<T: Transport>(
             sent_any = true;
             tracing::debug!(attempt, client_request_id = update.client_request_id(), "sending");
             let client_request_id = update.client_request_id().to_owned();
-            let response = clock.send(graph, request).await;
+            let response = clock.send(graph, request, attempts).await;
             let response = match response {
                 Ok(r) => r,
                 Err(error) => {
@@ -471,6 +471,7 @@ impl Clock {
         &self,
         graph: &Graph<T>,
         request: HttpRequest,
+        attempts: Attempts,
     ) -> Result<HttpResponse, SendError> {
         let lost = |e: T::Error| SendError {
             not_delivered: was_not_delivered(&e),
@@ -478,7 +479,12 @@ impl Clock {
         };
         #[cfg(feature = "driver")]
         if let (Self::Tokio(_), Some(policy)) = (self, &graph.retry) {
-            let left = policy.deadline.saturating_sub(self.elapsed());
+            let mut left = policy.deadline.saturating_sub(self.elapsed());
+            if attempts == Attempts::Once {
+                // A best-effort report after a failed transition: within a short grace, not a
+                // deadline of its own.
+                left = left.min(policy.report_grace);
+            }
             return match tokio::time::timeout(left, graph.transport.send(request)).await {
                 Ok(r) => r.map_err(lost),
                 Err(_) => Err(SendError {
@@ -487,6 +493,7 @@ impl Clock {
                 }),
             };
         }
+        let _ = attempts;
         graph.transport.send(request).await.map_err(lost)
     }
 }
