@@ -102,6 +102,7 @@
 pub mod audit;
 pub mod auth;
 mod call;
+pub mod compliance;
 #[cfg(feature = "driver")]
 pub mod driver;
 #[cfg(feature = "emulator")]

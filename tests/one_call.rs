@@ -133,7 +133,10 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
     ];
     let violation = verify(&trail).unwrap_err();
     assert_eq!(violation.index, 4);
-    assert!(violation.rule.contains("retention is alive"), "{violation}");
+    assert!(
+        violation.to_string().contains("retention is alive"),
+        "{violation}"
+    );
 }
 
 /// The trail writes one spelling per call, whatever spelling the bot opened it with.

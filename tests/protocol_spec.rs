@@ -444,3 +444,463 @@ fn spec_agrees_with_the_transition_table() {
         .collect();
     assert_eq!(spec, table);
 }
+
+const SVG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/states.svg");
+
+/// The exported automaton as a picture, `docs/states.svg`, included inline in the
+/// `compliance` module's docs. Golden-tested like `docs/states.mmd`: `UPDATE_DIAGRAM=1`
+/// rewrites it.
+#[test]
+fn picture_matches_docs() {
+    let generated = picture::render(&exported());
+    picture::assert_well_formed(&generated);
+    if std::env::var_os("UPDATE_DIAGRAM").is_some() {
+        std::fs::write(SVG, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(SVG).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/states.svg differs from the protocol spec; run `UPDATE_DIAGRAM=1 cargo test \
+         --test protocol_spec` and review the diff"
+    );
+}
+
+/// The well-formedness check catches what it must (so a passing check means something).
+#[test]
+fn picture_check_catches_broken_xml() {
+    picture::assert_well_formed(r#"<svg a="1"><g><rect/></g><text>x &amp; y</text></svg>"#);
+    for broken in [
+        "<svg><g></svg>",
+        "<svg></g></svg>",
+        "<svg a=\"1></svg>",
+        "<svg><text>a & b</text></svg>",
+        "<svg/><svg/>",
+    ] {
+        let caught = std::panic::catch_unwind(|| picture::assert_well_formed(broken));
+        assert!(caught.is_err(), "{broken} passed the check");
+    }
+}
+
+/// A small, dependency-free SVG renderer for the exported automaton: states are boxes and
+/// choice nodes diamonds, on a fixed layout; edges are labelled arrows (quadratic curves, bent
+/// so that the two directions between a pair of nodes never overlap); `[*]` is drawn as the
+/// start dot, and as a final marker beside each state that has an `end` edge.
+mod picture {
+    use std::collections::BTreeSet;
+
+    /// Centres of the nodes. A node the spec grows that is not listed here goes on an extra
+    /// row at the bottom, so the picture still shows it (and the golden test shows the change).
+    const LAYOUT: &[(&str, f64, f64)] = &[
+        ("NotRecording", 170.0, 130.0),
+        ("BeginOutcome", 470.0, 130.0),
+        ("PendingRecording", 770.0, 130.0),
+        ("StopOutcome", 170.0, 300.0),
+        ("Recording", 470.0, 300.0),
+        ("OperationOutcome", 770.0, 300.0),
+        ("Failed", 770.0, 470.0),
+    ];
+    /// The start dot, above the initial state.
+    const START: (f64, f64) = (170.0, 40.0);
+    /// Where the final marker of each state's edge to `[*]` goes.
+    const FINALS: &[(&str, f64, f64)] = &[
+        ("NotRecording", 40.0, 130.0),
+        ("PendingRecording", 900.0, 130.0),
+        ("Recording", 330.0, 400.0),
+        ("Failed", 770.0, 555.0),
+    ];
+    /// Edges bent more than the default, to go around a node in their way: (from, to, bend).
+    const BENDS: &[(&str, &str, f64)] = &[("PendingRecording", "Failed", -0.6)];
+    /// Labels put elsewhere than halfway along their edge, to keep clear of other edges:
+    /// (from, to, position along the curve from 0 to 1).
+    const LABELS_AT: &[(&str, &str, f64)] = &[("Failed", "BeginOutcome", 0.6)];
+    const DEFAULT_BEND: f64 = 0.12;
+    /// The smallest offset of a curve's control point, so short opposite edges stay apart.
+    const MIN_BEND: f64 = 26.0;
+
+    const WIDTH: f64 = 960.0;
+    const BOX: (f64, f64) = (82.0, 22.0);
+    const DIAMOND: (f64, f64) = (86.0, 27.0);
+    const DOT: f64 = 8.0;
+    const FINAL: f64 = 10.0;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Shape {
+        Box,
+        Diamond,
+        Dot,
+        Final,
+    }
+
+    #[derive(Clone, Copy)]
+    struct Node {
+        x: f64,
+        y: f64,
+        shape: Shape,
+    }
+
+    impl Node {
+        /// The point where a ray from the centre towards `(tx, ty)` leaves the shape.
+        fn boundary(self, tx: f64, ty: f64) -> (f64, f64) {
+            let (dx, dy) = (tx - self.x, ty - self.y);
+            let len = dx.hypot(dy).max(f64::EPSILON);
+            let (ux, uy) = (dx / len, dy / len);
+            let t = match self.shape {
+                Shape::Box => (BOX.0 / ux.abs()).min(BOX.1 / uy.abs()),
+                Shape::Diamond => 1.0 / (ux.abs() / DIAMOND.0 + uy.abs() / DIAMOND.1),
+                Shape::Dot => DOT,
+                Shape::Final => FINAL,
+            };
+            (self.x + ux * t, self.y + uy * t)
+        }
+    }
+
+    /// A number as SVG wants it: one decimal, never `-0.0`.
+    fn n(v: f64) -> String {
+        let s = format!("{:.1}", v);
+        if s == "-0.0" { "0.0".to_owned() } else { s }
+    }
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    struct Edge {
+        from: String,
+        to: String,
+        label: Option<String>,
+    }
+
+    /// The exported PlantUML, parsed: choice nodes, states, and edges sorted (the macro's
+    /// order is random).
+    fn parse(uml: &str) -> (BTreeSet<String>, BTreeSet<String>, Vec<Edge>) {
+        let mut choices = BTreeSet::new();
+        let mut states = BTreeSet::new();
+        let mut edges = Vec::new();
+        for line in uml.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("state ") {
+                if let Some(name) = rest.split_whitespace().next() {
+                    choices.insert(name.to_owned());
+                }
+            } else if let Some((from, rest)) = line.split_once("-->") {
+                let (to, label) = match rest.split_once(':') {
+                    Some((to, label)) => (to, Some(label.trim().to_owned())),
+                    None => (rest, None),
+                };
+                let edge = Edge {
+                    from: from.trim().to_owned(),
+                    to: to.trim().to_owned(),
+                    label,
+                };
+                for name in [&edge.from, &edge.to] {
+                    if name != "[*]" {
+                        states.insert(name.clone());
+                    }
+                }
+                edges.push(edge);
+            }
+        }
+        edges.sort_by(|a, b| (&a.from, &a.to, &a.label).cmp(&(&b.from, &b.to, &b.label)));
+        let states = states.difference(&choices).cloned().collect();
+        (choices, states, edges)
+    }
+
+    pub(super) fn render(uml: &str) -> String {
+        let (choices, states, edges) = parse(uml);
+        // Place every node: the fixed layout first, then any other on an extra row.
+        let mut nodes: Vec<(String, Node)> = Vec::new();
+        let mut extra = 0.0;
+        let bottom = LAYOUT.iter().map(|l| l.2).fold(0.0, f64::max);
+        for name in choices.iter().chain(&states) {
+            let shape = if choices.contains(name) {
+                Shape::Diamond
+            } else {
+                Shape::Box
+            };
+            let (x, y) = match LAYOUT.iter().find(|l| l.0 == name) {
+                Some(&(_, x, y)) => (x, y),
+                None => {
+                    extra += 1.0;
+                    (extra * 200.0 - 30.0, bottom + 130.0)
+                }
+            };
+            nodes.push((name.clone(), Node { x, y, shape }));
+        }
+        let height = nodes
+            .iter()
+            .map(|(_, node)| node.y + 50.0)
+            .chain(FINALS.iter().map(|f| f.2 + 30.0))
+            .fold(START.1, f64::max);
+        let node = |name: &str| nodes.iter().find(|(n, _)| n == name).map(|(_, node)| *node);
+
+        let mut out = String::new();
+        let w = |out: &mut String, line: String| {
+            out.push_str(&line);
+            out.push('\n');
+        };
+        // The first line is the whole opening tag, and no line is blank: that keeps the
+        // picture one raw HTML block when Markdown (rustdoc) includes it.
+        w(
+            &mut out,
+            format!(
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="The recording protocol: states, Graph's outcomes and transitions" font-family="sans-serif" font-size="13">"#,
+                w = n(WIDTH),
+                h = n(height)
+            ),
+        );
+        w(
+            &mut out,
+            "  <!-- Generated from tests/generated/Protocol.uml by tests/protocol_spec.rs (picture_matches_docs); UPDATE_DIAGRAM=1 rewrites it. -->".to_owned(),
+        );
+        w(
+            &mut out,
+            r##"  <defs><marker id="rs-states-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>"##.to_owned(),
+        );
+        w(
+            &mut out,
+            format!(
+                r##"  <rect width="{}" height="{}" fill="#ffffff"/>"##,
+                n(WIDTH),
+                n(height)
+            ),
+        );
+
+        // Edges first, so that nodes are drawn over their ends.
+        let arrow =
+            r##"fill="none" stroke="#333" stroke-width="1.4" marker-end="url(#rs-states-arrow)""##;
+        for edge in &edges {
+            let (a, b) = match (edge.from.as_str(), edge.to.as_str()) {
+                ("[*]", to) => match node(to) {
+                    Some(b) => (
+                        Node {
+                            x: START.0,
+                            y: START.1,
+                            shape: Shape::Dot,
+                        },
+                        b,
+                    ),
+                    None => continue,
+                },
+                (from, "[*]") => match node(from) {
+                    Some(a) => {
+                        let (x, y) = FINALS
+                            .iter()
+                            .find(|f| f.0 == from)
+                            .map_or((a.x, a.y + 70.0), |f| (f.1, f.2));
+                        let end = Node {
+                            x,
+                            y,
+                            shape: Shape::Final,
+                        };
+                        w(
+                            &mut out,
+                            format!(
+                                r##"  <circle cx="{x}" cy="{y}" r="{r}" fill="#ffffff" stroke="#333" stroke-width="1.4"/><circle cx="{x}" cy="{y}" r="{r2}" fill="#333"/>"##,
+                                x = n(x),
+                                y = n(y),
+                                r = n(FINAL),
+                                r2 = n(FINAL - 4.0)
+                            ),
+                        );
+                        (a, end)
+                    }
+                    None => continue,
+                },
+                (from, to) => match (node(from), node(to)) {
+                    (Some(a), Some(b)) => (a, b),
+                    _ => continue,
+                },
+            };
+            if edge.from == edge.to {
+                // A self-loop over the left half of the box's top edge.
+                let top = a.y - BOX.1;
+                let (x0, x1) = (a.x - 70.0, a.x - 40.0);
+                w(
+                    &mut out,
+                    format!(
+                        r#"  <path d="M{} {} C{} {} {} {} {} {}" {arrow}/>"#,
+                        n(x0),
+                        n(top),
+                        n(x0 - 18.0),
+                        n(top - 46.0),
+                        n(x1 + 18.0),
+                        n(top - 46.0),
+                        n(x1),
+                        n(top)
+                    ),
+                );
+                if let Some(label) = &edge.label {
+                    w(&mut out, text(a.x - 55.0, top - 42.0, "middle", label));
+                }
+                continue;
+            }
+            let (dx, dy) = (b.x - a.x, b.y - a.y);
+            let len = dx.hypot(dy);
+            let (nx, ny) = (-dy / len, dx / len);
+            let bend = BENDS
+                .iter()
+                .find(|e| e.0 == edge.from && e.1 == edge.to)
+                .map_or(DEFAULT_BEND, |e| e.2);
+            let offset = (bend * len).abs().max(MIN_BEND).copysign(bend);
+            let (cx, cy) = (
+                (a.x + b.x) / 2.0 + nx * offset,
+                (a.y + b.y) / 2.0 + ny * offset,
+            );
+            let (sx, sy) = a.boundary(cx, cy);
+            let (ex, ey) = b.boundary(cx, cy);
+            w(
+                &mut out,
+                format!(
+                    r#"  <path d="M{} {} Q{} {} {} {}" {arrow}/>"#,
+                    n(sx),
+                    n(sy),
+                    n(cx),
+                    n(cy),
+                    n(ex),
+                    n(ey)
+                ),
+            );
+            if let Some(label) = &edge.label {
+                // Beside the curve (halfway, unless placed), on the side it bends to.
+                let t = LABELS_AT
+                    .iter()
+                    .find(|e| e.0 == edge.from && e.1 == edge.to)
+                    .map_or(0.5, |e| e.2);
+                let (p, q, r) = ((1.0 - t) * (1.0 - t), 2.0 * t * (1.0 - t), t * t);
+                let (mx, my) = (p * sx + q * cx + r * ex, p * sy + q * cy + r * ey);
+                let (ox, oy) = (nx * offset.signum(), ny * offset.signum());
+                let anchor = if ox > 0.4 {
+                    "start"
+                } else if ox < -0.4 {
+                    "end"
+                } else {
+                    "middle"
+                };
+                w(
+                    &mut out,
+                    text(mx + ox * 6.0, my + oy * 12.0 + 4.0, anchor, label),
+                );
+            }
+        }
+
+        for (name, node) in &nodes {
+            let shape = match node.shape {
+                Shape::Box => format!(
+                    r##"<rect x="{}" y="{}" width="{}" height="{}" rx="8" fill="#eef3fb" stroke="#2b4f81" stroke-width="1.6"/>"##,
+                    n(node.x - BOX.0),
+                    n(node.y - BOX.1),
+                    n(2.0 * BOX.0),
+                    n(2.0 * BOX.1)
+                ),
+                _ => format!(
+                    r##"<path d="M{} {} L{} {} L{} {} L{} {} z" fill="#fdf3e1" stroke="#9a6a12" stroke-width="1.4"/>"##,
+                    n(node.x),
+                    n(node.y - DIAMOND.1),
+                    n(node.x + DIAMOND.0),
+                    n(node.y),
+                    n(node.x),
+                    n(node.y + DIAMOND.1),
+                    n(node.x - DIAMOND.0),
+                    n(node.y)
+                ),
+            };
+            let size = if node.shape == Shape::Box { "13" } else { "11" };
+            w(
+                &mut out,
+                format!(
+                    r##"  <g>{shape}<text x="{}" y="{}" text-anchor="middle" font-size="{size}" fill="#111111">{}</text></g>"##,
+                    n(node.x),
+                    n(node.y + 4.5),
+                    escape(name)
+                ),
+            );
+        }
+        w(
+            &mut out,
+            format!(
+                r##"  <circle cx="{}" cy="{}" r="{}" fill="#333"/>"##,
+                n(START.0),
+                n(START.1),
+                n(DOT)
+            ),
+        );
+        out.push_str("</svg>\n");
+        out
+    }
+
+    fn text(x: f64, y: f64, anchor: &str, label: &str) -> String {
+        format!(
+            r##"  <text x="{}" y="{}" text-anchor="{anchor}" font-size="12" fill="#333" stroke="#ffffff" stroke-width="4" paint-order="stroke">{}</text>"##,
+            n(x),
+            n(y),
+            escape(label)
+        )
+    }
+
+    /// A small well-formedness check: one root element, tags balanced and properly nested,
+    /// attribute values quoted, `&` only in the entities this renderer writes, no blank line.
+    pub(super) fn assert_well_formed(svg: &str) {
+        assert!(
+            !svg.lines().any(|l| l.trim().is_empty()),
+            "a blank line would end the raw HTML block in Markdown"
+        );
+        let mut stack: Vec<&str> = Vec::new();
+        let mut roots = 0;
+        let mut rest = svg;
+        while let Some(open) = rest.find('<') {
+            let text = &rest[..open];
+            let mut amp = text;
+            while let Some(i) = amp.find('&') {
+                let entity = &amp[i..];
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;"]
+                        .iter()
+                        .any(|e| entity.starts_with(e)),
+                    "a bare `&` in text: {entity:.20}"
+                );
+                amp = &amp[i + 1..];
+            }
+            rest = &rest[open..];
+            if let Some(comment) = rest.strip_prefix("<!--") {
+                let close = comment.find("-->").expect("an unclosed comment");
+                rest = &comment[close + 3..];
+                continue;
+            }
+            // The tag's end: the first `>` outside quotes.
+            let mut quoted = false;
+            let close = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    if c == '"' {
+                        quoted = !quoted;
+                    }
+                    c == '>' && !quoted
+                })
+                .map(|(i, _)| i)
+                .expect("an unclosed tag");
+            let tag = &rest[1..close];
+            rest = &rest[close + 1..];
+            if let Some(name) = tag.strip_prefix('/') {
+                let open = stack.pop().expect("a closing tag with nothing open");
+                assert_eq!(open, name.trim(), "tags cross");
+            } else {
+                let name = tag
+                    .split(|c: char| c.is_whitespace() || c == '/')
+                    .next()
+                    .unwrap_or_default();
+                assert!(!name.is_empty(), "a tag without a name");
+                if stack.is_empty() {
+                    roots += 1;
+                }
+                if !tag.ends_with('/') {
+                    stack.push(name);
+                }
+            }
+        }
+        assert!(stack.is_empty(), "unclosed: {stack:?}");
+        assert_eq!(roots, 1, "one root element");
+        assert!(rest.trim().is_empty(), "text after the root");
+    }
+}

@@ -1,26 +1,115 @@
 //! [`verify`]: replays a trail against the recording rule.
+//!
+//! The verifier trusts nothing a line says about itself that it can work out from the lines
+//! before it: calls are keyed by their normalised id (one call, whatever its spelling), an
+//! acknowledgement is re-derived from the last `recording` request's own response or from an
+//! operation update whose ids agree with that request (the update's `matched` flag is never
+//! taken as a reason to accept), and an acknowledgement unlocks `Recording` once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use super::{AuditEvent, AuditKind, ResponseKind};
+use crate::auth::AuthMethod;
 use crate::state::CallState;
 use crate::status::RecordingStatus;
 use crate::types::normalize_id;
 
-/// A breach of the recording policy found in an audit trail by [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event {index} of call {call_id}: {rule}")]
+/// A rule of the recording policy that a trail can break. [`verify`] names the first one broken.
+///
+/// [`code`](Self::code) is a stable short form, for tools and dashboards; `Display` says it in
+/// words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
-pub struct Violation {
-    /// The position of the offending event in the trail.
-    pub index: usize,
-    /// The call.
-    pub call_id: String,
-    /// The rule broken, in words.
-    pub rule: String,
+pub enum Rule {
+    /// G1: the call entered `Recording` without an unused, completed acknowledgement of its
+    /// last `recording` request (a `completed` response to that very request, or an operation
+    /// update whose ids agree with it). Each acknowledgement unlocks `Recording` once.
+    RecordingWithoutAcknowledgement,
+    /// G1: a retention capability started while the call was not `Recording`.
+    RetentionOutsideRecording,
+    /// G2: a retention capability started after the end of recording (`notRecording` or
+    /// `failed`) was reported.
+    RetentionAfterEndReported,
+    /// G2: `notRecording` or `failed` was reported while a retention capability was alive.
+    EndReportedWhileRetentionAlive,
+    /// G2: the call left `Recording` while a retention capability was alive and not revoked.
+    LeftRecordingWhileRetentionAlive,
+    /// G4: a capability number was started twice for one call.
+    CapabilityStartedTwice,
+    /// G4: a capability ended that was not alive (never started, or already ended).
+    CapabilityEndedWithoutStart,
 }
 
-/// What [`verify`] counted in a trail that holds.
+impl Rule {
+    /// The rule in a stable short form: the guarantee it belongs to and a slug, e.g.
+    /// `G1/recording-without-ack`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RecordingWithoutAcknowledgement => "G1/recording-without-ack",
+            Self::RetentionOutsideRecording => "G1/retention-outside-recording",
+            Self::RetentionAfterEndReported => "G2/retention-after-end-reported",
+            Self::EndReportedWhileRetentionAlive => "G2/end-reported-while-retention-alive",
+            Self::LeftRecordingWhileRetentionAlive => "G2/left-recording-while-retention-alive",
+            Self::CapabilityStartedTwice => "G4/capability-started-twice",
+            Self::CapabilityEndedWithoutStart => "G4/capability-ended-without-start",
+        }
+    }
+
+    /// The rule in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::RecordingWithoutAcknowledgement => {
+                "entered recording without an unused completed acknowledgement of its last \
+                 recording request"
+            }
+            Self::RetentionOutsideRecording => "retention started outside recording",
+            Self::RetentionAfterEndReported => {
+                "retention started after the end of recording was reported"
+            }
+            Self::EndReportedWhileRetentionAlive => {
+                "end of recording reported while retention is alive"
+            }
+            Self::LeftRecordingWhileRetentionAlive => "left recording while retention is alive",
+            Self::CapabilityStartedTwice => "retention capability started twice",
+            Self::CapabilityEndedWithoutStart => "retention capability ended that was not alive",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.words(), self.code())
+    }
+}
+
+/// A breach of the recording policy found in an audit trail by [`verify`]: which line, which
+/// call, which rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {} (event {index}), call {call_id}: {rule}", self.line())]
+#[non_exhaustive]
+pub struct Violation {
+    /// The position of the offending event in the trail (0-based).
+    pub index: usize,
+    /// The call, normalised (lower case, no dashes), whatever spelling the line used.
+    pub call_id: String,
+    /// The rule broken.
+    pub rule: Rule,
+}
+
+impl Violation {
+    /// The 1-based line number of the offending event, for a JSON-lines trail with one event
+    /// per line and no blank lines: `index + 1`.
+    pub fn line(&self) -> usize {
+        self.index + 1
+    }
+}
+
+/// What [`verify`] found in a trail that holds.
+///
+/// A trail that holds may still be cut short (the bot crashed, the file was copied while the
+/// bot ran): [`open`](Self::open) lists the calls it leaves waiting for Graph or recording, and
+/// the capabilities still alive, so a cut trail is never mistaken for a complete one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Verified {
@@ -30,13 +119,74 @@ pub struct Verified {
     pub events: usize,
     /// Retention capabilities started.
     pub retentions: usize,
+    /// Calls the trail leaves `PendingRecording` or `Recording`, or with a capability alive,
+    /// sorted by call id. Empty for a complete trail.
+    pub open: Vec<OpenCall>,
+    /// Every entry into `Recording` acknowledged by a notification whose webhook request this
+    /// crate did not authenticate (the `danger_authenticated_elsewhere` escape hatch), in trail
+    /// order.
+    pub unauthenticated: Vec<Unauthenticated>,
+}
+
+impl Verified {
+    /// Whether the trail leaves no call open: nothing pending, recording, or alive.
+    pub fn is_complete(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+/// A call that a trail leaves open (see [`Verified::open`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenCall {
+    /// The call, normalised.
+    pub call_id: String,
+    /// The state the trail leaves it in.
+    pub state: CallState,
+    /// Retention capabilities started, not ended and not revoked: media may still be persisted
+    /// through them.
+    pub live: Vec<u64>,
+}
+
+/// An entry into `Recording` acknowledged by a notification that this crate did not
+/// authenticate (see [`Verified::unauthenticated`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unauthenticated {
+    /// The call, normalised.
+    pub call_id: String,
+    /// The position of the transition into `Recording`.
+    pub index: usize,
+    /// The position of the operation update that acknowledged it.
+    pub update: usize,
+    /// How the bot said the webhook request was authenticated (`elsewhere: …`).
+    pub via: String,
+}
+
+/// The last request sent for a call.
+struct Request {
+    status: RecordingStatus,
+    client_context: String,
+    client_request_id: String,
+    /// For a `recording` request: the operation id of its response, if any.
+    operation_id: Option<String>,
+}
+
+/// Where an unused acknowledgement came from.
+enum Ack {
+    Response,
+    Update { index: usize, via: String },
 }
 
 #[derive(Default)]
 struct CallReplay {
     state: Option<CallState>,
-    last_request: Option<(RecordingStatus, String)>,
-    completed_ack: bool,
+    last_request: Option<Request>,
+    /// A completed acknowledgement of the last `recording` request, not yet used: reset by
+    /// every request and every transition, used up by entering `Recording`.
+    ack: Option<Ack>,
+    /// `notRecording` or `failed` was sent since the call last entered `Recording`.
+    end_reported: bool,
     live: BTreeSet<u64>,
     seen: BTreeSet<u64>,
     /// Capabilities revoked while alive: they cannot write, so they no longer hold the call
@@ -44,104 +194,197 @@ struct CallReplay {
     revoked: BTreeSet<u64>,
 }
 
-/// Replays a trail and checks, per call:
+impl CallReplay {
+    /// Whether an operation update is about the last `recording` request, re-derived as
+    /// [`Call::is_for_this_request`](crate::Call::is_for_this_request) decides it: both ids
+    /// present must agree (operation ids compared normalised), and at least one must match.
+    fn is_for_last_recording(
+        &self,
+        operation_id: Option<&str>,
+        client_context: Option<&str>,
+    ) -> bool {
+        let Some(request) = self
+            .last_request
+            .as_ref()
+            .filter(|r| r.status == RecordingStatus::Recording)
+        else {
+            return false;
+        };
+        let id = match (&request.operation_id, operation_id) {
+            (Some(mine), Some(theirs)) => Some(normalize_id(mine) == normalize_id(theirs)),
+            _ => None,
+        };
+        let context = client_context.map(|c| c == request.client_context);
+        match (id, context) {
+            (Some(false), _) | (_, Some(false)) | (None, None) => false,
+            (Some(true), _) | (_, Some(true)) => true,
+        }
+    }
+}
+
+/// Replays a trail and checks, per call (keyed by normalised id, so that every spelling of a
+/// call's id is the same call):
 ///
-/// 1. entering `Recording` follows a `recording` request whose response (or notification) was
-///    `completed`;
-/// 2. a retention capability starts only while the call is `Recording`, and only once;
-/// 3. a capability ends only after it started;
+/// 1. entering `Recording` uses up a completed acknowledgement of the call's last `recording`
+///    request, re-derived from the trail: a `completed` response to that request's
+///    `client-request-id`, or a `completed` operation update whose operation id (normalised)
+///    and `clientContext` agree with that request, at least one of them present (the update's
+///    `matched` flag is never a reason to accept; an update the crate marked as not matching
+///    is not an acknowledgement either). Any later request or transition discards it;
+/// 2. a retention capability starts only while the call is `Recording`, before the end of
+///    recording was reported, and each capability number only once;
+/// 3. a capability ends only while it is alive (or revoked);
 /// 4. no `notRecording`/`failed` request is sent, and `Recording` is not left, while a
-///    capability is alive.
+///    capability is alive and not revoked.
+///
+/// The result lists the calls the trail leaves open and the entries into `Recording` that
+/// this crate did not authenticate.
 ///
 /// # Errors
-/// The first [`Violation`] found.
+/// The first [`Violation`]: the event's index, the call and the [`Rule`].
+///
+/// # Example
+/// ```
+/// use recording_status::audit::{AuditEvent, AuditKind, Rule, verify};
+/// use recording_status::CallState;
+///
+/// let forged = [AuditEvent::now(
+///     "57dab8b1894c409ab240bd8beae78896",
+///     AuditKind::Transition {
+///         from: CallState::PendingRecording,
+///         to: CallState::Recording,
+///         reason: "no acknowledgement at all".into(),
+///     },
+/// )];
+/// let violation = verify(&forged).unwrap_err();
+/// assert_eq!((violation.line(), violation.rule), (1, Rule::RecordingWithoutAcknowledgement));
+/// ```
 pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
-    let mut calls: HashMap<String, CallReplay> = HashMap::new();
+    // How the trail writes `AuthMethod::BotFrameworkJwt` in `via`. Any other `via` (the
+    // `elsewhere: …` of `danger_authenticated_elsewhere`, or text this version does not know)
+    // was not checked by this crate.
+    let checked_by_this_crate = AuthMethod::BotFrameworkJwt.to_string();
+    let mut calls: BTreeMap<String, CallReplay> = BTreeMap::new();
     let mut report = Verified {
         events: events.len(),
         ..Verified::default()
     };
     for (index, e) in events.iter().enumerate() {
-        let fail = |rule: &str| Violation {
-            index,
-            call_id: e.call_id.clone(),
-            rule: rule.to_owned(),
-        };
         // One call, one identity, whatever spelling a line uses (G7).
-        let c = calls.entry(normalize_id(&e.call_id)).or_default();
+        let call_id = normalize_id(&e.call_id);
+        let fail = |rule| Violation {
+            index,
+            call_id: call_id.clone(),
+            rule,
+        };
+        let c = calls.entry(call_id.clone()).or_default();
         match &e.kind {
             AuditKind::RequestSent {
                 status,
+                client_context,
                 client_request_id,
-                ..
             } => {
-                if *status != RecordingStatus::Recording && !c.live.is_empty() {
-                    return Err(fail("end of recording reported while retention is alive"));
+                if *status != RecordingStatus::Recording {
+                    if !c.live.is_empty() {
+                        return Err(fail(Rule::EndReportedWhileRetentionAlive));
+                    }
+                    c.end_reported = true;
                 }
-                c.last_request = Some((*status, client_request_id.clone()));
-                c.completed_ack = false;
+                c.last_request = Some(Request {
+                    status: *status,
+                    client_context: client_context.clone(),
+                    client_request_id: client_request_id.clone(),
+                    operation_id: None,
+                });
+                c.ack = None;
             }
             AuditKind::ResponseReceived {
                 client_request_id,
                 outcome,
+                operation_id,
                 ..
             } => {
-                if *outcome == ResponseKind::Completed
-                    && c.last_request.as_ref().is_some_and(|(s, id)| {
-                        *s == RecordingStatus::Recording && id == client_request_id
-                    })
-                {
-                    c.completed_ack = true;
+                if let Some(request) = c.last_request.as_mut().filter(|r| {
+                    r.status == RecordingStatus::Recording
+                        && r.client_request_id == *client_request_id
+                }) {
+                    request.operation_id.clone_from(operation_id);
+                    if *outcome == ResponseKind::Completed {
+                        c.ack = Some(Ack::Response);
+                    }
                 }
             }
             AuditKind::OperationUpdate {
-                status, matched, ..
+                operation_id,
+                client_context,
+                status,
+                matched,
+                via,
+                ..
             } => {
-                if *matched
-                    && status
-                        .as_deref()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("completed"))
-                    && c.last_request
-                        .as_ref()
-                        .is_some_and(|(s, _)| *s == RecordingStatus::Recording)
+                let completed = status
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("completed"));
+                if completed
+                    && *matched
+                    && c.is_for_last_recording(operation_id.as_deref(), client_context.as_deref())
                 {
-                    c.completed_ack = true;
+                    c.ack = Some(Ack::Update {
+                        index,
+                        via: via.clone(),
+                    });
                 }
             }
-            AuditKind::Transition { from, to, .. } => {
-                if *to == CallState::Recording && !c.completed_ack {
-                    return Err(fail(
-                        "entered recording without a completed recording acknowledgement",
-                    ));
+            AuditKind::Transition { to, .. } => {
+                let ack = c.ack.take();
+                let recording = c.state == Some(CallState::Recording);
+                if *to == CallState::Recording && !recording {
+                    match ack {
+                        None => return Err(fail(Rule::RecordingWithoutAcknowledgement)),
+                        Some(Ack::Update { index: update, via })
+                            if via != checked_by_this_crate =>
+                        {
+                            report.unauthenticated.push(Unauthenticated {
+                                call_id: call_id.clone(),
+                                index,
+                                update,
+                                via,
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                    c.end_reported = false;
                 }
-                if *from == CallState::Recording
-                    && *to != CallState::Recording
-                    && !c.live.is_empty()
-                {
-                    return Err(fail("left recording while retention is alive"));
+                if recording && *to != CallState::Recording && !c.live.is_empty() {
+                    return Err(fail(Rule::LeftRecordingWhileRetentionAlive));
                 }
                 c.state = Some(*to);
             }
             AuditKind::RetentionStarted { capability, .. } => {
                 if c.state != Some(CallState::Recording) {
-                    return Err(fail("retention started outside recording"));
+                    return Err(fail(Rule::RetentionOutsideRecording));
+                }
+                if c.end_reported {
+                    return Err(fail(Rule::RetentionAfterEndReported));
                 }
                 if !c.seen.insert(*capability) {
-                    return Err(fail("retention capability started twice"));
+                    return Err(fail(Rule::CapabilityStartedTwice));
                 }
                 c.live.insert(*capability);
                 report.retentions += 1;
             }
             AuditKind::RetentionEnded { capability } => {
                 if !c.live.remove(capability) && !c.revoked.remove(capability) {
-                    return Err(fail("retention ended that was not alive"));
+                    return Err(fail(Rule::CapabilityEndedWithoutStart));
                 }
             }
             AuditKind::RetentionRevoked { .. } => {
                 // Revocation ends the right to write of every live capability, with no write
-                // in flight (G8); the handles' own ends may follow.
+                // in flight (G8); the handles' own ends may follow. Only these capabilities
+                // are revoked: a later episode's are alive until they end or are revoked.
                 let live = std::mem::take(&mut c.live);
                 c.revoked.extend(live);
+                c.ack = None;
                 c.state = Some(CallState::Ended);
             }
             AuditKind::TransportFailed { .. }
@@ -151,7 +394,9 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::DrainStarted { .. }
             | AuditKind::DrainTimedOut { .. }
             | AuditKind::ReportSuperseded { .. }
-            | AuditKind::TrailResumed { .. } => {}
+            | AuditKind::TrailResumed { .. }
+            | AuditKind::HubForgot { .. }
+            | AuditKind::CallTerminated { .. } => {}
         }
     }
     // Calls the trail speaks of (notification entries for unknown calls do not count).
@@ -159,5 +404,17 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
         .values()
         .filter(|c| c.state.is_some() || c.last_request.is_some())
         .count();
+    report.open = calls
+        .into_iter()
+        .filter_map(|(call_id, c)| {
+            let state = c.state?;
+            let open = matches!(state, CallState::PendingRecording | CallState::Recording);
+            (open || !c.live.is_empty()).then(|| OpenCall {
+                call_id,
+                state,
+                live: c.live.into_iter().collect(),
+            })
+        })
+        .collect();
     Ok(report)
 }

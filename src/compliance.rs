@@ -1,0 +1,239 @@
+//! # For the auditor: the rule, where it is enforced, and what it does not cover
+//!
+//! This page is documentation only. It says what this crate guarantees about Microsoft's
+//! recording rule, where each guarantee is enforced (by a type, at run time, by the trail's
+//! verifier) and which tests would fail if it broke; it shows the protocol as a picture
+//! generated from the executable spec, lists every misuse that does not compile, specifies the
+//! command-line auditor, and ends with the limits, said plainly.
+//!
+//! # The rule
+//!
+//! Microsoft's terms for the Media Access API forbid a compliance-recording bot to persist a
+//! call's media, or anything derived from it, until it has called
+//! `POST /communications/calls/{id}/updateRecordingStatus` with `status: recording` **and
+//! received a success reply**, and require it to **stop recording before** it reports
+//! `notRecording` (or `failed`). In this crate:
+//!
+//! - media reaches storage only through a retention capability ([`Retention`](crate::Retention),
+//!   [`RetentionHandle`](crate::RetentionHandle), used by
+//!   [`RetentionWriter`](crate::RetentionWriter)), and only a [`Call`](crate::Call) in state
+//!   [`Recording`](crate::Recording) mints one;
+//! - the only way into `Recording` is a `recording` request whose operation Graph reported
+//!   `completed`, with no error, in the response or in a notification about that very request;
+//! - leaving `Recording` ends every capability first (statically for borrowed ones, by an
+//!   awaited drain for owned ones), and only then is `notRecording` or `failed` built and sent.
+//!
+//! # Where each guarantee is enforced
+//!
+//! The guarantees are those of the design (G1–G10). For each: the types that make the wrong
+//! program impossible, what happens at run time where types cannot reach, the verifier's rule
+//! ([`audit::Rule`](crate::audit::Rule), by its [`code`](crate::audit::Rule::code)), and the
+//! tests that would fail if it broke.
+//!
+//! **G1. No retention before acknowledgement.**
+//! - *Types:* [`Call<S>`](crate::Call) over the sealed [`State`](crate::State); only
+//!   `Call<Recording>` has `retention()` and `retention_handle()`; capabilities and states have
+//!   private fields and no `Clone`, `Default`, `Deserialize` or `From`.
+//! - *Run time:* [`response::interpret_response`](crate::response::interpret_response) calls
+//!   only a 2xx `completed` with no error `Completed`;
+//!   [`Operation::is_successful_completion`](crate::response::Operation::is_successful_completion)
+//!   and [`Call::is_for_this_request`](crate::Call::is_for_this_request) decide whether a
+//!   notification acknowledges the outstanding request; notifications need
+//!   [`auth::Authenticated`](crate::auth::Authenticated).
+//! - *Verifier:* `G1/recording-without-ack` (the acknowledgement is re-derived from the trail and
+//!   used up by entering `Recording`), `G1/retention-outside-recording`.
+//! - *Tests:* `tests/ui/retain_in_*.rs`, `tests/ui/retention_handle_in_pending_recording.rs`;
+//!   `tests/lifecycle.rs` `never_recording_without_completed`,
+//!   `running_stays_pending_until_completed_notification`,
+//!   `failed_can_begin_again_and_needs_fresh_ack`; `tests/properties.rs`
+//!   `responses_are_total_and_honest`, `g1_holds_under_arbitrary_transport_behaviour`,
+//!   `only_an_acknowledgement_unlocks_retention`; `tests/one_call.rs`
+//!   `our_operation_id_with_another_context_does_not_settle`,
+//!   `a_foreign_operation_type_never_settles`, `a_completed_notification_with_an_error_fails_the_call`;
+//!   `tests/driver.rs` `a_notification_for_another_request_cannot_unlock_recording`,
+//!   `forged_completed_cannot_unlock_retention` (feature `jwt`); `tests/verify.rs`.
+//!
+//! **G2. Stop before notify.**
+//! - *Types:* a borrowed [`Retention<'c>`](crate::Retention) borrows the call, and
+//!   `stop_recording`, `report_failure` and `end` take the call by value: stopping while one is
+//!   alive does not compile.
+//! - *Run time:* owned handles are drained: leaving `Recording` raises the stop signal, awaits
+//!   the end of every handle under a deadline (a `DrainTimedOut` hands the call back, still
+//!   `Recording`, and sends nothing), and builds the status request afterwards.
+//! - *Verifier:* `G2/end-reported-while-retention-alive`, `G2/left-recording-while-retention-alive`,
+//!   `G2/retention-after-end-reported`.
+//! - *Tests:* `tests/ui/stop_while_retention_alive.rs`, `stop_while_writer_alive.rs`,
+//!   `report_failure_while_retention_alive.rs`, `end_while_retention_alive.rs`;
+//!   `tests/lifecycle.rs` `stop_waits_for_every_owned_handle`,
+//!   `drain_deadline_hands_the_call_back_and_sends_nothing`,
+//!   `retention_ends_are_audited_before_the_stop_request_under_races`; `tests/loom.rs`
+//!   `stop_drains_after_every_capability_and_is_always_woken`; `tests/driver.rs`
+//!   `stop_waits_for_media_tasks_under_the_drain_deadline`; `tests/rule_at_every_instant.rs`.
+//!
+//! **G3. Misuse does not compile.**
+//! - *Types:* sealed traits (`State`, the capability trait), private fields, consuming
+//!   transitions, lifetimes on borrowed capabilities.
+//! - *Tests:* `tests/compile_fail.rs` `misuse_does_not_compile` over `tests/ui/` (the catalogue
+//!   below) and `legal_paths_compile` over `tests/ui-pass/`; `tests/protocol_spec.rs`, whose
+//!   every edge calls the real API.
+//!
+//! **G4. Nothing is lost from the audit trail.**
+//! - *Run time:* every request, response, notification, transition and capability start or end
+//!   is an [`AuditEvent`](crate::audit::AuditEvent) handed to the
+//!   [`AuditSink`](crate::audit::AuditSink) *before* the step goes on.
+//! - *Verifier:* [`audit::verify`](crate::audit::verify) replays any trail;
+//!   `G4/capability-started-twice`, `G4/capability-ended-without-start`.
+//! - *Tests:* `tests/lifecycle.rs` `nothing_is_sent_without_an_audit_record`,
+//!   `json_lines_sink_is_flushed_per_event_and_verifies`, `verifier_catches_retention_before_ack`;
+//!   `tests/properties.rs` `capability_numbers_stay_unique_across_recording_episodes`;
+//!   `tests/verify.rs`.
+//!
+//! **G5. Outcomes are honest.**
+//! - *Run time:* ambiguous failures (timeout, 500/504, reset after sending) are unknown
+//!   outcomes, never retried blindly and never success; the call enters `Failed` remembering the
+//!   attempt, so a late `completed` is surfaced for reconciliation instead of promoting it.
+//! - *Tests:* `tests/driver.rs` `server_error_is_unknown_and_never_retried`,
+//!   `reset_after_send_is_unknown_but_refused_connection_is_retried`,
+//!   `deadline_fails_and_late_completion_is_surfaced_not_promoted`,
+//!   `a_completion_after_an_ambiguous_failure_is_surfaced`,
+//!   `a_cancelled_wait_still_surfaces_a_late_completion`; `tests/properties.rs`
+//!   `responses_are_total_and_honest`.
+//!
+//! **G6. Hostile input is rejected with a clear error.**
+//! - *Types:* [`CallId`](crate::CallId) (one path segment), [`ClientContext`](crate::ClientContext)
+//!   (ASCII, 1–256 characters), [`AccessToken`](crate::AccessToken) (redacted everywhere).
+//! - *Run time:* lenient, total parsers for responses and notifications; redirects never
+//!   followed with the token.
+//! - *Tests:* unit tests in `src/types.rs` (`rejects_hostile_ids`, `client_context_bounds`,
+//!   `token_never_prints`) and `src/notification.rs` (`not_json`, `too_large`,
+//!   `missing_and_wrong_typed_fields`); `tests/transports.rs` `redirect_not_followed`,
+//!   `location_on_success_never_contacted`; `tests/emulator.rs`
+//!   `foreign_location_is_never_followed`; fuzz targets `fuzz/fuzz_targets/{call_id,
+//!   notification, response}.rs`.
+//!
+//! **G7. One Graph call, one typestate value, one episode at a time.**
+//! - *Types:* calls are created only by [`Calls`](crate::Calls) (or the driver), keyed by the
+//!   normalised id; there is no public `Call::new`.
+//! - *Run time:* a second live value for a call is refused; a report of an earlier episode is
+//!   not sent once a later one began (`ReportSuperseded` in the trail).
+//! - *Verifier:* calls are keyed by normalised id, so a GUID and its upper-case dash-less
+//!   spelling are one call.
+//! - *Tests:* `tests/ui/call_new_without_registry.rs`; `tests/one_call.rs`
+//!   `a_second_live_value_is_refused_under_either_spelling`,
+//!   `the_trail_uses_one_spelling_per_call`,
+//!   `verify_rejects_a_stop_under_another_spelling_while_retention_is_alive`;
+//!   `tests/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
+//!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/rule_at_every_instant.rs`;
+//!   `tests/verify.rs` `a_stop_under_another_spelling_is_rejected`.
+//!
+//! **G8. Revocation is final.**
+//! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its
+//!   capability around each inner write; `Call::end` and the drop of a `Call<Recording>` revoke
+//!   and return only when no write is in flight; later writes fail.
+//! - *Verifier:* a revoked capability no longer holds the call in `Recording`, but only that
+//!   one: a later episode's capabilities are checked afresh (`tests/verify.rs`
+//!   `a_second_episode_after_a_revocation_is_rejected`).
+//! - *Tests:* `tests/loom.rs` (every interleaving, and `naive_check_then_write_is_caught`
+//!   showing the model can fail); `tests/revocation.rs`; `tests/rule_at_every_instant.rs`;
+//!   `tests/lifecycle.rs` `ending_a_recording_call_revokes_handles_and_sends_nothing`,
+//!   `dropping_a_recording_call_revokes_handles`.
+//!
+//! **G9. The trail is honest and complete.**
+//! - *Run time:* a step whose event the sink refused does not happen, and a refused event never
+//!   appears later; [`JsonLinesSink`](crate::audit::JsonLinesSink) sequences and hash-chains its
+//!   lines, and [`check_chain`](crate::audit::check_chain) finds an edit, deletion, insertion or
+//!   reordering.
+//! - *Verifier:* re-derives what it checks instead of trusting flags (an operation update's
+//!   `matched` is never a reason to accept), and [`Verified::open`](crate::audit::Verified::open)
+//!   lists the calls a cut trail leaves pending or recording, with their live capabilities;
+//!   [`Verified::unauthenticated`](crate::audit::Verified::unauthenticated) lists recordings
+//!   entered through the escape hatch.
+//! - *Tests:* `tests/verify.rs` (every forged trail in `tests/fixtures/trails/`, real and cut
+//!   trails); `tests/audit_sink.rs`; `tests/one_call.rs`
+//!   `an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent`.
+//!
+//! **G10. Bounded, never silent.**
+//! - *Run time:* the driver's notification hub (`src/driver/hub.rs`) is indexed and bounded by
+//!   bytes and age, caps strings from the network, and reports what it forgets as a driver
+//!   event.
+//! - *Tests:* `tests/hub.rs`; `src/notification.rs` `many_ignored_entries_stay_linear`,
+//!   `too_large`; `benches/hub.rs` (routing cost against the number of pending calls).
+//!
+//! # The protocol, as a picture
+//!
+//! Generated from the same executable spec as the Mermaid copy in the crate docs:
+//! `#[typestate]` in `tests/protocol_spec.rs` exports the automaton while compiling, and the
+//! test `picture_matches_docs` renders it to `docs/states.svg` and fails if the committed copy
+//! differs (`UPDATE_DIAGRAM=1 cargo test --test protocol_spec` rewrites it). Boxes are the
+//! states; diamonds are the outcomes Graph decides (a choice the bot's code then matches on);
+//! the dot is the start and the ringed dots are `end` (the call terminated).
+//!
+#![doc = include_str!("../docs/states.svg")]
+//!
+//! # Misuses that do not compile (G3)
+//!
+//! Generated from `tests/ui/` by `tests/catalogue.rs` (the misuse is the first sentence of the
+//! file's doc, the error the first one of its `.stderr` snapshot for the pinned compiler).
+//!
+#![doc = include_str!("../docs/compile-fail.md")]
+//!
+//! # The command-line auditor
+//!
+//! *Specification; the binary is not shipped yet.* `recording-audit` reads JSON-lines trails
+//! as [`JsonLinesSink`](crate::audit::JsonLinesSink) writes them (chained or not) and runs
+//! [`check_chain`](crate::audit::check_chain) and [`verify`](crate::audit::verify) on them.
+//!
+//! ```text
+//! recording-audit verify [--json] FILE…
+//!     Checks each trail: the hash chain (when the lines are chained) and the recording rule.
+//!     Prints, per file, "holds" with the counts, the calls left open (pending or recording,
+//!     with their live capabilities) and the recordings entered through
+//!     danger_authenticated_elsewhere; or the first violation:
+//!         FILE:LINE: call CALL_ID: RULE_CODE: words
+//!     A torn last line is reported and ignored, as JsonLinesSink::read does.
+//!     --json   one JSON object per file instead:
+//!              {"file", "holds": true, "events", "calls", "retentions",
+//!               "open": [{"call_id", "state", "live": [N…]}],
+//!               "unauthenticated": [{"call_id", "line", "update_line", "via"}]}
+//!              or {"file", "holds": false,
+//!                  "violation": {"line", "call_id", "rule", "words"}}
+//!     Exit status: 0 the rule holds in every file (open calls are listed, not failures);
+//!                  1 a file breaks the rule or its chain;
+//!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event).
+//!
+//! recording-audit summary FILE
+//!     Per call: episodes, time entering and leaving Recording, capabilities started and
+//!     ended, requests by status and outcome, state at the end of the trail.
+//!
+//! recording-audit timeline FILE --call ID --svg OUT.svg
+//!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,
+//!     requests and responses as marks, capabilities as bars from start to end.
+//! ```
+//!
+//! # Honest limits
+//!
+//! What the types, the gate and the verifier do not cover:
+//!
+//! - **A leaked call never stops.** `std::mem::forget` of a `Call<Recording>` (or a reference
+//!   cycle holding one) runs no destructor: its capabilities stay alive forever, no revocation
+//!   happens and no `notRecording` is sent. The trail shows it: the verifier lists the call as
+//!   open, with its live capabilities.
+//! - **Storage the bot reaches around the gate.** The gate guards the
+//!   [`RetentionWriter`](crate::RetentionWriter), not the storage: a bot that keeps its own
+//!   handle on the file, socket or buffer behind a `RetentionWriter` (a cloned `File`, an
+//!   `Arc<Mutex<Vec<u8>>>`) can write to it without a capability, and nothing here notices.
+//! - **Buffers inside a `RetentionWriter` flush on their own schedule.** Bytes that
+//!   `RetentionWriter::new(handle, BufWriter::new(file))` has accepted reach the file whenever
+//!   the buffer decides, possibly after revocation or after `notRecording`. Put buffers outside:
+//!   `BufWriter::new(RetentionWriter::new(handle, file))`, and `finish()` the writer before
+//!   dropping its capability.
+//! - **`danger_authenticated_elsewhere`.**
+//!   [`Authenticated::danger_authenticated_elsewhere`](crate::auth::Authenticated::danger_authenticated_elsewhere)
+//!   takes the bot's word that a webhook request was authenticated; a forged `completed`
+//!   delivered that way unlocks retention. The trail records the bot's words with every such
+//!   update, and the verifier lists every recording entered through one, but cannot tell
+//!   whether the words were true.
+//! - **A trail is only as good as its storage.** Without a key, the hash chain shows accidental
+//!   damage and careless edits, not a forger who recomputes it. Lines removed from the end leave
+//!   a shorter chain that is still whole, and a trail cut between two episodes looks complete to
+//!   the verifier (nothing is open): keep the trail where the bot cannot rewrite it.
