@@ -345,6 +345,12 @@ impl<S: CanBegin> Call<S> {
     ///
     /// # Errors
     /// [`NotSent`] with the call unchanged if nothing was sent (bad token, audit failure).
+    ///
+    /// # Cancellation
+    /// The call is moved in, so dropping this future drops it. Dropped before the request
+    /// left, nothing was sent; dropped while it was in flight, Graph may or may not apply it,
+    /// and without the driver's hub nothing remembers it: the trail shows the request with no
+    /// answer. Use [`Driver`](crate::driver::Driver) to have a late completion surfaced.
     pub async fn begin_recording<T: Transport>(
         self,
         graph: &Graph<T>,
@@ -432,6 +438,10 @@ impl Call<PendingRecording> {
     /// `proof` shows the notification's webhook request was authenticated (see
     /// [`crate::auth`]): a forged `completed` would otherwise unlock retention. How it was
     /// authenticated is written to the audit trail with the update.
+    ///
+    /// # Cancellation
+    /// Only a `failed` outcome awaits anything (the best-effort `failed` report); dropped
+    /// then, the call is dropped and the report may or may not have been sent.
     pub async fn handle_operation<T: Transport>(
         self,
         graph: &Graph<T>,
@@ -478,6 +488,10 @@ impl Call<PendingRecording> {
 
     /// Gives up waiting (the deadline passed): the outcome is unknown, so the call enters
     /// `Failed` and `failed` is reported best effort.
+    ///
+    /// # Cancellation
+    /// Dropped while the `failed` report is in flight, the call is dropped and the report may
+    /// or may not have been sent.
     pub async fn abandon<T: Transport>(self, graph: &Graph<T>) -> Call<Failed> {
         self.fail_pending(graph, Error::Abandoned).await
     }
@@ -596,6 +610,11 @@ impl Call<Recording> {
     /// # Errors
     /// [`StopError::StillRecording`] if capabilities outlived the deadline or nothing could be
     /// sent; [`StopError::Unacknowledged`] if Graph did not acknowledge the report.
+    ///
+    /// # Cancellation
+    /// Dropping this future drops the call. While draining, or while the request is in
+    /// flight, that is a `Call<Recording>` dropped: its retention is revoked at once (no write
+    /// in flight, none can start); a driver's call also queues a best-effort `notRecording`.
     pub async fn stop_recording<T: Transport, D: Future<Output = ()> + Send>(
         self,
         graph: &Graph<T>,
@@ -635,6 +654,9 @@ impl Call<Recording> {
     /// # Errors
     /// As [`stop_recording`](Self::stop_recording); on `Unacknowledged` the call is `Failed`
     /// all the same.
+    ///
+    /// # Cancellation
+    /// As [`stop_recording`](Self::stop_recording).
     pub async fn report_failure<T: Transport, D: Future<Output = ()> + Send>(
         self,
         graph: &Graph<T>,

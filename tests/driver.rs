@@ -1212,3 +1212,136 @@ async fn a_pending_deadline_plus_the_report_grace() {
         "3 s pending + 1 s grace"
     );
 }
+
+// -- What a dropped future leaves behind ------------------------------------------------------
+
+/// `Driver::begin_recording` dropped while its request is in flight: Graph's later completion
+/// is not lost silently; it is held, and audited and surfaced when the hub lets it go.
+#[tokio::test(start_paused = true)]
+async fn a_begin_dropped_in_flight_leaves_an_audited_trace() {
+    let slow = |_req: http::Request<Vec<u8>>| async {
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        Err::<http::Response<Vec<u8>>, _>(std::io::Error::other("never"))
+    };
+    let audit = Arc::new(MemorySink::default());
+    let (driver, mut events) = Driver::new(
+        Graph::new(slow, AccessToken::new("t")),
+        audit.clone(),
+        DriverConfig::default().with_memory(Duration::from_secs(60)),
+    );
+    let begin = driver.begin_recording(driver.call(call_id()).unwrap());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), begin)
+            .await
+            .is_err()
+    );
+    assert!(
+        !driver.calls().is_open(&call_id()),
+        "the value went with the future"
+    );
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!(d.held, 1);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    driver.hub().deliver(&proof(), br#"{"value":[]}"#).unwrap();
+    let Some(DriverEvent::Forgotten(f)) = events.recv().await else {
+        panic!("the held completion must be surfaced when forgotten")
+    };
+    assert_eq!(f.call_id, Some(call_id()));
+    assert!(audit.events().iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::HubForgot { what, .. } if what == "early_update"
+    )));
+}
+
+/// `Driver::stop_recording` dropped while draining: the call is revoked at once and its
+/// `notRecording` is reported by the driver, once.
+#[tokio::test(start_paused = true)]
+async fn a_stop_dropped_while_draining_revokes_and_reports() {
+    let (driver, mut events, audit, transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = recording(&driver).await;
+    let handle = call.retention_handle().unwrap();
+    let stop = driver.stop_recording(call);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), stop)
+            .await
+            .is_err(),
+        "the drain waits for the handle"
+    );
+    assert!(handle.is_revoked());
+    let Some(DriverEvent::OrphanReported { acknowledged, .. }) = events.recv().await else {
+        panic!("the dropped call is reported")
+    };
+    assert!(acknowledged);
+    assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    drop(handle);
+    verify(&audit.events()).unwrap();
+}
+
+/// `Driver::reconcile` dropped in flight changes nothing else: it can be called again.
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_dropped_in_flight_can_be_repeated() {
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    let transport = move |req: http::Request<Vec<u8>>| {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        async move {
+            // Requests: `recording` (running), the `failed` report at the deadline, then the
+            // first reconciliation, which hangs; the others answer.
+            if n == 2 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, std::io::Error>(
+                http::Response::builder()
+                    .status(200)
+                    .body(
+                        format!(
+                            r#"{{"id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"{}","clientContext":{}}}"#,
+                            if n == 0 { "running" } else { "completed" },
+                            body["clientContext"]
+                        )
+                        .into_bytes(),
+                    )
+                    .unwrap(),
+            )
+        }
+    };
+    let (driver, mut events) = Driver::new(
+        Graph::new(transport, AccessToken::new("t")),
+        Arc::new(MemorySink::default()),
+        DriverConfig::default()
+            .with_pending_deadline(Duration::from_secs(1))
+            .with_retry(RetryPolicy::default().with_report_grace(Duration::from_secs(1))),
+    );
+    let Started::Failed(call) = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+        .unwrap()
+    else {
+        panic!("deadline")
+    };
+    driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!("late")
+    };
+    let first = driver.reconcile(&late, EndStatus::NotRecording);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), first)
+            .await
+            .is_err()
+    );
+    driver
+        .reconcile(&late, EndStatus::NotRecording)
+        .await
+        .unwrap();
+    drop(call);
+}

@@ -353,6 +353,20 @@ impl<T: Transport + 'static> Driver<T> {
     ///
     /// # Errors
     /// [`NotSent`] with the call unchanged if nothing was sent, or if the call has ended.
+    ///
+    /// # Time
+    /// At most the retry policy's deadline for the request, plus
+    /// [`DriverConfig::pending_deadline`] when Graph answers `running`, plus
+    /// [`RetryPolicy::report_grace`](crate::retry::RetryPolicy::report_grace) for the
+    /// best-effort `failed` report when the start fails.
+    ///
+    /// # Cancellation
+    /// The call value is moved in, so dropping this future drops it (its registry seat is
+    /// freed). Dropped before the request left: nothing was sent. Dropped while the request
+    /// was in flight: Graph may still apply it; its later notification finds no waiting call,
+    /// is held, and when the hub's memory lets it go it is audited and surfaced as
+    /// [`DriverEvent::Forgotten`]. Dropped while waiting for the notification: the request is
+    /// filed as abandoned, and a later `completed` surfaces as [`DriverEvent::LateCompletion`].
     pub async fn begin_recording<S: CanBegin>(&self, call: Call<S>) -> Result<Started, NotSent<S>> {
         if self.inner.hub.has_ended(call.id()) {
             return Err(NotSent {
@@ -431,6 +445,12 @@ impl<T: Transport + 'static> Driver<T> {
     /// As [`Call::stop_recording`]; and [`StopError::StillRecording`] with
     /// [`Error::CallEnded`], sending nothing, if the call has ended (Graph terminated it, or
     /// [`Driver::end`] was called for it): its retention is already revoked; end the value.
+    ///
+    /// # Cancellation
+    /// Dropping this future drops the call: while draining, or while the `notRecording` request
+    /// is in flight, the dropped `Call<Recording>` is revoked at once (no write in flight, none
+    /// can start) and a best-effort `notRecording` is queued for it, as for any recording call
+    /// dropped ([`DriverEvent::OrphanReported`]).
     pub async fn stop_recording(
         &self,
         call: Call<Recording>,
@@ -449,6 +469,10 @@ impl<T: Transport + 'static> Driver<T> {
     ///
     /// # Errors
     /// As [`Call::report_failure`]; and as [`Driver::stop_recording`] if the call has ended.
+    ///
+    /// # Cancellation
+    /// As [`Driver::stop_recording`]: the dropped call is revoked and `notRecording` is queued
+    /// for it.
     pub async fn report_failure(
         &self,
         call: Call<Recording>,
@@ -483,6 +507,10 @@ impl<T: Transport + 'static> Driver<T> {
     /// # Errors
     /// [`Error::Superseded`] if a later episode has begun (nothing sent, and nothing to do);
     /// [`Error::CallEnded`] if the call has ended; otherwise why Graph did not acknowledge.
+    ///
+    /// # Cancellation
+    /// Dropped while the report is in flight, Graph may or may not apply it; nothing else
+    /// changes, and `reconcile` may be called again with the same `late`.
     pub async fn reconcile(&self, late: &LateCompletion, status: EndStatus) -> Result<(), Error> {
         let status = match status {
             EndStatus::NotRecording => RecordingStatus::NotRecording,
