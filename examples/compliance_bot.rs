@@ -54,6 +54,7 @@ struct Args {
     listen: SocketAddr,
     callback_url: Option<String>,
     audit_out: Option<PathBuf>,
+    append: bool,
     token_env: String,
 }
 
@@ -64,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         callback_url: None,
         audit_out: None,
+        append: false,
         token_env: "GRAPH_TOKEN".to_owned(),
     };
     let mut it = std::env::args().skip(1);
@@ -83,11 +85,12 @@ fn parse_args() -> Result<Args, String> {
             }
             "--callback-url" => args.callback_url = Some(value()?),
             "--audit-out" => args.audit_out = Some(PathBuf::from(value()?)),
+            "--append" => args.append = true,
             "--token-env" => args.token_env = value()?,
             "-h" | "--help" => {
                 return Err(
                     "usage: compliance_bot [--calls N] [--graph-url URL] [--listen ADDR] \
-                     [--callback-url URL] [--audit-out FILE] [--token-env VAR]"
+                     [--callback-url URL] [--audit-out FILE [--append]] [--token-env VAR]"
                         .to_owned(),
                 );
             }
@@ -234,7 +237,15 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         .audit_out
         .clone()
         .unwrap_or_else(|| media_dir.join("audit.jsonl"));
-    let _ = std::fs::remove_file(&audit_path);
+    // Never delete or overwrite what the user named: an existing trail is appended to only
+    // when asked (a torn last line is handled by the sink).
+    if args.audit_out.is_some() && !args.append && audit_path.exists() {
+        return Err(format!(
+            "{} exists; pass --append to add to it, or name a new file",
+            audit_path.display()
+        )
+        .into());
+    }
     let audit: Arc<dyn AuditSink> = Arc::new(JsonLinesSink::open(&audit_path)?);
 
     // The webhook first, so the emulator knows where to post.
