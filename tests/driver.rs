@@ -1215,19 +1215,28 @@ async fn a_pending_deadline_plus_the_report_grace() {
 
 // -- What a dropped future leaves behind ------------------------------------------------------
 
-/// `Driver::begin_recording` dropped while its request is in flight: Graph's later completion
-/// is not lost silently; it is held, and audited and surfaced when the hub lets it go.
+/// Before: `Driver::begin_recording` dropped while its request was in flight recorded nothing
+/// the hub could use: Graph's later `completed` was parked, then expired, and no
+/// `LateCompletion` followed. Now the hub knows the request before it is sent.
 #[tokio::test(start_paused = true)]
-async fn a_begin_dropped_in_flight_leaves_an_audited_trace() {
-    let slow = |_req: http::Request<Vec<u8>>| async {
-        tokio::time::sleep(Duration::from_secs(3_600)).await;
-        Err::<http::Response<Vec<u8>>, _>(std::io::Error::other("never"))
+async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
+    let contexts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = contexts.clone();
+    let slow = move |req: http::Request<Vec<u8>>| {
+        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        seen.lock()
+            .unwrap()
+            .push(body["clientContext"].as_str().unwrap().to_owned());
+        async {
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+            Err::<http::Response<Vec<u8>>, _>(std::io::Error::other("never"))
+        }
     };
     let audit = Arc::new(MemorySink::default());
     let (driver, mut events) = Driver::new(
         Graph::new(slow, AccessToken::new("t")),
         audit.clone(),
-        DriverConfig::default().with_memory(Duration::from_secs(60)),
+        DriverConfig::default(),
     );
     let begin = driver.begin_recording(driver.call(call_id()).unwrap());
     assert!(
@@ -1239,21 +1248,22 @@ async fn a_begin_dropped_in_flight_leaves_an_audited_trace() {
         !driver.calls().is_open(&call_id()),
         "the value went with the future"
     );
-    let d = driver
-        .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
-        .unwrap();
-    assert_eq!(d.held, 1);
-    tokio::time::sleep(Duration::from_secs(61)).await;
-    driver.hub().deliver(&proof(), br#"{"value":[]}"#).unwrap();
-    let Some(DriverEvent::Forgotten(f)) = events.recv().await else {
-        panic!("the held completion must be surfaced when forgotten")
+    // Graph applied it after all, and says so (with the request's clientContext, as its
+    // operation notifications carry it).
+    let context = contexts.lock().unwrap()[0].clone();
+    let body = format!(
+        r##"{{"value":[{{"changeType":"deleted",
+            "resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+            "clientContext":"{context}","status":"completed"}}}}]}}"##
+    );
+    let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+    assert_eq!(d.late, 1);
+    let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
+        panic!("the late completion must be surfaced")
     };
-    assert_eq!(f.call_id, Some(call_id()));
-    assert!(audit.events().iter().any(|e| matches!(
-        &e.kind,
-        AuditKind::HubForgot { what, .. } if what == "early_update"
-    )));
+    assert_eq!((late.call_id, late.episode), (call_id(), 1));
+    assert_eq!(late.client_context, context);
 }
 
 /// `Driver::stop_recording` dropped while draining: the call is revoked at once and its

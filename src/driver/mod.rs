@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::audit::AuditSink;
 use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
 use crate::error::Error;
-use crate::graph::{Attempts, Graph, Scope, exchange_with};
+use crate::graph::{Attempts, Graph, Scope, SendGuard, exchange_with};
 use crate::registry::{Calls, Line};
 
 mod hub;
@@ -305,6 +305,25 @@ impl<T: Transport + 'static> Driver<T> {
                 },
                 calls.clone(),
             );
+            // The hub learns of every `recording` request before it is sent: if the exchange is
+            // cancelled, or its outcome is unknown, the request is filed as abandoned so that
+            // Graph's later completion surfaces as a late completion (G10).
+            let sent_hub = hub.clone();
+            let sent_calls = calls.clone();
+            let graph = graph.with_recording_sent(Arc::new(move |call: &CallId, context: &str| {
+                let (hub, calls) = (sent_hub.clone(), sent_calls.clone());
+                let (call, context) = (call.clone(), context.to_owned());
+                SendGuard::new(move || {
+                    let episode = calls.line(&call).episode();
+                    let key = Key {
+                        call: call.normalized().to_owned(),
+                        operation: None,
+                        context,
+                        episode,
+                    };
+                    hub.abandon(&call, key);
+                })
+            }));
             Inner {
                 graph,
                 calls,
@@ -363,10 +382,10 @@ impl<T: Transport + 'static> Driver<T> {
     /// # Cancellation
     /// The call value is moved in, so dropping this future drops it (its registry seat is
     /// freed). Dropped before the request left: nothing was sent. Dropped while the request
-    /// was in flight: Graph may still apply it; its later notification finds no waiting call,
-    /// is held, and when the hub's memory lets it go it is audited and surfaced as
-    /// [`DriverEvent::Forgotten`]. Dropped while waiting for the notification: the request is
-    /// filed as abandoned, and a later `completed` surfaces as [`DriverEvent::LateCompletion`].
+    /// was in flight, or while waiting for its notification: the hub knew the request before
+    /// it was sent, so it is filed as abandoned, and a later `completed` for it surfaces as
+    /// [`DriverEvent::LateCompletion`] (or, if the hub's memory lets it go first, as
+    /// [`DriverEvent::OutcomeUnknown`]): reconcile it with [`Driver::reconcile`].
     pub async fn begin_recording<S: CanBegin>(&self, call: Call<S>) -> Result<Started, NotSent<S>> {
         if self.inner.hub.has_ended(call.id()) {
             return Err(NotSent {

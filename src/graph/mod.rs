@@ -54,7 +54,42 @@ pub struct Graph<T> {
     retry: Option<RetryPolicy>,
     #[cfg(feature = "driver")]
     in_flight: Arc<InFlight>,
+    /// Told right before each `recording` request is handed to the transport (the driver's
+    /// hub), so that an outcome nobody waits for any more is still recognised.
+    #[cfg(feature = "driver")]
+    on_recording_sent: Option<Arc<RecordingSent>>,
     blocking: bool,
+}
+
+/// See [`Graph::on_recording_sent`](Graph).
+#[cfg(feature = "driver")]
+pub(crate) type RecordingSent = dyn Fn(&CallId, &str) -> SendGuard + Send + Sync;
+
+/// Armed while a `recording` request's outcome may still be applied by Graph unseen: dropped
+/// armed (the exchange was cancelled, or its outcome is unknown), it runs its action (the
+/// driver files the request as abandoned, so a late completion surfaces).
+#[cfg(feature = "driver")]
+pub(crate) struct SendGuard(Option<Box<dyn FnOnce() + Send>>);
+
+#[cfg(feature = "driver")]
+impl SendGuard {
+    pub(crate) fn new(on_drop: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(on_drop)))
+    }
+
+    /// The outcome is known (or the request was not applied): nothing to do on drop.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+#[cfg(feature = "driver")]
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        if let Some(action) = self.0.take() {
+            action();
+        }
+    }
 }
 
 impl<T> Graph<T> {
@@ -73,6 +108,8 @@ impl<T> Graph<T> {
             retry: None,
             #[cfg(feature = "driver")]
             in_flight: Arc::default(),
+            #[cfg(feature = "driver")]
+            on_recording_sent: None,
             blocking: false,
         }
     }
@@ -89,6 +126,13 @@ impl<T> Graph<T> {
     #[must_use]
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Tells `hook` before each `recording` request is sent (the driver's hub).
+    #[cfg(feature = "driver")]
+    pub(crate) fn with_recording_sent(mut self, hook: Arc<RecordingSent>) -> Self {
+        self.on_recording_sent = Some(hook);
         self
     }
 
@@ -122,6 +166,8 @@ impl<T> Graph<T> {
             retry: self.retry.clone(),
             #[cfg(feature = "driver")]
             in_flight: self.in_flight.clone(),
+            #[cfg(feature = "driver")]
+            on_recording_sent: self.on_recording_sent.clone(),
             blocking: true,
         }
     }
@@ -301,6 +347,14 @@ pub(crate) async fn exchange_with<T: Transport>(
             sent_any = true;
             tracing::debug!(attempt, client_request_id = update.client_request_id(), "sending");
             let client_request_id = update.client_request_id().to_owned();
+            // From here until the outcome is known, a cancelled or unknown `recording` request
+            // is remembered by the driver's hub (G10).
+            #[cfg(feature = "driver")]
+            let mut sent_guard = graph
+                .on_recording_sent
+                .as_ref()
+                .filter(|_| status == RecordingStatus::Recording)
+                .map(|hook| hook(call, update.client_context().as_str()));
             let response = clock.send(graph, request, attempts).await;
             let response = match response {
                 Ok(r) => r,
@@ -324,6 +378,11 @@ pub(crate) async fn exchange_with<T: Transport>(
                     );
                     tracing::warn!(attempt, not_delivered, error = %error.error, "no response");
                     if let Next::RetryAfter(wait) = retrying.after_no_response(not_delivered, clock.elapsed()) {
+                        // Not delivered: nothing for Graph to apply.
+                        #[cfg(feature = "driver")]
+                        if let Some(guard) = sent_guard.as_mut() {
+                            guard.disarm();
+                        }
                         clock.sleep(wait).await;
                         continue;
                     }
@@ -331,6 +390,16 @@ pub(crate) async fn exchange_with<T: Transport>(
                 }
             };
             let outcome = interpret_response(&response);
+            // A definitive answer (the operation's own status, or a refusal): nothing unseen
+            // can follow. 5xx and unreadable bodies stay unknown.
+            #[cfg(feature = "driver")]
+            if !matches!(outcome, Outcome::Unparseable { .. })
+                && !matches!(&outcome, Outcome::GraphError(e) if e.status.is_server_error())
+            {
+                if let Some(guard) = sent_guard.as_mut() {
+                            guard.disarm();
+                        }
+            }
             let (kind, operation_id, request_id) = summarize(&outcome);
             let audited = record(
                 audit,
@@ -353,6 +422,11 @@ pub(crate) async fn exchange_with<T: Transport>(
                 .and_then(|v| v.to_str().ok());
             match retrying.after_answer(&outcome, retry_after, clock.elapsed()) {
                 Next::RetryAfter(wait) => {
+                    // Throttled: Graph did not apply it.
+                    #[cfg(feature = "driver")]
+                    if let Some(guard) = sent_guard.as_mut() {
+                            guard.disarm();
+                        }
                     tracing::info!(attempt, wait_ms = wait.as_millis() as u64, "throttled, retrying");
                     clock.sleep(wait).await;
                     continue;
