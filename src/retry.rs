@@ -637,7 +637,8 @@ mod tests {
             .with_max_retry_after(secs(2))
             .with_initial_backoff(secs(3))
             .with_max_backoff(secs(4))
-            .with_max_attempts(5);
+            .with_max_attempts(5)
+            .with_report_grace(secs(6));
         assert_eq!(
             p,
             RetryPolicy {
@@ -646,6 +647,7 @@ mod tests {
                 initial_backoff: secs(3),
                 max_backoff: secs(4),
                 max_attempts: 5,
+                report_grace: secs(6),
             }
         );
     }

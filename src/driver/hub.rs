@@ -801,7 +801,7 @@ impl Hub {
         notes: &mut Vec<Note>,
     ) -> Routed {
         if !update.raw.operation.may_settle_recording() {
-            return Routed::Ignored(update, "not a recording operation");
+            return Routed::Ignored(Box::new(update), "not a recording operation");
         }
         // 1. The request waiting on this call, or on this context.
         let waiting_call = update.call.clone().or_else(|| {
@@ -819,7 +819,7 @@ impl Hub {
                 }
                 Match::Contradiction => {
                     return Routed::Ignored(
-                        update,
+                        Box::new(update),
                         "operation id and clientContext contradict the waiting request",
                     );
                 }
@@ -833,7 +833,7 @@ impl Hub {
             .find(&keys, |a| a.key.relate(&update) == Match::Yes)
         {
             if update.raw.operation.status != Some(OperationStatus::Completed) {
-                return Routed::Ignored(update, "for an abandoned operation");
+                return Routed::Ignored(Box::new(update), "for an abandoned operation");
             }
             if let Some(a) = s.abandoned.remove(id) {
                 // Surfaced once; later copies count as duplicates.
@@ -852,14 +852,17 @@ impl Hub {
             .find(&keys, |k| k.relate(&update) == Match::Yes)
             .is_some()
         {
-            return Routed::Ignored(update, "duplicate or out of order for a settled operation");
+            return Routed::Ignored(
+                Box::new(update),
+                "duplicate or out of order for a settled operation",
+            );
         }
         if update
             .call
             .as_ref()
             .is_some_and(|c| s.ended.contains_key(c))
         {
-            return Routed::Ignored(update, "for a call that ended");
+            return Routed::Ignored(Box::new(update), "for a call that ended");
         }
         // 4. Nobody is waiting yet: hold it (capped, counted, bounded).
         let mut held_keys = Vec::with_capacity(2);
@@ -870,7 +873,10 @@ impl Hub {
             held_keys.push(format!("c:{context}"));
         }
         if held_keys.is_empty() {
-            return Routed::Ignored(update, "carries neither a call id nor a clientContext");
+            return Routed::Ignored(
+                Box::new(update),
+                "carries neither a call id nor a clientContext",
+            );
         }
         let id = s.id();
         let bytes = update.bytes();
@@ -932,5 +938,5 @@ enum Routed {
     Waiter,
     Late,
     Held,
-    Ignored(Update, &'static str),
+    Ignored(Box<Update>, &'static str),
 }

@@ -395,10 +395,9 @@ pub(crate) async fn exchange_with<T: Transport>(
             #[cfg(feature = "driver")]
             if !matches!(outcome, Outcome::Unparseable { .. })
                 && !matches!(&outcome, Outcome::GraphError(e) if e.status.is_server_error())
+                && let Some(guard) = sent_guard.as_mut()
             {
-                if let Some(guard) = sent_guard.as_mut() {
-                            guard.disarm();
-                        }
+                guard.disarm();
             }
             let (kind, operation_id, request_id) = summarize(&outcome);
             let audited = record(
