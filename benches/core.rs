@@ -5,18 +5,28 @@
 //!   work those two requests need anyway.
 //! - `request/*`, `response/*`: the pure request builder and response interpreter.
 //! - `media/*`: writing frames through a `RetentionWriter` against writing them directly, into
-//!   a `Vec` and into a buffered file, for 64 B, 1 KiB and 16 KiB frames.
+//!   memory and into a buffered file, for 64 B, 1 KiB and 16 KiB frames.
+//!   - `{memory,file}_{raw,retention}`: criterion's usual measurement, one writer after the
+//!     other (their ratio drifts with whatever else the machine does in between).
+//!   - `gate_enter_leave`: [`Capability::check`], entering and leaving the retention gate
+//!     once, which is what a `RetentionWriter` adds to every inner write.
+//!   - `interleaved_{memory,file}_{raw,retention}`: both writers in one run, alternating blocks
+//!     of [`BLOCK`] frames (which side goes first alternates too), each side timed on its own;
+//!     `_raw` reports the raw side's time, `_retention` the guarded side's, of the same runs.
+//!     After each pair the bench prints both sides' ns per frame over every block it ran
+//!     (warm-up included) and their ratio, guarded / raw.
 
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use recording_status::audit::{AuditEvent, AuditSink};
 use recording_status::error::AuditError;
 use recording_status::request::UpdateRequest;
 use recording_status::response::interpret_response;
+use recording_status::retention::Capability;
 use recording_status::transport::{HttpRequest, HttpResponse};
 use recording_status::{
     AccessToken, Begin, CallId, Endpoint, Graph, RecordingStatus, RetentionWriter,
@@ -168,6 +178,93 @@ impl Write for RewindingFile {
     }
 }
 
+/// Frames per block in the interleaved measurement.
+const BLOCK: u64 = 64;
+
+/// A raw and a guarded writer measured side by side: blocks of [`BLOCK`] frames alternate
+/// between them, and each side's time is summed on its own.
+struct SideBySide<R, G> {
+    raw: R,
+    guarded: G,
+    raw_total: Duration,
+    guarded_total: Duration,
+    frames_total: u64,
+    blocks: u64,
+}
+
+impl<R: Write, G: Write> SideBySide<R, G> {
+    fn new(raw: R, guarded: G) -> Self {
+        Self {
+            raw,
+            guarded,
+            raw_total: Duration::ZERO,
+            guarded_total: Duration::ZERO,
+            frames_total: 0,
+            blocks: 0,
+        }
+    }
+
+    /// Writes `frames` frames through each writer; returns (raw time, guarded time).
+    fn run(&mut self, frame: &[u8], frames: u64) -> (Duration, Duration) {
+        let (mut raw, mut guarded) = (Duration::ZERO, Duration::ZERO);
+        let mut done = 0;
+        while done < frames {
+            let n = BLOCK.min(frames - done);
+            let raw_first = self.blocks.is_multiple_of(2);
+            for raw_side in [raw_first, !raw_first] {
+                let start = Instant::now();
+                if raw_side {
+                    for _ in 0..n {
+                        self.raw.write_all(black_box(frame)).unwrap();
+                    }
+                    raw += start.elapsed();
+                } else {
+                    for _ in 0..n {
+                        self.guarded.write_all(black_box(frame)).unwrap();
+                    }
+                    guarded += start.elapsed();
+                }
+            }
+            done += n;
+            self.blocks += 1;
+        }
+        self.raw_total += raw;
+        self.guarded_total += guarded;
+        self.frames_total += frames;
+        (raw, guarded)
+    }
+
+    /// Benchmarks both sides as `interleaved_{name}_raw` and `interleaved_{name}_retention`,
+    /// then prints the ratio over every block both ran.
+    fn bench(
+        mut self,
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        frame: &[u8],
+    ) {
+        let size = frame.len();
+        g.bench_with_input(
+            BenchmarkId::new(format!("interleaved_{name}_raw"), size),
+            frame,
+            |b, f| b.iter_custom(|iters| self.run(f, iters).0),
+        );
+        g.bench_with_input(
+            BenchmarkId::new(format!("interleaved_{name}_retention"), size),
+            frame,
+            |b, f| b.iter_custom(|iters| self.run(f, iters).1),
+        );
+        let per_frame = |t: Duration| t.as_nanos() as f64 / self.frames_total as f64;
+        let (raw, guarded) = (per_frame(self.raw_total), per_frame(self.guarded_total));
+        println!(
+            "media/interleaved_{name}/{size}: raw {raw:.2} ns/frame, retention {guarded:.2} \
+             ns/frame, +{:.2} ns, ratio {:.4} over {} frames each",
+            guarded - raw,
+            guarded / raw,
+            self.frames_total
+        );
+    }
+}
+
 fn media(c: &mut Criterion) {
     let graph = Graph::new(completed, AccessToken::new("token"));
     let call = recording_status::Calls::new(Arc::new(Discard))
@@ -179,6 +276,12 @@ fn media(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("recording-status-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut g = c.benchmark_group("media");
+    // The gate alone: what every inner write pays on top of the write itself.
+    let handle = call.retention_handle().unwrap();
+    g.bench_function("gate_enter_leave", |b| {
+        b.iter(|| black_box(&handle).check().unwrap());
+    });
+    drop(handle);
     for size in [64usize, 1024, 16 * 1024] {
         let frame = vec![0xA5u8; size];
         g.throughput(Throughput::Bytes(size as u64));
@@ -208,6 +311,20 @@ fn media(c: &mut Criterion) {
             b.iter(|| guarded.write_all(black_box(f)).unwrap());
         });
         drop(guarded);
+
+        SideBySide::new(
+            Ring::new(),
+            RetentionWriter::new(call.retention_handle().unwrap(), Ring::new()),
+        )
+        .bench(&mut g, "memory", &frame);
+        SideBySide::new(
+            RewindingFile::create(&dir.join("raw")),
+            RetentionWriter::new(
+                call.retention().unwrap(),
+                RewindingFile::create(&dir.join("guarded")),
+            ),
+        )
+        .bench(&mut g, "file", &frame);
     }
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);

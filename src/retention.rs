@@ -24,6 +24,12 @@
 //! the drop) waiting too; do not end or drop a call while holding a lock that a media task's
 //! inner writer needs.
 //!
+//! An `AsyncWrite` that finishes writes in the background after `poll_write` returns
+//! (`tokio::fs::File` hands each write to a blocking thread) is outside the gate for those
+//! bytes: `end()` can return while such a write is still landing. Write files through a
+//! `std::fs::File` inside `tokio::task::spawn_blocking`, or use an `AsyncWrite` whose
+//! `poll_write` has written when it returns Ready (a socket, an in-memory buffer).
+//!
 //! Put buffers *outside* the writer: `BufWriter::new(RetentionWriter::new(handle, file))`.
 //! Bytes a buffer inside the writer (`RetentionWriter::new(handle, BufWriter::new(file))`) has
 //! accepted reach the file whenever that buffer decides, which may be when it is dropped after
