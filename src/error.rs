@@ -104,6 +104,20 @@ pub enum AuditError {
     /// The event could not be serialized (should not happen with the shipped events).
     #[error("audit event could not be serialized")]
     Serialize(#[from] serde_json::Error),
+    /// A line of a trail being read is not an audit event, and it is not torn bytes at the end
+    /// of the trail or accounted for by a later `trail_resumed` line: the file was damaged or
+    /// edited there. [`check_chain`](crate::audit::check_chain) says more.
+    #[error("audit trail line {line} (byte {offset}) is not an audit event")]
+    Malformed {
+        /// The line, counted from 1.
+        line: usize,
+        /// The byte offset where the line starts.
+        offset: u64,
+    },
+    /// Another sink (in this process or another) has the trail open. Close it first: two
+    /// writers would break the trail's sequence and chain.
+    #[error("audit trail is open in another sink")]
+    InUse,
 }
 
 /// Why a status update did not succeed, or why a call is [`Failed`](crate::Failed).

@@ -2,17 +2,25 @@
 //! [`AuditEvent`], delivered to an injected [`AuditSink`] *before* the step it records goes on.
 //!
 //! Two sinks ship: [`MemorySink`] (tests, short-lived tools) and [`JsonLinesSink`] (one JSON
-//! object per line, written and flushed per event). [`verify`] replays a trail and proves the
-//! policy's ordering: a completed `recording` acknowledgement before the first retention, and
-//! every retention ended before the end of recording is reported.
+//! object per line; each line sequenced, time-stamped under the sink's lock and chained to the
+//! one before it by SHA-256, or HMAC-SHA256 under a key the bot supplies; concurrent events
+//! written together, each `record` returning once its own line is flushed to the OS or synced
+//! to disk, as [`Durability`] says). [`check_chain`] finds an edited, deleted, reordered or
+//! inserted line; [`verify`] replays a trail against the rule (G1, G2, G7, G9) and lists what a
+//! cut trail leaves open. The command-line auditor `recording-audit` runs both.
 //!
-//! One concept in parts: [`AuditEvent`] and what it records (`event`), the sinks (`sink`), and
-//! the verifier that replays a trail against the rule (`verify`).
+//! One concept in four parts, and a report: what an event records (`event`), the sinks
+//! (`sink`), the chain that makes the trail tamper-evident (`chain`), the verifier that replays
+//! it (`verify`), and the auditor's [`summary`] and [`timeline`] picture (`report`).
 
+mod chain;
 mod event;
+mod report;
 mod sink;
 mod verify;
 
+pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
-pub use sink::{AuditSink, JsonLinesSink, MemorySink};
-pub use verify::{Verified, Violation, verify};
+pub use report::{CallSummary, summary, timeline};
+pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};
+pub use verify::{OpenCall, Rule, Unauthenticated, Verified, Violation, verify};

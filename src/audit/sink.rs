@@ -1,12 +1,18 @@
 //! Where audit events go: the [`AuditSink`] trait, [`MemorySink`] and [`JsonLinesSink`].
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::mem;
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use super::AuditEvent;
+use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
+
+use super::chain::{self, GENESIS, Hasher, TornTail};
+use super::{AuditEvent, AuditKind};
 use crate::error::AuditError;
 
 /// Where audit events go. Implementations must persist (or at least accept) the event before
@@ -61,59 +67,1031 @@ impl AuditSink for MemorySink {
     }
 }
 
-/// Appends events to a file, one JSON object per line. Each event is written and flushed to
-/// the operating system before [`AuditSink::record`] returns, so a crash of the bot loses no
-/// event whose step went ahead; [`JsonLinesSink::with_fsync`] also syncs to disk, for power
-/// loss.
-#[derive(Debug)]
-pub struct JsonLinesSink {
-    file: Mutex<BufWriter<File>>,
-    fsync: bool,
+/// How durable an event is when [`JsonLinesSink`]'s [`record`](AuditSink::record) returns.
+///
+/// # Example
+/// ```
+/// use recording_status::audit::{Durability, JsonLinesSink};
+///
+/// let dir = tempfile::tempdir()?;
+/// let sink = JsonLinesSink::options()
+///     .durability(Durability::Synced)
+///     .open(dir.path().join("audit.jsonl"))?;
+/// assert_eq!(sink.durability(), Durability::Synced);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Written to the operating system (no buffer left in the process): the event survives a
+    /// crash of the bot, not a crash of the machine or a power loss.
+    #[default]
+    Flushed,
+    /// Also synced to the disk (`fdatasync`): the event survives power loss. Costs a disk
+    /// round trip per group of concurrent events.
+    Synced,
 }
 
-impl JsonLinesSink {
-    /// Opens `path` for appending, creating it if needed.
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self {
-            file: Mutex::new(BufWriter::new(file)),
-            fsync: false,
-        })
-    }
+/// How to open a [`JsonLinesSink`]: durability and chain key. From
+/// [`JsonLinesSink::options`].
+///
+/// # Example
+/// ```
+/// use recording_status::audit::{Durability, JsonLinesSink};
+///
+/// let dir = tempfile::tempdir()?;
+/// let options = JsonLinesSink::options()
+///     .durability(Durability::Synced)
+///     .key(*b"from the bot's secret store");
+/// assert!(!format!("{options:?}").contains("secret store"));
+/// let sink = options.open(dir.path().join("audit.jsonl"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct JsonLinesOptions {
+    durability: Durability,
+    key: Option<Vec<u8>>,
+}
 
-    /// Also `fsync` after each event (slower; survives power loss).
+impl fmt::Debug for JsonLinesOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesOptions")
+            .field("durability", &self.durability)
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl JsonLinesOptions {
+    /// How durable each event is before `record` returns ([`Durability::Flushed`] unless set).
     #[must_use]
-    pub fn with_fsync(mut self, fsync: bool) -> Self {
-        self.fsync = fsync;
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
-    /// Reads a JSON-lines trail back.
+    /// Chains the lines with HMAC-SHA256 under `key` instead of plain SHA-256, so that whoever
+    /// can write the file but does not hold the key cannot forge a valid chain. Reopen the
+    /// trail, and [check it](super::check_chain), with the same key: the sink cannot tell a
+    /// wrong key on open.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Opens `path` with these options. See [`JsonLinesSink::open`].
     ///
     /// # Errors
-    /// The file cannot be read, or a line is not an [`AuditEvent`].
-    pub fn read(path: impl AsRef<Path>) -> Result<Vec<AuditEvent>, AuditError> {
-        let text = std::fs::read_to_string(path)?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(AuditError::from))
-            .collect()
+    /// As [`JsonLinesSink::open`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<JsonLinesSink, AuditError> {
+        JsonLinesSink::open_with(path.as_ref(), self)
+    }
+}
+
+/// Appends events to a file, one JSON object per line, each line with a sequence number and a
+/// hash chaining it to the line before: `{"seq":N,"chain":"<64 hex>",` then the event's own
+/// fields (the format in full: [`check_chain`](super::check_chain)).
+/// [`record`](AuditSink::record) returns once the event's line is durable at the sink's
+/// [`Durability`].
+///
+/// - **Refused means absent.** When writing, flushing or syncing fails, every event of that
+///   write is refused and the file is cut back to its last durable length: a refused event
+///   never appears later. The next write starts from there (cutting back again first, if that
+///   failed too), so a failure does not stop later events from being written.
+/// - **Group commit.** Concurrent `record`s share writes: whoever finds no write in progress
+///   takes every waiting line, writes them with one write (and one sync), and wakes the others.
+/// - **Sequenced and in time order.** The sink stamps `at` when it assigns the line's `seq`,
+///   never earlier than the previous line's, so the file's lines are in `seq` and time order.
+/// - **Torn tails.** [`open`](Self::open) resumes a trail whose end was torn by power loss or
+///   a full disk on a new line, after a `trail_resumed` event that says where the torn bytes
+///   are ([`repaired`](Self::repaired)); [`read`](Self::read) reports such bytes at the end.
+/// - **One writer.** The sink holds an exclusive lock on the file while it lives.
+///
+/// # Example
+/// ```
+/// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink, check_chain};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("audit.jsonl");
+/// let sink = JsonLinesSink::open(&path)?;
+/// sink.record(&AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }))?;
+///
+/// let line = std::fs::read_to_string(&path)?;
+/// assert!(line.starts_with("{\"seq\":1,\"chain\":\""));
+/// assert_eq!(JsonLinesSink::read(&path)?.events.len(), 1);
+/// assert_eq!(check_chain(line.as_bytes(), None)?.seq, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct JsonLinesSink {
+    queue: Mutex<Queue>,
+    woken: Condvar,
+    /// `queue.writing`, readable without the lock, for followers spinning.
+    busy: AtomicBool,
+    /// Whether followers spin before parking (not on a single core).
+    spin: bool,
+    journal: Mutex<Journal>,
+    durability: Durability,
+    keyed: bool,
+    repaired: Option<TornTail>,
+}
+
+impl fmt::Debug for JsonLinesSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLinesSink")
+            .field("durability", &self.durability)
+            .field("keyed", &self.keyed)
+            .field("repaired", &self.repaired)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonLinesSink {
+    /// Opens `path` for appending, creating it if needed, with [`Durability::Flushed`] and an
+    /// unkeyed chain. An existing trail is continued: its last complete line gives the next
+    /// `seq` and the chain's previous value. If the file ends with torn bytes, the trail
+    /// resumes on a new line after them with a `trail_resumed` event (see
+    /// [`repaired`](Self::repaired)).
+    ///
+    /// # Errors
+    /// The file cannot be opened, read or written; [`AuditError::InUse`] if another sink holds
+    /// it.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.jsonl");
+    /// let event = AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 });
+    /// JsonLinesSink::open(&path)?.record(&event)?;
+    /// JsonLinesSink::open(&path)?.record(&event)?; // continues at seq 2
+    /// assert!(std::fs::read_to_string(&path)?.lines().nth(1).unwrap().starts_with("{\"seq\":2,"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        Self::open_with(path.as_ref(), &JsonLinesOptions::default())
+    }
+
+    /// Options for [`open`](Self::open): [`Durability`] and a chain key.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{Durability, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = JsonLinesSink::options()
+    ///     .durability(Durability::Synced)
+    ///     .key(*b"per-deployment secret")
+    ///     .open(dir.path().join("audit.jsonl"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn options() -> JsonLinesOptions {
+        JsonLinesOptions::default()
+    }
+
+    /// The durability chosen when the sink was opened.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{Durability, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = JsonLinesSink::open(dir.path().join("audit.jsonl"))?;
+    /// assert_eq!(sink.durability(), Durability::Flushed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The torn tail [`open`](Self::open) found and resumed after, if any: the trail holds a
+    /// `trail_resumed` event with the same offset and length.
+    ///
+    /// # Example
+    /// ```
+    /// use std::io::Write;
+    /// use recording_status::audit::{AuditKind, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.jsonl");
+    /// std::fs::write(&path, b"{\"seq\":1,\"cha")?; // power loss mid-line
+    ///
+    /// let sink = JsonLinesSink::open(&path)?;
+    /// let torn = sink.repaired().expect("a torn tail");
+    /// assert_eq!((torn.offset, torn.bytes), (0, 13));
+    /// let trail = JsonLinesSink::read(&path)?;
+    /// assert!(matches!(trail.events[0].kind, AuditKind::TrailResumed { offset: 0, torn_bytes: 13 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn repaired(&self) -> Option<TornTail> {
+        self.repaired
+    }
+
+    /// Reads a JSON-lines trail back: its events with their line numbers and `seq`s, and the
+    /// torn bytes at its end, if any (the events before them are returned). Lines written
+    /// before the chain existed read too (their `seq` is `None`). This does not check the
+    /// chain: [`check_chain`](super::check_chain) does.
+    ///
+    /// # Errors
+    /// The file cannot be read ([`AuditError::Io`]), or a line before the end is not an event
+    /// and no `trail_resumed` line accounts for it ([`AuditError::Malformed`], with its line
+    /// number and byte offset).
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.jsonl");
+    /// let sink = JsonLinesSink::open(&path)?;
+    /// sink.record(&AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }))?;
+    ///
+    /// let trail = JsonLinesSink::read(&path)?;
+    /// assert_eq!((trail.lines[0], trail.seqs[0]), (1, Some(1)));
+    /// assert!(trail.torn_tail.is_none() && trail.chained());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read(path: impl AsRef<Path>) -> Result<Trail, AuditError> {
+        let bytes = std::fs::read(path)?;
+        let mut trail = Trail {
+            events: Vec::new(),
+            lines: Vec::new(),
+            seqs: Vec::new(),
+            torn_tail: None,
+        };
+        trail.torn_tail = chain::walk(
+            &bytes,
+            |line, parsed| {
+                trail.events.push(parsed.event);
+                trail.lines.push(line.number);
+                trail.seqs.push(parsed.head.map(|h| h.seq));
+                Ok(())
+            },
+            |line, offset| AuditError::Malformed { line, offset },
+        )?;
+        Ok(trail)
+    }
+
+    fn open_with(path: &Path, options: &JsonLinesOptions) -> Result<Self, AuditError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(AuditError::InUse),
+            // A file system without locks: go on without one.
+            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {}
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let len = file.metadata()?.len();
+        let last = last_line(&mut file, len)?;
+        let newline = ends_with_newline(&mut file, len)?;
+        let mut journal = Journal {
+            storage: Box::new(file),
+            durability: options.durability,
+            hasher: Hasher::new(options.key.as_deref()),
+            seq: 0,
+            head: GENESIS,
+            at: None,
+            len,
+            dirty: false,
+            buf: Vec::new(),
+        };
+        // Where the trail's good part ends: past the last event line's `\n`.
+        let mut good = 0;
+        if let Some((end, line)) = &last {
+            if let Some(h) = line.head {
+                (journal.seq, journal.head) = (h.seq, h.chain);
+            }
+            journal.at = Some(line.event.at);
+            if *end == len {
+                // The last line is whole but for its `\n` (cut just before it): end it.
+                journal.commit(b"\n", &[])?;
+            }
+            good = end + 1;
+        }
+        let repaired = if good < len {
+            let torn = TornTail {
+                offset: good,
+                bytes: len - good,
+            };
+            let event = AuditEvent::now(
+                "",
+                AuditKind::TrailResumed {
+                    torn_bytes: torn.bytes,
+                    offset: torn.offset,
+                },
+            );
+            let prefix: &[u8] = if newline { b"" } else { b"\n" };
+            journal.commit(prefix, &[Entry::new(&event)?])?;
+            Some(torn)
+        } else {
+            None
+        };
+        Ok(Self::with_journal(journal, repaired))
+    }
+
+    fn with_journal(journal: Journal, repaired: Option<TornTail>) -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            woken: Condvar::new(),
+            busy: AtomicBool::new(false),
+            spin: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            durability: journal.durability,
+            keyed: journal.hasher.is_keyed(),
+            journal: Mutex::new(journal),
+            repaired,
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks a write in progress (under the queue's lock) until the returned guard drops.
+    fn lead(&self, mut queue: MutexGuard<'_, Queue>, batch: Option<Arc<Batch>>) -> Lead<'_> {
+        queue.writing = true;
+        self.busy.store(true, Ordering::Release);
+        Lead { sink: self, batch }
     }
 }
 
 impl AuditSink for JsonLinesSink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(event)?;
-        line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(&line)?;
-        file.flush()?;
-        if self.fsync {
-            file.get_ref().sync_data()?;
+        let entry = Entry::new(event)?;
+        let mut queue = self.queue();
+        if !queue.writing && queue.entries.is_empty() {
+            // No one writes or waits: write this line alone.
+            let lead = self.lead(queue, None);
+            let result = self.journal().commit(b"", std::slice::from_ref(&entry));
+            drop(lead);
+            return result;
+        }
+        queue.entries.push(entry);
+        let batch = Arc::clone(&queue.batch);
+        // Follow while another caller writes; lead once no one does and our batch waits.
+        loop {
+            if let Some(done) = batch.done.get() {
+                return done.clone().map_err(Refusal::into_error);
+            }
+            if !queue.writing {
+                break;
+            }
+            // A write to the page cache takes a few microseconds: spin a little before
+            // parking, which costs two context switches and a system call.
+            drop(queue);
+            if self.spin {
+                spin_until(|| batch.done.get().is_some() || !self.busy.load(Ordering::Acquire));
+            }
+            queue = self.queue();
+            if batch.done.get().is_some() || !queue.writing {
+                continue;
+            }
+            queue.waiting += 1;
+            queue = self
+                .woken
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting -= 1;
+        }
+        // No write in progress and our batch not written: it is still the queue's batch.
+        let entries = mem::take(&mut queue.entries);
+        queue.batch = Arc::default();
+        let lead = self.lead(queue, Some(batch));
+        let result = self.journal().commit(b"", &entries);
+        if let Some(batch) = &lead.batch {
+            let _ = batch
+                .done
+                .set(result.as_ref().map(|_| ()).map_err(Refusal::from));
+        }
+        drop(lead);
+        result
+    }
+}
+
+/// Calls `ready` with pauses that grow, then between yields of the thread, for a few
+/// microseconds at most; returns whether it became true.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    for round in 0..10 {
+        if ready() {
+            return true;
+        }
+        if round < 7 {
+            for _ in 0..1u32 << round {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    ready()
+}
+
+/// A JSON-lines trail read back by [`JsonLinesSink::read`].
+///
+/// It dereferences to its events, so [`verify(&trail)`](super::verify) replays them.
+///
+/// # Example
+/// ```
+/// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink, verify};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("audit.jsonl");
+/// JsonLinesSink::open(&path)?.record(&AuditEvent::now("c1", AuditKind::DrainStarted { outstanding: 0 }))?;
+/// let trail = JsonLinesSink::read(&path)?;
+/// assert_eq!((trail.len(), trail.torn_tail), (1, None));
+/// verify(&trail)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Trail {
+    /// The events, in file order (`trail_resumed` markers included).
+    pub events: Vec<AuditEvent>,
+    /// The line of each event, counted from 1.
+    pub lines: Vec<usize>,
+    /// The `seq` of each event, `None` for lines written before the chain existed.
+    pub seqs: Vec<Option<u64>>,
+    /// Bytes after the last complete line (power loss, full disk), if any.
+    pub torn_tail: Option<TornTail>,
+}
+
+impl Trail {
+    /// Whether every event line carries `seq` and `chain` (`false` for an empty trail).
+    pub fn chained(&self) -> bool {
+        !self.seqs.is_empty() && self.seqs.iter().all(Option::is_some)
+    }
+}
+
+impl Deref for Trail {
+    type Target = [AuditEvent];
+
+    fn deref(&self) -> &[AuditEvent] {
+        &self.events
+    }
+}
+
+/// The callers waiting for a write, and whether one is in progress.
+#[derive(Default)]
+struct Queue {
+    entries: Vec<Entry>,
+    /// The batch `entries` will be written in.
+    batch: Arc<Batch>,
+    writing: bool,
+    /// Callers parked on `woken`.
+    waiting: usize,
+}
+
+/// The outcome of one write, for everyone whose line it carried.
+#[derive(Default)]
+struct Batch {
+    done: OnceLock<Result<(), Refusal>>,
+}
+
+/// Why a batch was refused, for each of its callers (an `io::Error` cannot be cloned).
+#[derive(Debug, Clone)]
+struct Refusal {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl From<&AuditError> for Refusal {
+    fn from(e: &AuditError) -> Self {
+        Self {
+            kind: match e {
+                AuditError::Io(e) => e.kind(),
+                _ => io::ErrorKind::InvalidData,
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Refusal {
+    fn into_error(self) -> AuditError {
+        AuditError::Io(io::Error::new(self.kind, self.message))
+    }
+}
+
+/// The caller writing a batch. However it leaves (even by a panic), the batch gets an outcome
+/// and the next caller may lead.
+struct Lead<'a> {
+    sink: &'a JsonLinesSink,
+    /// The batch of followers written too (none when the leader writes alone).
+    batch: Option<Arc<Batch>>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Some(batch) = &self.batch {
+            let _ = batch.done.set(Err(Refusal {
+                kind: io::ErrorKind::Other,
+                message: "audit sink writer panicked".to_owned(),
+            }));
+        }
+        let mut queue = self.sink.queue();
+        queue.writing = false;
+        self.sink.busy.store(false, Ordering::Release);
+        // Waking costs a system call even with no one waiting.
+        if queue.waiting > 0 {
+            self.sink.woken.notify_all();
+        }
+    }
+}
+
+/// One event waiting to be written: serialized by its caller, so the writer only adds `seq`,
+/// `chain` and `at`.
+enum Entry {
+    /// The event's JSON, whose leading `{"at":…,` ends before `rest` (where `"call_id"`
+    /// starts).
+    Rest { json: Vec<u8>, rest: usize },
+    /// An event whose JSON does not start with `at`: serialized again by the writer.
+    Whole(Box<AuditEvent>),
+}
+
+impl Entry {
+    fn new(event: &AuditEvent) -> Result<Self, AuditError> {
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, event)?;
+        // `{"at":"<RFC 3339, no quote or escape in it>",` then the rest.
+        let rest = json
+            .strip_prefix(b"{\"at\":\"")
+            .and_then(|after| after.iter().position(|&b| b == b'"'))
+            .map(|quote| 7 + quote + 1)
+            .filter(|&comma| json.get(comma) == Some(&b','))
+            .map(|comma| comma + 1);
+        Ok(match rest {
+            Some(rest) => Self::Rest { json, rest },
+            None => Self::Whole(Box::new(event.clone())),
+        })
+    }
+}
+
+/// Writes `at` as JSON, byte for byte as serde (chrono's RFC 3339, `AutoSi` fraction, `Z`)
+/// writes it, without going through `fmt`.
+fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Error> {
+    let (year, nano) = (at.year(), at.nanosecond());
+    let Ok(year) = u32::try_from(year) else {
+        return serde_json::to_writer(buf, at);
+    };
+    if year > 9999 || nano >= 1_000_000_000 {
+        // Years chrono writes with a sign, and leap seconds: let serde write them.
+        return serde_json::to_writer(buf, at);
+    }
+    let digits = |buf: &mut Vec<u8>, n: u32, width: u32| {
+        for i in (0..width).rev() {
+            buf.push(b'0' + u8::try_from(n / 10u32.pow(i) % 10).unwrap_or(0));
+        }
+    };
+    buf.push(b'"');
+    digits(buf, year, 4);
+    for (sep, n) in [(b'-', at.month()), (b'-', at.day()), (b'T', at.hour())] {
+        buf.push(sep);
+        digits(buf, n, 2);
+    }
+    for n in [at.minute(), at.second()] {
+        buf.push(b':');
+        digits(buf, n, 2);
+    }
+    if nano != 0 {
+        buf.push(b'.');
+        if nano % 1_000_000 == 0 {
+            digits(buf, nano / 1_000_000, 3);
+        } else if nano % 1_000 == 0 {
+            digits(buf, nano / 1_000, 6);
+        } else {
+            digits(buf, nano, 9);
+        }
+    }
+    buf.extend_from_slice(b"Z\"");
+    Ok(())
+}
+
+/// The file and the chain's state, held by the caller writing a batch.
+struct Journal {
+    storage: Box<dyn Storage>,
+    durability: Durability,
+    hasher: Hasher,
+    /// The last durable line's `seq` (`0` for none).
+    seq: u64,
+    /// The last durable line's chain value.
+    head: [u8; 32],
+    /// The last durable line's `at`.
+    at: Option<DateTime<Utc>>,
+    /// The file's durable length.
+    len: u64,
+    /// Whether bytes of a refused batch may be in the file past `len`.
+    dirty: bool,
+    buf: Vec<u8>,
+}
+
+impl Journal {
+    /// Writes `prefix` and one line per entry with one write, makes it durable, and advances
+    /// the chain. On failure, nothing of it stays: the file is cut back to its durable length
+    /// (now, or before the next write if that fails too) and the chain does not advance.
+    fn commit(&mut self, prefix: &[u8], entries: &[Entry]) -> Result<(), AuditError> {
+        if self.dirty {
+            self.storage.truncate(self.len)?;
+            self.dirty = false;
+        }
+        let mut buf = mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend_from_slice(prefix);
+        let (mut seq, mut head, mut at) = (self.seq, self.head, self.at);
+        for entry in entries {
+            seq += 1;
+            let now = Utc::now();
+            let stamp = at.map_or(now, |at| at.max(now));
+            let start = buf.len();
+            let hex_at = chain::open_line(&mut buf, seq);
+            match entry {
+                Entry::Rest { json, rest } => {
+                    buf.extend_from_slice(b"\"at\":");
+                    write_at(&mut buf, &stamp)?;
+                    buf.push(b',');
+                    buf.extend_from_slice(&json[*rest..]);
+                }
+                Entry::Whole(event) => {
+                    let mut event = (**event).clone();
+                    event.at = stamp;
+                    let json = serde_json::to_vec(&event)?;
+                    buf.extend_from_slice(json.get(1..).unwrap_or_default());
+                }
+            }
+            head = chain::seal(&mut buf, start, hex_at, &head, &self.hasher);
+            buf.push(b'\n');
+            at = Some(stamp);
+        }
+        let written = self.write(&buf);
+        let len = buf.len() as u64;
+        self.buf = buf;
+        match written {
+            Ok(()) => {
+                self.len += len;
+                (self.seq, self.head, self.at) = (seq, head, at);
+                Ok(())
+            }
+            Err(e) => {
+                self.dirty = true;
+                if self.storage.truncate(self.len).is_ok() {
+                    self.dirty = false;
+                    if self.durability == Durability::Synced {
+                        let _ = self.storage.sync();
+                    }
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.storage.append(bytes)?;
+        if self.durability == Durability::Synced {
+            self.storage.sync()?;
         }
         Ok(())
+    }
+}
+
+/// What the journal writes to: the trail's file, or a test double.
+trait Storage: Send {
+    /// Appends all of `bytes` and hands them to the operating system (no buffer in the
+    /// process), or fails, possibly after appending part of them.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Syncs the data to the disk.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file back to `len` bytes.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl Storage for File {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // Opened for appending: each write goes to the current end, which `truncate` moves.
+        self.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Whether the file's last byte is `\n`.
+fn ends_with_newline(file: &mut File, len: u64) -> io::Result<bool> {
+    let Some(last) = len.checked_sub(1) else {
+        return Ok(false);
+    };
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(last))?;
+    file.read_exact(&mut byte)?;
+    Ok(byte[0] == b'\n')
+}
+
+/// Where the file's last event line ends (before its `\n`, if it has one) and what it holds,
+/// reading backwards from the end in growing windows.
+fn last_line(file: &mut File, len: u64) -> io::Result<Option<(u64, chain::Parsed)>> {
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(window);
+        let mut buf = Vec::new();
+        file.seek(SeekFrom::Start(start))?;
+        io::Read::by_ref(file)
+            .take(len - start)
+            .read_to_end(&mut buf)?;
+        // The candidate line is `buf[from..end]`; `end` is its `\n` or the end of the file.
+        let mut end = buf.len() - usize::from(buf.last() == Some(&b'\n'));
+        loop {
+            let from = match buf[..end].iter().rposition(|&b| b == b'\n') {
+                Some(nl) => nl + 1,
+                None if start == 0 => 0,
+                // The line starts before the window.
+                None => break,
+            };
+            if let Some(parsed) = chain::parse(&buf[from..end]) {
+                return Ok(Some((start + end as u64, parsed)));
+            }
+            if from == 0 {
+                return Ok(None);
+            }
+            end = from - 1;
+        }
+        window = window.saturating_mul(4);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit::check_chain;
+
+    /// A file in memory that fails on demand: an append that fails writes half its bytes
+    /// first, as a full disk does.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        data: Arc<Mutex<Vec<u8>>>,
+        fail_append: Arc<AtomicBool>,
+        fail_sync: Arc<AtomicBool>,
+        fail_truncate: Arc<AtomicBool>,
+        syncs: Arc<AtomicUsize>,
+        appends: Arc<AtomicUsize>,
+        /// Fails the append with this number (counted from 1; 0 for none).
+        fail_nth: Arc<AtomicUsize>,
+        /// If set, the next append waits for a message first.
+        gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+    }
+
+    impl Flaky {
+        fn bytes(&self) -> Vec<u8> {
+            self.data.lock().unwrap().clone()
+        }
+
+        fn sink(&self, durability: Durability) -> JsonLinesSink {
+            JsonLinesSink::with_journal(
+                Journal {
+                    storage: Box::new(self.clone()),
+                    durability,
+                    hasher: Hasher::new(None),
+                    seq: 0,
+                    head: GENESIS,
+                    at: None,
+                    len: 0,
+                    dirty: false,
+                    buf: Vec::new(),
+                },
+                None,
+            )
+        }
+    }
+
+    impl Storage for Flaky {
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            let gate = self.gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                gate.recv().unwrap();
+            }
+            let mut data = self.data.lock().unwrap();
+            let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.fail_append.load(Ordering::SeqCst)
+                || self.fail_nth.load(Ordering::SeqCst) == nth
+            {
+                data.extend_from_slice(&bytes[..bytes.len() / 2]);
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+            }
+            data.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn sync(&mut self) -> io::Result<()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            if self.fail_sync.load(Ordering::SeqCst) {
+                return Err(io::Error::other("sync failed"));
+            }
+            Ok(())
+        }
+
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            if self.fail_truncate.load(Ordering::SeqCst) {
+                return Err(io::Error::other("truncate failed"));
+            }
+            self.data.lock().unwrap().truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    fn ended(capability: u64) -> AuditEvent {
+        AuditEvent::now("c1", AuditKind::RetentionEnded { capability })
+    }
+
+    fn capabilities(bytes: &[u8]) -> Vec<u64> {
+        chain::lines(bytes)
+            .map(|l| match chain::parse(l.bytes).unwrap().event.kind {
+                AuditKind::RetentionEnded { capability } => capability,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_event_never_appears_after_the_writer_recovers() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Flushed);
+        sink.record(&ended(1)).unwrap();
+        file.fail_append.store(true, Ordering::SeqCst);
+        let err = sink.record(&ended(2)).unwrap_err();
+        assert!(matches!(&err, AuditError::Io(e) if e.kind() == io::ErrorKind::StorageFull));
+        // The half-written line was cut off at once.
+        assert_eq!(capabilities(&file.bytes()), [1]);
+        file.fail_append.store(false, Ordering::SeqCst);
+        sink.record(&ended(3)).unwrap();
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [1, 3]);
+        // The refused event took no sequence number: no gap.
+        assert_eq!(check_chain(&bytes, None).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_failed_cut_back_is_retried_before_the_next_write() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Flushed);
+        sink.record(&ended(1)).unwrap();
+        file.fail_append.store(true, Ordering::SeqCst);
+        file.fail_truncate.store(true, Ordering::SeqCst);
+        assert!(sink.record(&ended(2)).is_err());
+        // Still failing to cut back: refused, nothing written after the junk.
+        file.fail_append.store(false, Ordering::SeqCst);
+        let before = file.bytes();
+        assert!(sink.record(&ended(3)).is_err());
+        assert_eq!(file.bytes(), before);
+        file.fail_truncate.store(false, Ordering::SeqCst);
+        sink.record(&ended(4)).unwrap();
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [1, 4]);
+        check_chain(&bytes, None).unwrap();
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_the_event_and_removes_its_line() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        sink.record(&ended(1)).unwrap();
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        file.fail_sync.store(true, Ordering::SeqCst);
+        assert!(sink.record(&ended(2)).is_err());
+        assert_eq!(capabilities(&file.bytes()), [1]);
+        file.fail_sync.store(false, Ordering::SeqCst);
+        sink.record(&ended(3)).unwrap();
+        assert_eq!(capabilities(&file.bytes()), [1, 3]);
+    }
+
+    #[test]
+    fn a_failed_batch_fails_every_record_in_it_and_later_ones_succeed() {
+        let file = Flaky {
+            // The first write succeeds, the second (the batch of three) fails.
+            fail_nth: Arc::new(AtomicUsize::new(2)),
+            ..Flaky::default()
+        };
+        let sink = Arc::new(file.sink(Durability::Synced));
+        let (open, gate) = mpsc::channel();
+        *file.gate.lock().unwrap() = Some(gate);
+        // The first caller leads and holds its write at the gate.
+        let first = {
+            let sink = sink.clone();
+            std::thread::spawn(move || sink.record(&ended(0)))
+        };
+        while !sink.queue().writing {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Three more queue up behind it: they will be one batch.
+        let followers: Vec<_> = (1..=3)
+            .map(|i| {
+                let sink = sink.clone();
+                std::thread::spawn(move || sink.record(&ended(i)))
+            })
+            .collect();
+        while sink.queue().entries.len() < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        open.send(()).unwrap();
+        first.join().unwrap().unwrap();
+        for follower in followers {
+            let err = follower.join().unwrap().unwrap_err();
+            assert!(matches!(&err, AuditError::Io(e) if e.kind() == io::ErrorKind::StorageFull));
+        }
+        assert_eq!(
+            file.appends.load(Ordering::SeqCst),
+            2,
+            "one write per batch"
+        );
+        assert_eq!(capabilities(&file.bytes()), [0]);
+        sink.record(&ended(9)).unwrap();
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [0, 9]);
+        assert_eq!(check_chain(&bytes, None).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn events_are_stamped_by_the_sink_in_order() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Flushed);
+        let mut old = ended(1);
+        old.at = DateTime::<Utc>::UNIX_EPOCH;
+        let before = Utc::now();
+        sink.record(&old).unwrap();
+        let bytes = file.bytes();
+        let line = chain::lines(&bytes).next().unwrap();
+        assert!(chain::parse(line.bytes).unwrap().event.at >= before);
+    }
+
+    #[test]
+    fn at_is_written_as_serde_writes_it() {
+        let base = Utc::now().timestamp();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut cases = vec![
+            DateTime::<Utc>::UNIX_EPOCH,
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::from_timestamp(-62_167_219_200, 5).unwrap(), // year 0
+            DateTime::from_timestamp(253_402_300_799, 999_999_999).unwrap(), // 9999-12-31
+            Utc::now(),
+        ];
+        for _ in 0..20_000 {
+            let secs = base + i64::try_from(next() % 4_000_000_000).unwrap() - 2_000_000_000;
+            let nanos = match next() % 4 {
+                0 => 0,
+                1 => u32::try_from(next() % 1000).unwrap() * 1_000_000,
+                2 => u32::try_from(next() % 1_000_000).unwrap() * 1000,
+                _ => u32::try_from(next() % 1_000_000_000).unwrap(),
+            };
+            cases.push(DateTime::from_timestamp(secs, nanos).unwrap());
+        }
+        for at in cases {
+            let mut mine = Vec::new();
+            write_at(&mut mine, &at).unwrap();
+            assert_eq!(
+                String::from_utf8(mine).unwrap(),
+                serde_json::to_string(&at).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn every_shipped_event_takes_the_fast_path() {
+        let e = ended(1);
+        assert!(
+            matches!(Entry::new(&e).unwrap(), Entry::Rest { json, rest } if json[rest..].starts_with(b"\"call_id\":"))
+        );
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug() {
+        let options = JsonLinesSink::options().key(*b"hunter2-secret");
+        assert!(!format!("{options:?}").contains("hunter2"));
+        let dir = tempfile::tempdir().unwrap();
+        let sink = options.open(dir.path().join("a.jsonl")).unwrap();
+        let debug = format!("{sink:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("keyed: true"),
+            "{debug}"
+        );
     }
 }

@@ -1,0 +1,303 @@
+//! What the audit trail costs: [`MemorySink`] against [`JsonLinesSink`] at both
+//! [`Durability`] levels.
+//!
+//! - `trail/{sequential,in_flight_64}/{memory,flushed,synced}`: whole calls (`begin` then
+//!   `stop`, eight audit events) through the async [`Driver`] and the reqwest transport
+//!   against the Graph emulator on loopback, one call after another or 64 calls in flight.
+//! - `record/{1_thread,8_threads}/{memory,flushed,synced}`: `record` alone, from one thread or
+//!   from eight at once (where group commit shares writes and syncs).
+//!
+//! Each JSON-lines durability is measured in a pair with the memory sink: one measurement
+//! runs both, in blocks that alternate between them (and alternate which goes first), each
+//! side timed on its own, so that what the machine does meanwhile falls on both alike.
+//! `memory` and `flushed` report their own sides of the same runs; `synced` reports its side
+//! of runs paired with memory sinks of their own (the slow syncs would otherwise leave the
+//! machine idle before the memory blocks, and make them look slow). Every run opens fresh
+//! sinks, a fresh file for each trail; the calls share one connection pool.
+//!
+//! After each pair the bench prints, over every block it ran (warm-up included), both sides'
+//! time per call (or per event) and the JSON-lines side's throughput relative to memory.
+//!
+//! Files go under `target/tmp` (the disk the project is on), not a RAM-backed `/tmp`, so that
+//! `synced` pays a real `fdatasync`.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use recording_status::audit::{
+    AuditEvent, AuditKind, AuditSink, Durability, JsonLinesSink, MemorySink,
+};
+use recording_status::driver::{Driver, DriverConfig, Started};
+use recording_status::emulator::Emulator;
+use recording_status::transports::reqwest_0_13::ReqwestTransport;
+use recording_status::{AccessToken, Graph, RecordingStatus};
+use tokio::runtime::Runtime;
+
+type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn name(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Flushed => "flushed",
+        _ => "synced",
+    }
+}
+
+/// A fresh memory sink and a fresh JSON-lines sink (and its file) for one measurement run.
+fn sinks(durability: Durability, dir: &Path, run: u64) -> ([Arc<dyn AuditSink>; 2], PathBuf) {
+    let path = dir.join(format!("{}-{run}.jsonl", name(durability)));
+    let file = JsonLinesSink::options()
+        .durability(durability)
+        .open(&path)
+        .unwrap();
+    ([Arc::new(MemorySink::default()), Arc::new(file)], path)
+}
+
+/// The memory sink (side 0) and a JSON-lines sink (side 1), measured in alternating blocks,
+/// each side's time summed on its own.
+struct Pair {
+    durability: Durability,
+    /// Work units per block and side.
+    block: u64,
+    totals: [Duration; 2],
+    units: u64,
+    blocks: u64,
+    runs: u64,
+}
+
+impl Pair {
+    fn new(durability: Durability, block: u64) -> Self {
+        Self {
+            durability,
+            block,
+            totals: [Duration::ZERO; 2],
+            units: 0,
+            blocks: 0,
+            runs: 0,
+        }
+    }
+
+    /// Runs at least `iters` units on each side in blocks, `work(side, n)` timing `n` units of
+    /// one side; returns each side's time scaled to `iters` units.
+    fn run(&mut self, iters: u64, mut work: impl FnMut(usize, u64) -> Duration) -> [Duration; 2] {
+        let blocks = iters.div_ceil(self.block);
+        let mut times = [Duration::ZERO; 2];
+        for _ in 0..blocks {
+            let first = usize::from(!self.blocks.is_multiple_of(2));
+            for side in [first, 1 - first] {
+                times[side] += work(side, self.block);
+            }
+            self.blocks += 1;
+        }
+        let done = blocks * self.block;
+        for (total, time) in self.totals.iter_mut().zip(times) {
+            *total += time;
+        }
+        self.units += done;
+        self.runs += 1;
+        times.map(|t| t.mul_f64(iters as f64 / done as f64))
+    }
+
+    /// Benchmarks the JSON-lines side (and the memory side too if `memory`) under their own
+    /// ids, with `iter_custom` on the shared runs; then prints both sides over every run.
+    fn bench(
+        mut self,
+        g: &mut Group<'_>,
+        group: &str,
+        memory: bool,
+        unit: &str,
+        mut work: impl FnMut(&mut Self, u64) -> [Duration; 2],
+    ) {
+        let file = name(self.durability);
+        for (side, id) in [(0, "memory"), (1, file)] {
+            if side == 1 || memory {
+                g.bench_function(id, |b| b.iter_custom(|iters| work(&mut self, iters)[side]));
+            }
+        }
+        if self.units == 0 {
+            return; // filtered out
+        }
+        let [m, f] = self
+            .totals
+            .map(|t| t.as_secs_f64() * 1e6 / self.units as f64);
+        println!(
+            "{}: memory {m:.2} µs/{unit}, {file} {f:.2} µs/{unit}: {file} throughput {:.3} of \
+             memory's (over {} {unit}s each)",
+            group,
+            m / f,
+            self.units
+        );
+    }
+}
+
+/// The emulator, a shared connection pool, and a runtime to drive them.
+struct Loopback {
+    rt: Runtime,
+    emulator: Emulator,
+    transport: ReqwestTransport,
+    dir: tempfile::TempDir,
+}
+
+impl Loopback {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let emulator = rt.block_on(Emulator::start()).unwrap();
+        let transport = ReqwestTransport::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        Self {
+            rt,
+            emulator,
+            transport,
+            dir,
+        }
+    }
+
+    fn driver(&self, sink: Arc<dyn AuditSink>) -> Driver<ReqwestTransport> {
+        let graph = Graph::new(self.transport.clone(), AccessToken::new("bench"))
+            .with_endpoint(self.emulator.endpoint());
+        Driver::new(graph, sink, DriverConfig::default()).0
+    }
+
+    /// Runs `iters` calls on each side of `pair` (in blocks), `in_flight` at a time.
+    fn calls(&self, pair: &mut Pair, iters: u64, in_flight: u64) -> [Duration; 2] {
+        let (made, path) = sinks(pair.durability, self.dir.path(), pair.runs);
+        let drivers = made.map(|sink| self.driver(sink));
+        let times = pair.run(iters, |side, n| self.block(&drivers[side], n, in_flight));
+        drop(drivers);
+        std::fs::remove_file(path).unwrap();
+        times
+    }
+
+    /// Runs `n` calls through `driver`, `in_flight` at a time; returns how long they took.
+    fn block(&self, driver: &Driver<ReqwestTransport>, n: u64, in_flight: u64) -> Duration {
+        let driver = driver.clone();
+        self.rt.block_on(async move {
+            let start = Instant::now();
+            if in_flight == 1 {
+                for _ in 0..n {
+                    call(&driver).await;
+                }
+            } else {
+                let next = Arc::new(AtomicU64::new(0));
+                let tasks: Vec<_> = (0..in_flight)
+                    .map(|_| {
+                        let (driver, next) = (driver.clone(), next.clone());
+                        tokio::spawn(async move {
+                            while next.fetch_add(1, Ordering::Relaxed) < n {
+                                call(&driver).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            }
+            start.elapsed()
+        })
+    }
+}
+
+/// One call: `begin` (answered `completed`), then `stop`.
+async fn call(driver: &Driver<ReqwestTransport>) {
+    let id = uuid::Uuid::new_v4().to_string().parse().unwrap();
+    let call = driver.call(id).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("the emulator completes every request")
+    };
+    drop(black_box(driver.stop_recording(call).await.unwrap()));
+}
+
+fn trail(c: &mut Criterion) {
+    let loopback = Loopback::new();
+    // (group, calls in flight, calls per block: flushed pair, synced pair)
+    for (group, in_flight, blocks) in [("sequential", 1, (8, 2)), ("in_flight_64", 64, (256, 64))] {
+        let label = format!("trail/{group}");
+        let mut g = c.benchmark_group(&label);
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5));
+        for (durability, block, memory) in [
+            (Durability::Flushed, blocks.0, true),
+            (Durability::Synced, blocks.1, false),
+        ] {
+            Pair::new(durability, block).bench(&mut g, &label, memory, "call", |pair, iters| {
+                loopback.calls(pair, iters, in_flight)
+            });
+        }
+        g.finish();
+    }
+    loopback.rt.block_on(loopback.emulator.shutdown());
+}
+
+fn event() -> AuditEvent {
+    AuditEvent::now(
+        "57dab8b1894c409ab240bd8beae78896",
+        AuditKind::RequestSent {
+            status: RecordingStatus::Recording,
+            client_context: "d7f6c0f3-1c4e-4c52-9c36-0b3f2a3e9a11".to_owned(),
+            client_request_id: "0b9a1f8e-6d7c-4f3b-8a2e-5c1d9e7f6a40".to_owned(),
+        },
+    )
+}
+
+/// Records `n` events into `sink` from `threads` threads; returns how long it took.
+fn records(sink: &dyn AuditSink, event: &AuditEvent, n: u64, threads: u64) -> Duration {
+    let start = Instant::now();
+    if threads == 1 {
+        for _ in 0..n {
+            sink.record(black_box(event)).unwrap();
+        }
+    } else {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let share = n / threads + u64::from(t < n % threads);
+                s.spawn(move || {
+                    for _ in 0..share {
+                        sink.record(black_box(event)).unwrap();
+                    }
+                });
+            }
+        });
+    }
+    start.elapsed()
+}
+
+fn record(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let event = event();
+    // (group, threads, events per block: flushed pair, synced pair)
+    for (group, threads, blocks) in [("1_thread", 1, (1024, 64)), ("8_threads", 8, (4096, 512))] {
+        let label = format!("record/{group}");
+        let mut g = c.benchmark_group(&label);
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        for (durability, block, memory) in [
+            (Durability::Flushed, blocks.0, true),
+            (Durability::Synced, blocks.1, false),
+        ] {
+            Pair::new(durability, block).bench(&mut g, &label, memory, "event", |pair, iters| {
+                let (made, path) = sinks(durability, dir.path(), pair.runs);
+                let times = pair.run(iters, |side, n| records(&*made[side], &event, n, threads));
+                drop(made);
+                std::fs::remove_file(path).unwrap();
+                times
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, trail, record);
+criterion_main!(benches);
