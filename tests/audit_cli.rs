@@ -121,7 +121,7 @@ fn well_formed(svg: &str) -> Result<(), String> {
             }
             continue;
         }
-        if tag.matches('"').count() % 2 != 0 {
+        if !tag.matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes in <{tag}>"));
         }
         let name = tag.split_whitespace().next().ok_or("empty tag")?.to_owned();
