@@ -301,6 +301,10 @@ pub struct RetentionHandle {
 
 impl RetentionHandle {
     pub(crate) fn new(shared: Arc<RetentionShared>) -> Result<Self, AuditError> {
+        // Retention was revoked (Graph terminated the call): a handle that cannot write.
+        if shared.is_revoked() {
+            return Ok(Self::inert(&shared));
+        }
         let capability = shared.start(true)?;
         Ok(Self {
             shared,

@@ -1355,3 +1355,50 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
         .unwrap();
     drop(call);
 }
+
+/// Found by the hub fuzz target: Graph terminated the call while its `recording` request was
+/// pending, and a later matching `completed` was still handed to the waiting call, which then
+/// recorded with a live capability. Now an update for an ended call is ignored, and a call
+/// acknowledged after its termination has its retention revoked at once.
+#[tokio::test(start_paused = true)]
+async fn a_call_terminated_while_pending_never_records_with_live_retention() {
+    let (driver, _events, audit, _transport) = driver(
+        vec![Step::running(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let d2 = driver.clone();
+    let waiting =
+        tokio::spawn(async move { d2.begin_recording(d2.call(call_id()).unwrap()).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    assert_eq!(
+        driver
+            .hub()
+            .deliver(&proof(), terminated.as_bytes())
+            .unwrap()
+            .terminated,
+        1
+    );
+    let d = driver
+        .hub()
+        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .unwrap();
+    assert_eq!(
+        (d.routed, d.ignored),
+        (0, 1),
+        "an ended call's update is ignored"
+    );
+    match waiting.await.unwrap().unwrap() {
+        Started::Failed(_) => {}
+        Started::Recording(c) => {
+            let handle = c.retention_handle().unwrap();
+            let mut w = RetentionWriter::new(handle, Vec::new());
+            assert!(std::io::Write::write_all(&mut w, b"x").is_err(), "revoked");
+        }
+        other => panic!("{other:?}"),
+    }
+    verify(&audit.events()).unwrap();
+}

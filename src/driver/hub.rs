@@ -803,13 +803,20 @@ impl Hub {
         if !update.raw.operation.may_settle_recording() {
             return Routed::Ignored(Box::new(update), "not a recording operation");
         }
-        // 1. The request waiting on this call, or on this context.
+        // 1. The request waiting on this call, or on this context; never for a call that
+        // ended (Graph terminated it while the request was pending).
         let waiting_call = update.call.clone().or_else(|| {
             update
                 .context
                 .as_ref()
                 .and_then(|c| s.waiting_by_context.get(c).cloned())
         });
+        if waiting_call
+            .as_ref()
+            .is_some_and(|c| s.ended.contains_key(c))
+        {
+            return Routed::Ignored(Box::new(update), "for a call that ended");
+        }
         if let Some(w) = waiting_call.as_ref().and_then(|c| s.waiting.get(c)) {
             match w.key.relate(&update) {
                 Match::Yes => {

@@ -394,11 +394,22 @@ impl<T: Transport + 'static> Driver<T> {
             });
         }
         let pending = match call.begin_recording(&self.inner.graph).await? {
-            Begin::Recording(c) => return Ok(Started::Recording(c)),
+            Begin::Recording(c) => return Ok(Started::Recording(self.unless_ended(c))),
             Begin::Failed(c) => return Ok(self.failed(c)),
             Begin::Pending(c) => c,
         };
         Ok(self.wait_pending(pending).await)
+    }
+
+    /// A call Graph terminated while its `recording` request was pending or in flight may
+    /// still be acknowledged: its retention is revoked at once, so no capability of it can
+    /// write (G8), and `stop_recording` will hand it back to be ended.
+    fn unless_ended(&self, call: Call<Recording>) -> Call<Recording> {
+        if self.inner.hub.has_ended(call.id()) {
+            tracing::warn!(call_id = %call.id(), "acknowledged after Graph terminated the call; retention revoked");
+            self.inner.calls.revoke(call.id());
+        }
+        call
     }
 
     /// A failed start whose outcome is unknown may still be completed by Graph: remember the
@@ -432,7 +443,7 @@ impl<T: Transport + 'static> Driver<T> {
                     match pending.handle_operation(graph, &proof, &operation).await {
                         Begin::Recording(c) => {
                             waiter.settle();
-                            return Started::Recording(c);
+                            return Started::Recording(self.unless_ended(c));
                         }
                         Begin::Failed(c) => {
                             waiter.settle();
@@ -447,7 +458,7 @@ impl<T: Transport + 'static> Driver<T> {
         // Updates routed before the deadline still count; the rest turn late.
         for (proof, operation) in waiter.close() {
             match pending.handle_operation(graph, &proof, &operation).await {
-                Begin::Recording(c) => return Started::Recording(c),
+                Begin::Recording(c) => return Started::Recording(self.unless_ended(c)),
                 Begin::Failed(c) => return Started::Failed(c),
                 Begin::Pending(c) => pending = c,
             }
