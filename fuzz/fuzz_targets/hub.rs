@@ -283,10 +283,11 @@ fn trace() -> bool {
     *TRACE.get_or_init(|| std::env::var_os("FUZZ_HUB_TRACE").is_some())
 }
 
-/// `FUZZ_HUB_TERMINATION=1` also asserts that a terminated call never holds live retention.
+/// Asserts that a terminated call never holds live retention (on by default since the hub
+/// refuses to settle a call Graph ended; `FUZZ_HUB_TERMINATION=0` turns it off).
 fn strict_termination() -> bool {
     static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("FUZZ_HUB_TERMINATION").is_some())
+    *STRICT.get_or_init(|| std::env::var_os("FUZZ_HUB_TERMINATION").is_none_or(|v| v != "0"))
 }
 
 fn check_budget<T: Transport + 'static>(driver: &Driver<T>, when: &str) {
@@ -502,8 +503,7 @@ async fn run(world: World, data: &[u8]) -> Option<World> {
             );
         }
     }
-    // Opt-in (FUZZ_HUB_TERMINATION=1) until the hub refuses to settle a call Graph ended: a
-    // call whose termination was surfaced must not hold a live retention capability.
+    // A call whose termination was surfaced must not hold a live retention capability.
     for (i, call) in recording {
         if terminated[i] && strict_termination() {
             let handle = call
