@@ -275,3 +275,28 @@ async fn oversized_strings_from_notifications_are_not_kept() {
     let bytes = driver.hub().remembered_bytes();
     assert!(bytes < 180 * 2_048, "{bytes} bytes kept");
 }
+
+/// The hub's memory of ended calls is bounded by age too; forgetting one is audited and
+/// surfaced, never silent.
+#[tokio::test(start_paused = true)]
+async fn an_ended_call_the_hub_forgets_is_reported() {
+    let (driver, mut events, audit) =
+        driver(DriverConfig::default().with_memory(Duration::from_secs(60)));
+    let value = driver.call(call(3)).unwrap();
+    drop(driver.end(value));
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    driver.hub().deliver(&proof(), br#"{"value":[]}"#).unwrap();
+    let Ok(DriverEvent::Forgotten(f)) = events.try_recv() else {
+        panic!("forgetting an ended call must be surfaced")
+    };
+    assert_eq!(
+        (f.kind, f.call_id),
+        (ForgottenKind::EndedCall, Some(call(3)))
+    );
+    assert!(
+        audit
+            .events()
+            .iter()
+            .any(|e| matches!(&e.kind, AuditKind::HubForgot { what, .. } if what == "ended_call"))
+    );
+}

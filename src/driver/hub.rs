@@ -430,6 +430,7 @@ impl HubState {
             }
             if self.ended.get(call) == Some(at) {
                 self.ended.remove(call);
+                notes.push(forgotten(ForgottenKind::EndedCall, call, "expired"));
             }
             self.ended_order.pop_front();
         }

@@ -181,6 +181,8 @@ pub enum ForgottenKind {
     AbandonedRequest,
     /// A request that settled (kept to recognise duplicates).
     SettledRequest,
+    /// A call that ended (kept to refuse further requests for it).
+    EndedCall,
 }
 
 impl ForgottenKind {
@@ -190,6 +192,7 @@ impl ForgottenKind {
             Self::EarlyUpdate => "early_update",
             Self::AbandonedRequest => "abandoned_request",
             Self::SettledRequest => "settled_request",
+            Self::EndedCall => "ended_call",
         }
     }
 }
