@@ -16,9 +16,10 @@
 //! It validates what it receives like Graph: a request without `Authorization: Bearer …` gets
 //! `401 InvalidAuthenticationToken`; a wrong `Content-Type`, a body that is not JSON, a
 //! `status` other than `notRecording`/`recording`/`failed` (Graph's `unknown` and
-//! `unknownFutureValue` included), a `clientContext` that is missing or not 1 to 256 printable
-//! ASCII characters, or a call id that is not exactly one path segment get `400 BadRequest`;
-//! bodies over [`MAX_BODY_BYTES`] get `413`; other paths `404` and other methods `405`. Such
+//! `unknownFutureValue` included), a `clientContext` that is present but not a string of 1 to
+//! 256 printable ASCII characters, or a call id that is not exactly one path segment get
+//! `400 BadRequest` (a request without `clientContext`, or with `null`, is valid: Graph's
+//! metadata does not require it, and its answers then carry `null`); bodies over [`MAX_BODY_BYTES`] get `413`; other paths `404` and other methods `405`. Such
 //! requests are recorded but consume no [`Behavior`].
 //!
 //! Every request is recorded ([`Emulator::requests`]) without its bearer token. Everything is
@@ -949,16 +950,22 @@ async fn update_recording_status(
             return finish(&shared, received, response);
         }
     };
-    let Some(context) = context.filter(|c| valid_client_context(c)) else {
-        let response = received.error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Invalid value for 'clientContext': 1 to 256 printable ASCII characters required.",
-            None,
-        );
-        return finish(&shared, received, response);
+    // Graph's metadata makes only `status` non-nullable: a request without `clientContext`
+    // (absent or `null`, as Microsoft's SDKs send it when unset) is accepted, and its
+    // operation carries `"clientContext": null`. One that is present must be valid.
+    let context = match body.get("clientContext") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if valid_client_context(c) => Some(c.clone()),
+        Some(_) => {
+            let response = received.error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Invalid value for 'clientContext': 1 to 256 printable ASCII characters required.",
+                None,
+            );
+            return finish(&shared, received, response);
+        }
     };
-    let context = context.to_owned();
 
     // Valid: the script decides.
     let mut behavior = shared.lock().next_behavior(&normalize_id(&call_id));
@@ -1025,7 +1032,8 @@ struct Accepted {
     version: String,
     call_id: String,
     status: RecordingStatus,
-    context: String,
+    /// `None` when the request had no `clientContext`: Graph then answers with `null`.
+    context: Option<String>,
     operation_id: String,
 }
 

@@ -446,13 +446,6 @@ async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestRe
             "BadRequest",
         ),
         (
-            "no clientContext",
-            GOOD_HEADERS,
-            br#"{"status":"recording"}"#.to_vec(),
-            400,
-            "BadRequest",
-        ),
-        (
             "empty clientContext",
             GOOD_HEADERS,
             body("recording", ""),
@@ -528,16 +521,16 @@ async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestRe
     assert_eq!(answer.status, 200);
 
     let requests = emulator.requests();
-    assert_eq!(requests.len(), 22);
-    assert!(requests[18].client_request_id.is_none());
+    assert_eq!(requests.len(), 21);
+    assert!(requests[17].client_request_id.is_none());
     assert!(!requests[0].authorized);
     assert!(requests[3].authorized);
     assert_eq!(requests[7].status.as_deref(), Some("unknownFutureValue"));
     assert_eq!(
-        requests[13].client_context.as_deref().map(str::len),
+        requests[12].client_context.as_deref().map(str::len),
         Some(257)
     );
-    assert_eq!(requests[17].http_status, 413);
+    assert_eq!(requests[16].http_status, 413);
     assert_eq!(emulator.status_of(CALL), Some(RecordingStatus::Recording));
     assert_no_token(&requests);
     Ok(())
@@ -618,6 +611,60 @@ async fn paths_methods_and_versions() -> TestResult {
 
 // ---------------------------------------------------------------------------------------------
 // Pending operations and notifications
+
+/// Graph's metadata makes only `status` non-nullable, and Microsoft's SDKs omit `clientContext`
+/// when it is unset: the emulator accepts such a request, like Graph, and answers (and notifies)
+/// with `"clientContext": null`.
+#[tokio::test]
+async fn a_request_without_client_context_is_accepted_like_graph() -> TestResult {
+    let emulator = Emulator::start().await?;
+    let mut hook = Webhook::start().await;
+    emulator.set_callback_url(&hook.url);
+    emulator.script(
+        CALL,
+        [
+            Behavior::Complete,
+            Behavior::Running {
+                delay: Duration::from_millis(20),
+                notify: NotifyStyle::default(),
+            },
+        ],
+    );
+    let url = update_url(&emulator.base_url(), CALL);
+    let absent = send(
+        "POST",
+        &url,
+        GOOD_HEADERS,
+        br#"{"status":"recording"}"#.to_vec(),
+    )
+    .await?;
+    assert_eq!(absent.status, 200, "{absent:?}");
+    let v = absent.json();
+    assert_eq!(v["status"], "completed");
+    assert!(v["clientContext"].is_null(), "{v}");
+    assert_eq!(emulator.status_of(CALL), Some(RecordingStatus::Recording));
+
+    let null = br#"{"clientContext":null,"status":"notRecording"}"#.to_vec();
+    let null = send("POST", &url, GOOD_HEADERS, null).await?;
+    assert_eq!(null.status, 200, "{null:?}");
+    assert_eq!(null.json()["status"], "running");
+    assert!(null.json()["clientContext"].is_null());
+    let (_, notification) = hook.next().await;
+    let data = &notification["value"][0]["resourceData"];
+    assert_eq!(data["status"], "completed");
+    assert!(data["clientContext"].is_null(), "{notification}");
+    assert_eq!(
+        emulator.status_of(CALL),
+        Some(RecordingStatus::NotRecording)
+    );
+
+    // Both consumed a behaviour and were recorded without a context.
+    let requests = emulator.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.client_context.is_none()));
+    assert!(requests.iter().all(|r| r.http_status == 200));
+    Ok(())
+}
 
 #[tokio::test]
 async fn running_notifies_the_callback_in_graphs_shape() -> TestResult {
