@@ -17,7 +17,9 @@
 //! Flags: `--calls N` (default 50), `--graph-url URL` (an external Graph-compatible endpoint
 //! instead of the emulator), `--listen ADDR` (webhook, default 127.0.0.1:0), `--callback-url
 //! URL` (what the emulator posts notifications to; default the webhook), `--audit-out FILE`
-//! (JSON lines; default a temporary file), `--token-env VAR` (bearer token for `--graph-url`,
+//! (JSON lines; default a temporary file; an existing file is refused, never deleted),
+//! `--append` (add to an existing `--audit-out` trail, a torn last line included),
+//! `--token-env VAR` (bearer token for `--graph-url`,
 //! default `GRAPH_TOKEN`).
 
 use std::collections::BTreeMap;

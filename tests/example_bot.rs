@@ -1,0 +1,119 @@
+//! The example bot as a user runs it: it never deletes or overwrites the path `--audit-out`
+//! names, appends to it only when asked (a torn last line included), and the trail it leaves
+//! passes the auditor.
+#![cfg(all(feature = "emulator", feature = "reqwest-0_13"))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use recording_status::audit::{JsonLinesSink, verify};
+
+/// The example's binary, next to this test's (`target/<profile>/examples/compliance_bot`),
+/// built with this test's features when `cargo test` did not build it already.
+fn example() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bot = profile_dir
+        .join("examples")
+        .join(format!("compliance_bot{}", std::env::consts::EXE_SUFFIX));
+    if !bot.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "compliance_bot", "--all-features"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example failed");
+    }
+    bot
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(example())
+        .args(["--calls", "6"])
+        .args(args)
+        .output()
+        .expect("the example runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_existing_trail_is_refused_unless_append_and_appended_correctly() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    let path = trail.to_str().unwrap();
+
+    let first = run(&["--audit-out", path]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = std::fs::read(&trail).unwrap();
+    assert!(!before.is_empty());
+
+    // Named again without --append: refused with exit 2, not a byte changed.
+    let refused = run(&["--audit-out", path]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--append"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&trail).unwrap(), before);
+
+    // Tear the last line, as a power loss would, then append.
+    let torn_at = before.len() - 7;
+    std::fs::write(&trail, &before[..torn_at]).unwrap();
+    let appended = run(&["--audit-out", path, "--append"]);
+    assert_eq!(appended.status.code(), Some(0), "{}", stderr(&appended));
+    let after = std::fs::read(&trail).unwrap();
+    assert_eq!(&after[..torn_at], &before[..torn_at], "earlier lines kept");
+    assert!(after.len() > before.len());
+
+    // Both runs' events are read back, and the rule holds over the whole file.
+    let events = JsonLinesSink::read(&trail).unwrap();
+    let complete_lines = before[..torn_at].iter().filter(|&&b| b == b'\n').count();
+    assert!(
+        events.len() > complete_lines,
+        "the second run's events follow"
+    );
+    let verified = verify(&events).unwrap_or_else(|v| panic!("{v:?}"));
+    // The torn line was the first run's last event: the verifier may list that run's call as
+    // left open (the trail no longer shows its end), never one of the second run's.
+    let first_run = &events[..complete_lines];
+    assert!(verified.open.len() <= 1, "{verified:?}");
+    for open in &verified.open {
+        assert!(
+            first_run.iter().any(|e| e.call_id == open.call_id),
+            "{open:?} belongs to the appended run"
+        );
+    }
+}
+
+#[test]
+fn a_device_node_is_never_removed() {
+    // `/dev/null` exists on every Unix machine; run as root, the example once deleted such a
+    // node before opening it.
+    let device = Path::new("/dev/null");
+    if !device.exists() {
+        return;
+    }
+    let refused = run(&["--audit-out", "/dev/null"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        std::fs::metadata(device).is_ok(),
+        "/dev/null is still there"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::metadata(device)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+}
