@@ -217,7 +217,7 @@ pub(crate) fn checks(run: &Run<'_>) -> Vec<Check> {
     match run.emulator {
         Some(view) => {
             checks.push(Check::from_failures(
-                "calls Graph refused by script (8506, failed operations, errors) persisted nothing",
+                "calls whose script never acknowledges recording (8506, failed operations, errors, unreadable answers) persisted nothing",
                 run.calls
                     .iter()
                     .filter(|c| c.scenario.is_some_and(|s| !s.may_record()))
@@ -241,7 +241,7 @@ pub(crate) fn checks(run: &Run<'_>) -> Vec<Check> {
         }
         None => {
             checks.push(Check::not_run(
-                "calls Graph refused by script persisted nothing",
+                "calls whose script never acknowledges recording persisted nothing",
                 "needs the built-in emulator's script",
             ));
             checks.push(Check::not_run(

@@ -87,8 +87,10 @@ impl Scenario {
         vec![first, Behavior::Complete]
     }
 
-    /// Whether Graph acknowledges `recording` in this script, so that media may be persisted
-    /// (under load the bot may still give up first: that is a deadline, not a broken rule).
+    /// Whether Graph acknowledges `recording` in this script, so that media may be persisted.
+    /// Timing decides the rest: under load the bot may give up before an acknowledgement
+    /// (a deadline, not a broken rule), and `TooLate`'s completion may arrive before the bot's
+    /// deadline fires (then it records, rightly).
     pub(crate) fn may_record(self) -> bool {
         matches!(
             self,
@@ -98,6 +100,7 @@ impl Scenario {
                 | Self::Throttled429
                 | Self::Unavailable503
                 | Self::Slow
+                | Self::TooLate
                 | Self::BreaksMidway
         )
     }
