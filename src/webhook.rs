@@ -8,9 +8,11 @@
 //!
 //! The token is an RS256 JWT whose issuer is `https://api.botframework.com`, whose `aud` is the
 //! bot's app id and whose `tid` is the tenant. Its signing keys are published as a JWKS at the
-//! `jwks_uri` of the OpenID configuration at [`OPENID_CONFIGURATION_URL`]. This crate performs
-//! no HTTP: the bot fetches and caches that JWKS and exposes it through a [`KeySource`];
-//! [`StaticKeys`] is a ready-made source built from JWKS JSON.
+//! `jwks_uri` of the OpenID configuration at [`OPENID_CONFIGURATION_URL`]. With the `driver`
+//! feature, [`JwksKeys`] fetches both through the bot's [`Transport`](crate::Transport),
+//! caches the keys, refreshes them on a schedule and on an unknown `kid` (rate-limited), and
+//! keeps the last good keys when a refresh fails. [`StaticKeys`] is a fixed source built from
+//! JWKS JSON, for tests or a bot that fetches keys its own way.
 //!
 //! [`BotFrameworkValidator::validate`] turns the raw header value into an [`Authenticated`]
 //! proof (what the notification hub requires) or an [`AuthError`]. It accepts RS256 only (so `alg: none` and the HS256
@@ -27,6 +29,11 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::auth::Authenticated;
+
+#[cfg(feature = "driver")]
+mod jwks;
+#[cfg(feature = "driver")]
+pub use jwks::{JwksConfig, JwksKeys, KeyRotation};
 
 /// Where Microsoft publishes the OpenID configuration whose `jwks_uri` lists the keys that sign
 /// calling notifications (§2.3 of the reference). Fetch it, then the JWKS, and refresh both

@@ -180,6 +180,15 @@ pub enum AuditKind {
         /// Why: expired, over budget, and what follows.
         reason: String,
     },
+    /// The webhook's signing keys changed on a refresh
+    /// ([`JwksKeys`](crate::webhook::JwksKeys)): from now on tokens signed with the added keys
+    /// are accepted and those signed with the removed ones are refused. Not about a call.
+    KeysRotated {
+        /// Key ids newly published.
+        added: Vec<String>,
+        /// Key ids no longer published.
+        removed: Vec<String>,
+    },
     /// A report of an earlier recording episode (an orphan's `notRecording`, a
     /// reconciliation) was not sent because a later episode of the call had begun (G7).
     ReportSuperseded {

@@ -395,6 +395,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::DrainTimedOut { .. }
             | AuditKind::ReportSuperseded { .. }
             | AuditKind::TrailResumed { .. }
+            | AuditKind::KeysRotated { .. }
             | AuditKind::HubForgot { .. }
             | AuditKind::CallTerminated { .. } => {}
         }
