@@ -90,6 +90,16 @@ use crate::endpoint::Endpoint;
 use crate::status::RecordingStatus;
 use crate::types::{MAX_CLIENT_CONTEXT_LEN, normalize_id};
 
+mod signing;
+pub use signing::TestKey;
+
+/// Where the emulator serves its OpenID configuration (after `http://127.0.0.1:PORT`).
+const OPENID_PATH: &str = "/botframework/.well-known/openidconfiguration";
+/// Where it serves its JWKS.
+const JWKS_PATH: &str = "/botframework/keys";
+/// How long a minted notification token is reused (Bot Framework's live for an hour).
+const TOKEN_REUSE: Duration = Duration::from_secs(30 * 60);
+
 /// The largest request body the emulator reads, in bytes (64 KiB); larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -362,8 +372,15 @@ impl Emulator {
                 default_positions: HashMap::new(),
                 requests: VecDeque::new(),
                 statuses: HashMap::new(),
+                signing: Signing {
+                    app_id: None,
+                    key: TestKey::FIRST,
+                    published: vec![TestKey::FIRST],
+                    token: None,
+                },
             }),
             notifications_sent: AtomicUsize::new(0),
+            notifications_refused: AtomicUsize::new(0),
             stopped: stopped.clone(),
             client: client.build_http(),
         });
@@ -372,6 +389,8 @@ impl Emulator {
                 "/{version}/communications/calls/{id}/updateRecordingStatus",
                 any(update_recording_status),
             )
+            .route(OPENID_PATH, axum::routing::get(openid_configuration))
+            .route(JWKS_PATH, axum::routing::get(jwks))
             .fallback(not_found)
             .with_state(shared.clone())
             .into_make_service_with_connect_info::<ConnTag>();
@@ -468,6 +487,68 @@ impl Emulator {
             .copied()
     }
 
+    /// Signs every notification from now on as Bot Framework does, for the bot whose app id is
+    /// `app_id`: `Authorization: Bearer <RS256 JWT>` with issuer `https://api.botframework.com`
+    /// and audience `app_id`, signed with [`signing_key`](Self::signing_key), whose public half
+    /// is served at [`openid_configuration_url`](Self::openid_configuration_url)'s `jwks_uri`.
+    /// A [`NotifyStyle::bearer`] set on a behaviour still wins (to send a forged token).
+    ///
+    /// # Example
+    /// ```
+    /// # #[cfg(feature = "reqwest-0_13")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use recording_status::emulator::Emulator;
+    /// use recording_status::transports::reqwest_0_13::ReqwestTransport;
+    /// use recording_status::webhook::{BotFrameworkValidator, JwksKeys};
+    ///
+    /// let emulator = Emulator::start().await?;
+    /// emulator.sign_notifications_for("my-app-id");
+    /// let url = emulator.openid_configuration_url();
+    /// let keys = JwksKeys::fetch(ReqwestTransport::new()?, &url).await?;
+    /// let validator = BotFrameworkValidator::new("my-app-id", keys);
+    /// assert!(validator.validate(&emulator.signing_key().mint("my-app-id")).is_ok());
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "reqwest-0_13"))]
+    /// # fn main() {}
+    /// ```
+    pub fn sign_notifications_for(&self, app_id: impl Into<String>) {
+        let mut state = self.shared.lock();
+        state.signing.app_id = Some(app_id.into());
+        state.signing.token = None;
+    }
+
+    /// The OpenID configuration Bot Framework publishes, emulated:
+    /// `http://127.0.0.1:PORT/botframework/.well-known/openidconfiguration`, whose `jwks_uri`
+    /// lists the keys published now.
+    pub fn openid_configuration_url(&self) -> String {
+        format!("http://{}{OPENID_PATH}", self.shared.addr)
+    }
+
+    /// The key notifications are signed with now.
+    pub fn signing_key(&self) -> TestKey {
+        self.shared.lock().signing.key
+    }
+
+    /// Rotates the signing key as Bot Framework does: the next key is published next to the
+    /// current one, and notifications are signed with it from now on. A bot whose key cache
+    /// lacks it sees an unknown `kid` and must refresh. Returns the new key.
+    pub fn rotate_signing_key(&self) -> TestKey {
+        let mut state = self.shared.lock();
+        let next = state.signing.key.next();
+        state.signing.published = vec![state.signing.key, next];
+        state.signing.key = next;
+        state.signing.token = None;
+        tracing::info!(kid = next.kid(), "graph emulator: signing key rotated");
+        next
+    }
+
+    /// How many notification `POST`s the callback URL refused with `401` or `403`.
+    pub fn notifications_refused(&self) -> usize {
+        self.shared.notifications_refused.load(Ordering::Relaxed)
+    }
+
     /// How many notification `POST`s got an HTTP answer from the callback URL.
     pub fn notifications_sent(&self) -> usize {
         self.shared.notifications_sent.load(Ordering::Relaxed)
@@ -508,6 +589,7 @@ struct Shared {
     addr: SocketAddr,
     state: Mutex<EmulatorState>,
     notifications_sent: AtomicUsize,
+    notifications_refused: AtomicUsize,
     stopped: watch::Receiver<bool>,
     client: Client<HttpConnector, Body>,
 }
@@ -541,6 +623,33 @@ struct EmulatorState {
     default_positions: HashMap<String, usize>,
     requests: VecDeque<RecordedRequest>,
     statuses: HashMap<String, RecordingStatus>,
+    signing: Signing,
+}
+
+/// Bot Framework's signing of notifications, emulated.
+struct Signing {
+    /// Whose notifications are signed; `None`: none are.
+    app_id: Option<String>,
+    key: TestKey,
+    published: Vec<TestKey>,
+    /// The token minted last, reused for a while as Bot Framework does.
+    token: Option<(String, tokio::time::Instant)>,
+}
+
+impl Signing {
+    fn authorization(&mut self) -> Option<String> {
+        let app_id = self.app_id.as_deref()?;
+        let fresh = self
+            .token
+            .as_ref()
+            .filter(|(_, minted)| minted.elapsed() < TOKEN_REUSE);
+        if let Some((token, _)) = fresh {
+            return Some(token.clone());
+        }
+        let token = self.key.mint(app_id);
+        self.token = Some((token.clone(), tokio::time::Instant::now()));
+        Some(token)
+    }
 }
 
 impl EmulatorState {
@@ -820,6 +929,30 @@ impl Received {
             Body::from(body.to_string()),
         )
     }
+}
+
+async fn openid_configuration(State(shared): State<Arc<Shared>>) -> Response {
+    let body = json!({
+        "issuer": "https://api.botframework.com",
+        "authorization_endpoint": "https://invalid.botframework.com",
+        "jwks_uri": format!("http://{}{JWKS_PATH}", shared.addr),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    });
+    json_response(body.to_string())
+}
+
+async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    let published = shared.lock().signing.published.clone();
+    json_response(TestKey::jwks(&published))
+}
+
+fn json_response(body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -1243,7 +1376,11 @@ impl Accepted {
             bodies.push(self.notification("updated", "running", Value::Null, style));
         }
         for body in bodies {
-            self.post(&url, body, style.bearer.as_deref()).await;
+            let bearer = match &style.bearer {
+                Some(bearer) => Some(bearer.clone()),
+                None => self.shared.lock().signing.authorization(),
+            };
+            self.post(&url, body, bearer.as_deref()).await;
         }
     }
 
@@ -1329,6 +1466,11 @@ impl Accepted {
                 self.shared
                     .notifications_sent
                     .fetch_add(1, Ordering::Relaxed);
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    self.shared
+                        .notifications_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 if !status.is_success() {
                     tracing::warn!(%status, "graph emulator: callback answered with an error");
                 }

@@ -283,3 +283,34 @@ async fn a_first_fetch_without_usable_keys_fails_clearly() {
         "{error:?}"
     );
 }
+
+/// Tokens signed with a new key arrive together: while one of them refreshes, the others wait
+/// for that refresh and then validate with its keys, instead of being refused.
+#[tokio::test(start_paused = true)]
+async fn notifications_signed_with_a_new_key_all_pass_while_one_refreshes() {
+    let server = KeyServer::new(&["old"]);
+    let inner = server.transport();
+    // A key server that takes 10 ms to answer, so that the validations overlap the fetch.
+    let slow = move |request: HttpRequest| {
+        let answer = inner(request);
+        async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            answer.await
+        }
+    };
+    let keys = JwksKeys::fetch_with(slow, OPENID, config()).await.unwrap();
+    let validator = Arc::new(BotFrameworkValidator::new(APP_ID, keys));
+    server.publish(200, jwks(&["old", "new"]));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let token = token("new");
+    let together: Vec<_> = (0..20)
+        .map(|_| {
+            let (validator, token) = (validator.clone(), token.clone());
+            tokio::spawn(async move { validator.validate_refreshing(&token).await })
+        })
+        .collect();
+    for task in together {
+        assert!(task.await.unwrap().is_ok());
+    }
+    assert_eq!(server.fetches(), 2, "one refresh served all twenty");
+}

@@ -249,14 +249,22 @@ impl<T: Transport> JwksKeys<T> {
 
     /// Refreshes after a token named a `kid` the cache does not hold, unless a fetch was
     /// attempted less than [`JwksConfig::min_refresh_interval`] ago (then nothing is fetched:
-    /// a flood of bogus `kid`s costs at most one fetch per interval). Returns whether it
-    /// fetched new keys.
+    /// a flood of bogus `kid`s costs at most one fetch per interval). Returns whether there are
+    /// new keys to try: this call fetched them, or another caller did while this one waited
+    /// for it (tokens signed with a new key arrive together, and all of them must pass).
     ///
     /// # Cancellation
     /// As [`refresh`](Self::refresh).
     pub async fn refresh_for_unknown_kid(&self) -> bool {
+        let asked = Instant::now();
         let _one = self.inner.fetching.lock().await;
-        if self.times().attempt.elapsed() < self.inner.config.min_refresh_interval {
+        let times = self.times();
+        if times.success >= asked {
+            // Another caller refreshed while this one waited (tokens signed with a new key
+            // arrive together): its keys are the ones to try.
+            return true;
+        }
+        if times.attempt.elapsed() < self.inner.config.min_refresh_interval {
             return false;
         }
         self.refresh_locked().await.is_ok()

@@ -1,0 +1,132 @@
+//! Bot Framework's notification signing, emulated: RSA test keys, their JWKS, and tokens
+//! minted for a bot's app id, so that a bot's own tests of JWT validation need no `openssl`.
+//!
+//! The keys are published in this crate's source: **never trust them outside tests.**
+
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::webhook::BotFrameworkValidator;
+use crate::webhook::StaticKeys;
+
+/// One of the emulator's RSA-2048 test signing keys. The emulator signs with
+/// [`TestKey::FIRST`] until [`Emulator::rotate_signing_key`](super::Emulator::rotate_signing_key).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TestKey {
+    kid: &'static str,
+    /// PKCS#1 DER of the private key.
+    der: &'static [u8],
+    /// The modulus, base64url.
+    n: &'static str,
+}
+
+impl fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestKey {
+    /// The key the emulator signs with first.
+    pub const FIRST: Self = Self {
+        kid: "emulator-signing-1",
+        der: include_bytes!("keys/signing-1.der"),
+        n: include_str!("keys/signing-1.n"),
+    };
+    /// The key a rotation moves to (and then back to [`FIRST`](Self::FIRST)).
+    pub const SECOND: Self = Self {
+        kid: "emulator-signing-2",
+        der: include_bytes!("keys/signing-2.der"),
+        n: include_str!("keys/signing-2.n"),
+    };
+
+    /// The other key: what a rotation moves to.
+    pub fn next(self) -> Self {
+        if self == Self::FIRST {
+            Self::SECOND
+        } else {
+            Self::FIRST
+        }
+    }
+
+    /// The key's `kid`.
+    pub fn kid(&self) -> &'static str {
+        self.kid
+    }
+
+    /// The public key as a JWK, as Bot Framework publishes its keys.
+    pub fn jwk(&self) -> Value {
+        json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "n": self.n.trim(),
+            "e": "AQAB",
+            "endorsements": ["msteams"],
+        })
+    }
+
+    /// A JWKS document holding these keys.
+    pub fn jwks(keys: &[Self]) -> String {
+        json!({ "keys": keys.iter().map(Self::jwk).collect::<Vec<_>>() }).to_string()
+    }
+
+    /// [`StaticKeys`] holding this key, for a validator in a test.
+    ///
+    /// # Panics
+    /// Never: the key is a valid RSA key (a unit test checks it).
+    pub fn static_keys(&self) -> StaticKeys {
+        StaticKeys::from_jwks_json(&Self::jwks(&[*self])).expect("the test key is a valid jwk")
+    }
+
+    /// An `Authorization` header value (`Bearer eyJ…`) as Bot Framework sends with a calling
+    /// notification: RS256, issuer `https://api.botframework.com`, audience `app_id`, valid
+    /// from a minute ago for an hour.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::emulator::TestKey;
+    /// use recording_status::webhook::BotFrameworkValidator;
+    ///
+    /// let validator = BotFrameworkValidator::new("my-app-id", TestKey::FIRST.static_keys());
+    /// assert!(validator.validate(&TestKey::FIRST.mint("my-app-id")).is_ok());
+    /// assert!(validator.validate(&TestKey::FIRST.mint("another-bot")).is_err());
+    /// ```
+    pub fn mint(&self, app_id: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = json!({
+            "iss": BotFrameworkValidator::<StaticKeys>::ISSUER,
+            "aud": app_id,
+            "nbf": now - 60,
+            "exp": now + 3600,
+            "serviceurl": "https://api.botframework.com/",
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.to_owned());
+        let key = EncodingKey::from_rsa_der(self.der);
+        match jsonwebtoken::encode(&header, &claims, &key) {
+            Ok(token) => format!("Bearer {token}"),
+            // Not reachable with these keys; a token nobody accepts is the safe failure.
+            Err(_) => "Bearer unsigned".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_keys_sign_tokens_their_jwks_verifies() {
+        for key in [TestKey::FIRST, TestKey::SECOND] {
+            let validator = BotFrameworkValidator::new("app", key.static_keys());
+            assert!(validator.validate(&key.mint("app")).is_ok(), "{key:?}");
+            let other = BotFrameworkValidator::new("app", key.next().static_keys());
+            assert!(other.validate(&key.mint("app")).is_err());
+        }
+    }
+}
