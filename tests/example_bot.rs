@@ -5,29 +5,34 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use recording_status::audit::{JsonLinesSink, verify};
 
-/// The example's binary, next to this test's (`target/<profile>/examples/compliance_bot`),
-/// built with this test's features when `cargo test` did not build it already.
+/// The example's binary (`target/<profile>/examples/compliance_bot`), built once per test run
+/// with this test's features so that a stale binary is never the one tested.
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let bot = profile_dir
-        .join("examples")
-        .join(format!("compliance_bot{}", std::env::consts::EXE_SUFFIX));
-    if !bot.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "compliance_bot", "--all-features"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the example failed");
-    }
-    bot
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps/<test>");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--example", "compliance_bot", "--all-features"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building the example failed");
+            profile_dir
+                .join("examples")
+                .join(format!("compliance_bot{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -38,8 +43,13 @@ fn run(args: &[&str]) -> Output {
         .expect("the example runs")
 }
 
+/// What the run printed, both streams, for an assertion's message.
 fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]

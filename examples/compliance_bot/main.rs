@@ -39,14 +39,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use recording_status::audit::{AuditSink, JsonLinesSink};
 use recording_status::auth::Authenticated;
-use recording_status::driver::{Driver, DriverConfig, DriverEvent, EndStatus, Started};
+use recording_status::driver::{Driver, DriverConfig, DriverEvent, EndStatus, Hub, Started};
 use recording_status::emulator::Emulator;
 use recording_status::retry::RetryPolicy;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
+use recording_status::webhook::{BotFrameworkValidator, JwksConfig, JwksKeys};
 use recording_status::{AccessToken, CallId, Endpoint, Graph, RetentionWriter};
 use tokio::sync::Semaphore;
 
@@ -55,6 +57,10 @@ use crate::scenario::Scenario;
 
 /// Media tasks per recording call, and how long a recording lasts.
 const STREAMS: usize = 3;
+/// The app id the emulator's notification tokens are addressed to, unless `--app-id` is given.
+const EXAMPLE_APP_ID: &str = "5d1b6c29-0000-4000-8000-c0ffee000001";
+/// When the emulator rotates its signing key.
+const ROTATE_AFTER: Duration = Duration::from_millis(1_200);
 /// Media files open at once across all calls: a bot at 10,000 calls must not run out of file
 /// descriptors. A media task waits for a slot; if the call stops first, it writes nothing.
 const MAX_OPEN_MEDIA_FILES: usize = 1_024;
@@ -70,6 +76,9 @@ struct Args {
     audit_out: Option<PathBuf>,
     append: bool,
     token_env: String,
+    app_id: Option<String>,
+    openid_url: Option<String>,
+    insecure_unauthenticated_webhook: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -81,6 +90,9 @@ fn parse_args() -> Result<Args, String> {
         audit_out: None,
         append: false,
         token_env: "GRAPH_TOKEN".to_owned(),
+        app_id: None,
+        openid_url: None,
+        insecure_unauthenticated_webhook: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,10 +113,14 @@ fn parse_args() -> Result<Args, String> {
             "--audit-out" => args.audit_out = Some(PathBuf::from(value()?)),
             "--append" => args.append = true,
             "--token-env" => args.token_env = value()?,
+            "--app-id" => args.app_id = Some(value()?),
+            "--openid-url" => args.openid_url = Some(value()?),
+            "--insecure-unauthenticated-webhook" => args.insecure_unauthenticated_webhook = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: compliance_bot [--calls N] [--graph-url URL] [--listen ADDR] \
-                     [--callback-url URL] [--audit-out FILE [--append]] [--token-env VAR]"
+                     [--callback-url URL] [--audit-out FILE [--append]] [--token-env VAR] \
+                     [--app-id ID --openid-url URL | --insecure-unauthenticated-webhook]"
                         .to_owned(),
                 );
             }
@@ -117,6 +133,15 @@ fn parse_args() -> Result<Args, String> {
                     Graph posts to the callback URI the call was answered with"
                 .to_owned(),
         );
+    }
+    if args.graph_url.is_some()
+        && (args.app_id.is_none() || args.openid_url.is_none())
+        && !args.insecure_unauthenticated_webhook
+    {
+        return Err("--graph-url needs --app-id and --openid-url to authenticate notifications \
+                    (Bot Framework's is https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration), \
+                    or --insecure-unauthenticated-webhook to accept them unauthenticated"
+            .to_owned());
     }
     if args.calls == 0 || args.calls > 10_000 {
         return Err("--calls must be between 1 and 10000".to_owned());
@@ -159,12 +184,22 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         )
         .into());
     }
+    // With --append, the checks judge this run's events: those after the trail's earlier ones.
+    let earlier_events = if audit_path.exists() {
+        JsonLinesSink::read(&audit_path)?.len()
+    } else {
+        0
+    };
     let audit: Arc<dyn AuditSink> = Arc::new(JsonLinesSink::open(&audit_path)?);
 
     // The webhook first, so the emulator knows where to post.
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let webhook_addr = listener.local_addr()?;
 
+    let app_id = args
+        .app_id
+        .clone()
+        .unwrap_or_else(|| EXAMPLE_APP_ID.to_owned());
     let (endpoint, token, emulator) = match &args.graph_url {
         Some(url) => {
             let token = std::env::var(&args.token_env)
@@ -178,6 +213,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
                 .clone()
                 .unwrap_or_else(|| format!("http://{webhook_addr}/api/calls"));
             emulator.set_callback_url(callback);
+            // The emulator signs every notification like Bot Framework, for this app id.
+            emulator.sign_notifications_for(app_id.clone());
             (
                 emulator.endpoint(),
                 AccessToken::new("emulator-token"),
@@ -197,28 +234,48 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
                 .with_deadline(Duration::from_secs(15))
                 .with_max_retry_after(Duration::from_secs(5)),
         );
-    let graph = Graph::new(transport, token).with_endpoint(endpoint.clone());
+    let graph = Graph::new(transport.clone(), token).with_endpoint(endpoint.clone());
     let (driver, mut events) = Driver::new(graph, audit.clone(), config);
 
-    // The webhook: in production, validate the Bot Framework JWT first (feature `jwt`,
-    // `webhook::BotFrameworkValidator`). The emulator posts over loopback without a token.
-    let hub = driver.hub().clone();
+    // The webhook's keys: Bot Framework's (or the emulator's) OpenID configuration and JWKS,
+    // fetched through the same transport, refreshed hourly and on an unknown `kid`. Rotations
+    // are recorded in the trail.
+    let openid_url = match (&emulator, &args.openid_url) {
+        (_, Some(url)) => Some(url.clone()),
+        (Some(emulator), None) => Some(emulator.openid_configuration_url()),
+        (None, None) => None,
+    };
+    let validator = match openid_url {
+        Some(url) if !args.insecure_unauthenticated_webhook => {
+            // 60 s between refreshes caused by unknown `kid`s is the default; the emulator
+            // rotates its key a second into the run, so the example allows one a second.
+            let config = JwksConfig::default().with_min_refresh_interval(Duration::from_secs(1));
+            let keys = JwksKeys::fetch_with(transport.clone(), &url, config)
+                .await?
+                .with_audit(audit.clone());
+            tokio::spawn({
+                let keys = keys.clone();
+                async move { keys.refresh_periodically().await }
+            });
+            Some(Arc::new(BotFrameworkValidator::new(app_id.clone(), keys)))
+        }
+        _ => {
+            println!(
+                "WARNING: --insecure-unauthenticated-webhook: notifications are accepted without \
+                 authentication; the trail marks each one (`via: elsewhere: …`)"
+            );
+            None
+        }
+    };
+    let webhook = Webhook {
+        hub: driver.hub().clone(),
+        validator,
+        refused: Arc::new(AtomicUsize::new(0)),
+    };
+    let refused = webhook.refused.clone();
     let app = Router::new()
-        .route(
-            "/api/calls",
-            post(
-                |State(hub): State<recording_status::driver::Hub>, body: Bytes| async move {
-                    let proof = Authenticated::danger_authenticated_elsewhere(
-                        "compliance_bot example: loopback emulator, no JWT",
-                    );
-                    match hub.deliver(&proof, &body) {
-                        Ok(_) => StatusCode::ACCEPTED,
-                        Err(_) => StatusCode::BAD_REQUEST,
-                    }
-                },
-            ),
-        )
-        .with_state(hub);
+        .route("/api/calls", post(Webhook::handle))
+        .with_state(webhook);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -286,6 +343,11 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             run
         }));
     }
+    // Bot Framework rotates its keys; so does the emulator, while the calls run.
+    if let Some(emulator) = &emulator {
+        tokio::time::sleep(ROTATE_AFTER.saturating_sub(started_at.elapsed())).await;
+        emulator.rotate_signing_key();
+    }
     let mut calls = Vec::with_capacity(tasks.len());
     for t in tasks {
         calls.push(t.await?);
@@ -306,6 +368,7 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             requests: requests.len(),
             unauthorized: requests.iter().filter(|r| !r.authorized).count(),
             notifications: emulator.notifications_sent(),
+            notifications_refused: emulator.notifications_refused(),
         }
     });
     if let Some(emulator) = emulator {
@@ -315,9 +378,11 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     let trail = JsonLinesSink::read(&audit_path)?;
     let run = Run {
         calls: &calls,
-        trail: &trail,
+        trail: trail.get(earlier_events..).unwrap_or_default(),
         emulator: view,
         late,
+        webhook_refused: refused.load(Ordering::Relaxed),
+        authenticated: !args.insecure_unauthenticated_webhook,
     };
     let checks = report::checks(&run);
     let passed = report::print(&run, &checks);
@@ -329,6 +394,45 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         peak_memory().unwrap_or_else(|| "unknown".to_owned())
     );
     Ok(passed)
+}
+
+/// The notification webhook: authenticate, then hand the body to the driver's hub.
+#[derive(Clone)]
+struct Webhook {
+    hub: Hub,
+    /// `None` only with `--insecure-unauthenticated-webhook`.
+    validator: Option<Arc<BotFrameworkValidator<JwksKeys<ReqwestTransport>>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl Webhook {
+    /// `202` once the hub has the body, `401` for a token that does not validate (the body is
+    /// not read), `400` for a body that is not a `commsNotifications` document.
+    async fn handle(State(webhook): State<Self>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        let proof = match &webhook.validator {
+            Some(validator) => {
+                let authorization = headers
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                match validator.validate_refreshing(authorization).await {
+                    Ok(proof) => proof,
+                    Err(e) => {
+                        webhook.refused.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("webhook: refused a notification: {e}");
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                }
+            }
+            None => Authenticated::danger_authenticated_elsewhere(
+                "compliance_bot --insecure-unauthenticated-webhook",
+            ),
+        };
+        match webhook.hub.deliver(&proof, &body) {
+            Ok(_) => StatusCode::ACCEPTED,
+            Err(_) => StatusCode::BAD_REQUEST,
+        }
+    }
 }
 
 /// `done/total` on stderr, redrawn four times a second.

@@ -37,6 +37,8 @@ pub(crate) struct EmulatorView {
     pub(crate) requests: usize,
     pub(crate) unauthorized: usize,
     pub(crate) notifications: usize,
+    /// Notifications the webhook answered `401`/`403`.
+    pub(crate) notifications_refused: usize,
 }
 
 /// Late completions the driver surfaced, and the reconciliations that failed.
@@ -160,6 +162,10 @@ pub(crate) struct Run<'a> {
     pub(crate) trail: &'a [AuditEvent],
     pub(crate) emulator: Option<EmulatorView>,
     pub(crate) late: LateView,
+    /// Notifications the webhook refused (a token that did not validate).
+    pub(crate) webhook_refused: usize,
+    /// Whether the webhook validated tokens (not `--insecure-unauthenticated-webhook`).
+    pub(crate) authenticated: bool,
 }
 
 /// The checks, each judged from the trail, the bytes on disk, and (when there is one) the
@@ -210,6 +216,32 @@ pub(crate) fn checks(run: &Run<'_>) -> Vec<Check> {
             })
             .collect(),
     ));
+    if run.authenticated {
+        checks.push(Check::from_failures(
+            "every notification acted on was authenticated (Bot Framework JWT, rotating keys)",
+            match &verified {
+                Ok(v) => v
+                    .unauthenticated
+                    .iter()
+                    .map(|u| format!("{}: line {} via {}", u.call_id, u.index + 1, u.via))
+                    .collect(),
+                Err(_) => vec!["not judged: the trail breaks the rule".to_owned()],
+            },
+        ));
+        checks.push(Check::from_failures(
+            "no notification was refused by the webhook",
+            if run.webhook_refused == 0 {
+                Vec::new()
+            } else {
+                vec![format!("{} refused (see stderr)", run.webhook_refused)]
+            },
+        ));
+    } else {
+        checks.push(Check::not_run(
+            "every notification acted on was authenticated",
+            "--insecure-unauthenticated-webhook was given",
+        ));
+    }
     checks.push(Check::from_failures(
         "every late completion surfaced was reconciled",
         run.late.reconcile_failures.clone(),
@@ -320,10 +352,19 @@ pub(crate) fn print(run: &Run<'_>, checks: &[Check]) -> bool {
     }
     println!();
     println!("late completions surfaced: {}", run.late.surfaced);
+    let rotations = run
+        .trail
+        .iter()
+        .filter(|e| matches!(e.kind, AuditKind::KeysRotated { .. }))
+        .count();
+    println!(
+        "webhook: {} notifications refused; signing key rotations picked up (trail): {rotations}",
+        run.webhook_refused
+    );
     if let Some(view) = run.emulator {
         println!(
-            "emulator: {} requests, {} notifications sent",
-            view.requests, view.notifications
+            "emulator: {} requests, {} notifications sent, {} refused by the webhook",
+            view.requests, view.notifications, view.notifications_refused
         );
     }
 
