@@ -1277,3 +1277,60 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     emulator.shutdown().await;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bot Framework signing
+
+/// The emulator signs notifications like Bot Framework, serves the keys at its OpenID
+/// configuration's `jwks_uri`, and rotates them: a bot validating through `JwksKeys` accepts
+/// every notification across the rotation, and refuses a token minted for another bot.
+#[tokio::test]
+async fn notifications_are_signed_and_keys_rotate() -> TestResult {
+    use recording_status::emulator::TestKey;
+    use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksKeys};
+
+    const APP: &str = "2f0a7c1e-0000-4000-8000-00000000b07";
+    let emulator = Emulator::start().await?;
+    let mut hook = Webhook::start().await;
+    emulator.set_callback_url(&hook.url);
+    emulator.sign_notifications_for(APP);
+    emulator.script_default([Behavior::Running {
+        delay: Duration::from_millis(10),
+        notify: NotifyStyle::default(),
+    }]);
+
+    let keys = JwksKeys::fetch(transport(), &emulator.openid_configuration_url()).await?;
+    assert_eq!(
+        keys.current().kids().collect::<Vec<_>>(),
+        [TestKey::FIRST.kid()]
+    );
+    let validator = BotFrameworkValidator::new(APP, keys.clone());
+
+    assert_eq!(update(&emulator, CALL).await.status, 200);
+    let (headers, _) = hook.next().await;
+    let first = headers["authorization"].to_str()?.to_owned();
+    assert!(validator.validate_refreshing(&first).await.is_ok());
+
+    assert_eq!(emulator.rotate_signing_key(), TestKey::SECOND);
+    assert_eq!(update(&emulator, OTHER).await.status, 200);
+    let (headers, _) = hook.next().await;
+    let second = headers["authorization"].to_str()?.to_owned();
+    assert_ne!(first, second);
+    assert_eq!(validator.validate(&second), Err(AuthError::UnknownKey));
+    // The first fetch was just now: the rate limit holds the refresh back …
+    assert_eq!(
+        validator.validate_refreshing(&second).await,
+        Err(AuthError::UnknownKey)
+    );
+    // … and a refresh publishes both keys, as Bot Framework does during a rotation.
+    let rotation = keys.refresh().await?;
+    assert_eq!(rotation.added, [TestKey::SECOND.kid()]);
+    assert!(rotation.removed.is_empty());
+    assert!(validator.validate(&second).is_ok());
+    assert!(validator.validate(&first).is_ok());
+
+    let other_bot = BotFrameworkValidator::new("another-bot", keys);
+    assert_eq!(other_bot.validate(&second), Err(AuthError::WrongAudience));
+    assert_eq!(emulator.notifications_refused(), 0);
+    Ok(())
+}
