@@ -59,6 +59,8 @@ use crate::scenario::Scenario;
 const STREAMS: usize = 3;
 /// The app id the emulator's notification tokens are addressed to, unless `--app-id` is given.
 const EXAMPLE_APP_ID: &str = "5d1b6c29-0000-4000-8000-c0ffee000001";
+/// How many more times a reconciliation that got no answer is tried.
+const RECONCILE_RETRIES: usize = 3;
 /// When the emulator rotates its signing key.
 const ROTATE_AFTER: Duration = Duration::from_millis(1_200);
 /// Media files open at once across all calls: a bot at 10,000 calls must not run out of file
@@ -295,7 +297,18 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             while let Some(event) = events.recv().await {
                 match event {
                     DriverEvent::LateCompletion(l) => {
-                        let result = driver.reconcile(&l, EndStatus::NotRecording).await;
+                        // Under load a report may go unanswered: `reconcile` may be called
+                        // again with the same `late`, so try a few times.
+                        let mut result = driver.reconcile(&l, EndStatus::NotRecording).await;
+                        for _ in 0..RECONCILE_RETRIES {
+                            match &result {
+                                Err(e) if e.is_unknown_outcome() => {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                    result = driver.reconcile(&l, EndStatus::NotRecording).await;
+                                }
+                                _ => break,
+                            }
+                        }
                         let mut late = late.lock().unwrap_or_else(|e| e.into_inner());
                         late.surfaced += 1;
                         if let Err(e) = result {
