@@ -22,6 +22,11 @@
 //! metadata does not require it, and its answers then carry `null`); bodies over [`MAX_BODY_BYTES`] get `413`; other paths `404` and other methods `405`. Such
 //! requests are recorded but consume no [`Behavior`].
 //!
+//! With [`Emulator::sign_notifications_for`], it signs notifications like Bot Framework (RS256
+//! with a [`TestKey`], issuer `https://api.botframework.com`, the bot's app id as audience),
+//! publishes the keys at [`Emulator::openid_configuration_url`], and rotates them on
+//! [`Emulator::rotate_signing_key`].
+//!
 //! Every request is recorded ([`Emulator::requests`]) without its bearer token. Everything is
 //! bounded: request bodies, recorded requests ([`MAX_RECORDED_REQUESTS`]), recorded strings.
 //!
@@ -90,15 +95,17 @@ use crate::endpoint::Endpoint;
 use crate::status::RecordingStatus;
 use crate::types::{MAX_CLIENT_CONTEXT_LEN, normalize_id};
 
+mod connection;
+mod notify;
+mod script;
 mod signing;
-pub use signing::TestKey;
 
-/// Where the emulator serves its OpenID configuration (after `http://127.0.0.1:PORT`).
-const OPENID_PATH: &str = "/botframework/.well-known/openidconfiguration";
-/// Where it serves its JWKS.
-const JWKS_PATH: &str = "/botframework/keys";
-/// How long a minted notification token is reused (Bot Framework's live for an hour).
-const TOKEN_REUSE: Duration = Duration::from_secs(30 * 60);
+use connection::{ConnControl, ConnTag, ControlledListener, TruncatedStream};
+use notify::Settle;
+use script::Script;
+pub use script::{Behavior, MalformedBody, NotifyStyle, RetryAfter};
+pub use signing::TestKey;
+use signing::{JWKS_PATH, OPENID_PATH, Signing, jwks, openid_configuration};
 
 /// The largest request body the emulator reads, in bytes (64 KiB); larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -118,180 +125,6 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
 const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
-
-/// What the emulator does with an accepted `updateRecordingStatus` request.
-///
-/// Scripts are lists of behaviours: each valid request consumes the next one, and the last one
-/// repeats (see [`Emulator::script`]).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Behavior {
-    /// `200`, `Location`, and an operation with status `completed`: the update took effect.
-    Complete,
-    /// `200` and an operation with status `running`; after `delay`, the operation completes
-    /// (the call's status is updated) and a `completed` notification is `POST`ed to the callback
-    /// URL, shaped by `notify`.
-    Running {
-        /// How long after the response the operation completes.
-        delay: Duration,
-        /// How the notification is sent.
-        notify: NotifyStyle,
-    },
-    /// Like [`Behavior::Running`], but the notification says `failed`, with a `resultInfo`
-    /// carrying `code` and `subcode`; the call's status does not change.
-    RunningThenFail {
-        /// How long after the response the operation fails.
-        delay: Duration,
-        /// `resultInfo.code`.
-        code: i64,
-        /// `resultInfo.subcode`.
-        subcode: i64,
-    },
-    /// `200` and an operation with status `failed` and this `resultInfo`.
-    Failed {
-        /// `resultInfo.code`.
-        code: i64,
-        /// `resultInfo.subcode`.
-        subcode: i64,
-        /// `resultInfo.message`.
-        message: String,
-    },
-    /// Graph's throttling answer: the error envelope with `status` (`429` or `503`) and a
-    /// `Retry-After` header.
-    Throttle {
-        /// The HTTP status; anything that is not a 4xx or 5xx status is sent as `429`.
-        status: u16,
-        /// The `Retry-After` header.
-        retry_after: RetryAfter,
-    },
-    /// A server error envelope with `status` (`500`, `502`, `504`); anything that is not a 5xx
-    /// status is sent as `500`.
-    ServerError {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// Waits `delay` before doing `then`.
-    Slow {
-        /// How long to wait before answering.
-        delay: Duration,
-        /// What to do afterwards.
-        then: Box<Self>,
-    },
-    /// `200` with a body that is not an operation.
-    Malformed(MalformedBody),
-    /// `403` with `{"error":{"code":"8506","message":"API call not allowed for non-Compliance
-    /// Recording call",…}}`, Graph's answer for calls that are not policy-recording calls.
-    Forbidden8506,
-    /// Closes the TCP connection without answering; recorded with `http_status` `0`.
-    DropConnection,
-    /// Sends `200` with a `Content-Length` larger than the bytes that follow, then closes the
-    /// connection.
-    TruncatedBody,
-    /// `200` and a `completed` operation, but the `Location` header points to
-    /// `https://evil.example/…`: clients must never follow it with their token.
-    ForeignLocation,
-}
-
-/// How a [`Behavior::Running`] notification is sent.
-///
-/// The default sends one notification, with ids as in the response (lower case with dashes),
-/// status `completed`, and no `Authorization` header.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct NotifyStyle {
-    /// Sends the same notification body twice.
-    pub duplicate: bool,
-    /// After the final notification, also sends a stale one saying `running`.
-    pub out_of_order: bool,
-    /// Ids in resource paths are upper case without dashes, as Graph notifies them
-    /// (`57DAB8B1894C409AB240BD8BEAE78896`).
-    pub upper_dashless_ids: bool,
-    /// Statuses are PascalCase (`Completed`), as in Graph's metadata.
-    pub pascal_case: bool,
-    /// The `Authorization` header value sent with notifications (e.g. `Bearer eyJ…`), if any.
-    pub bearer: Option<String>,
-}
-
-impl NotifyStyle {
-    /// Everything Graph may do at once: duplicated, followed by a stale `running`, upper-case
-    /// dash-less ids, PascalCase statuses (no `Authorization` header).
-    ///
-    /// # Example
-    /// ```
-    /// use recording_status::emulator::NotifyStyle;
-    ///
-    /// let style = NotifyStyle::messy().with_bearer("Bearer eyJ0eXAi…");
-    /// assert!(style.duplicate && style.out_of_order && style.upper_dashless_ids && style.pascal_case);
-    /// ```
-    #[must_use]
-    pub fn messy() -> Self {
-        Self::default()
-            .with_duplicate()
-            .with_out_of_order()
-            .with_upper_dashless_ids()
-            .with_pascal_case()
-    }
-
-    /// Sets [`duplicate`](Self::duplicate).
-    #[must_use]
-    pub fn with_duplicate(mut self) -> Self {
-        self.duplicate = true;
-        self
-    }
-
-    /// Sets [`out_of_order`](Self::out_of_order).
-    #[must_use]
-    pub fn with_out_of_order(mut self) -> Self {
-        self.out_of_order = true;
-        self
-    }
-
-    /// Sets [`upper_dashless_ids`](Self::upper_dashless_ids).
-    #[must_use]
-    pub fn with_upper_dashless_ids(mut self) -> Self {
-        self.upper_dashless_ids = true;
-        self
-    }
-
-    /// Sets [`pascal_case`](Self::pascal_case).
-    #[must_use]
-    pub fn with_pascal_case(mut self) -> Self {
-        self.pascal_case = true;
-        self
-    }
-
-    /// Sets the `Authorization` header value sent with notifications (e.g. `Bearer eyJ…`).
-    #[must_use]
-    pub fn with_bearer(mut self, authorization: impl Into<String>) -> Self {
-        self.bearer = Some(authorization.into());
-        self
-    }
-}
-
-/// The `Retry-After` header of a [`Behavior::Throttle`] answer.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum RetryAfter {
-    /// Delta-seconds: `Retry-After: 7`.
-    Seconds(u64),
-    /// An IMF-fixdate this long from now, rounded up to the next whole second:
-    /// `Retry-After: Fri, 27 Nov 2026 06:00:00 GMT`.
-    HttpDate(Duration),
-    /// No `Retry-After` header.
-    None,
-}
-
-/// The body of a [`Behavior::Malformed`] answer.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum MalformedBody {
-    /// An HTML error page, with `Content-Type: text/html`.
-    Html,
-    /// The operation's JSON cut in the middle, with `Content-Type: application/json`.
-    TruncatedJson,
-    /// An empty body.
-    Empty,
-}
 
 /// One request the emulator received.
 #[derive(Debug, Clone)]
@@ -626,32 +459,6 @@ struct EmulatorState {
     signing: Signing,
 }
 
-/// Bot Framework's signing of notifications, emulated.
-struct Signing {
-    /// Whose notifications are signed; `None`: none are.
-    app_id: Option<String>,
-    key: TestKey,
-    published: Vec<TestKey>,
-    /// The token minted last, reused for a while as Bot Framework does.
-    token: Option<(String, tokio::time::Instant)>,
-}
-
-impl Signing {
-    fn authorization(&mut self) -> Option<String> {
-        let app_id = self.app_id.as_deref()?;
-        let fresh = self
-            .token
-            .as_ref()
-            .filter(|(_, minted)| minted.elapsed() < TOKEN_REUSE);
-        if let Some((token, _)) = fresh {
-            return Some(token.clone());
-        }
-        let token = self.key.mint(app_id);
-        self.token = Some((token.clone(), tokio::time::Instant::now()));
-        Some(token)
-    }
-}
-
 impl EmulatorState {
     /// The behaviour for the next valid request of `call` (normalised id).
     fn next_behavior(&mut self, call: &str) -> Behavior {
@@ -667,181 +474,6 @@ impl EmulatorState {
         let (behavior, next) = self.default.at(*position);
         *position = next;
         behavior
-    }
-}
-
-struct Script {
-    behaviors: Vec<Behavior>,
-    next: usize,
-}
-
-impl Script {
-    fn new(behaviors: Vec<Behavior>) -> Self {
-        Self { behaviors, next: 0 }
-    }
-
-    /// The behaviour at `position` (the last one repeats) and the position after it.
-    fn at(&self, position: usize) -> (Behavior, usize) {
-        let last = self.behaviors.len().saturating_sub(1);
-        let index = position.min(last);
-        let behavior = self
-            .behaviors
-            .get(index)
-            .cloned()
-            .unwrap_or(Behavior::Complete);
-        (behavior, (index + 1).min(last))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Connections the handler can drop
-
-/// Per-connection control: a handler can make the connection fail.
-#[derive(Debug, Default)]
-struct ConnControl {
-    killed: AtomicBool,
-}
-
-impl ConnControl {
-    fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
-    }
-
-    fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
-    }
-}
-
-/// The connection info handlers receive: the peer, and the connection's control.
-#[derive(Debug, Clone)]
-struct ConnTag {
-    control: Arc<ConnControl>,
-}
-
-impl Connected<IncomingStream<'_, ControlledListener>> for ConnTag {
-    fn connect_info(stream: IncomingStream<'_, ControlledListener>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-struct ControlledListener {
-    inner: TcpListener,
-}
-
-impl Listener for ControlledListener {
-    type Io = ControlledStream;
-    type Addr = ConnTag;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let control = Arc::new(ConnControl::default());
-                    return (
-                        ControlledStream {
-                            inner: stream,
-                            control: control.clone(),
-                        },
-                        ConnTag { control },
-                    );
-                }
-                Err(e) => {
-                    // E.g. too many open files: wait instead of spinning.
-                    tracing::debug!(error = %e, "graph emulator: accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(ConnTag {
-            control: Arc::default(),
-        })
-    }
-}
-
-/// A TCP stream that fails every operation once its connection has been killed, so that the
-/// server closes it without writing anything more.
-struct ControlledStream {
-    inner: TcpStream,
-    control: Arc<ConnControl>,
-}
-
-fn killed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionReset,
-        "connection dropped by the graph emulator",
-    )
-}
-
-impl AsyncRead for ControlledStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.control.is_killed() {
-            return Poll::Ready(Err(killed()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ControlledStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.control.is_killed() {
-            return Poll::Ready(Err(killed()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.control.is_killed() {
-            return Poll::Ready(Err(killed()));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A body that sends one chunk, pauses so the server flushes it, then ends early (the
-/// `Content-Length` promised more) and kills the connection.
-struct TruncatedStream {
-    chunk: Option<Bytes>,
-    pause: Option<Pin<Box<tokio::time::Sleep>>>,
-    control: Arc<ConnControl>,
-}
-
-impl hyper::body::Body for TruncatedStream {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        let this = &mut *self;
-        if let Some(chunk) = this.chunk.take() {
-            this.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(50))));
-            return Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))));
-        }
-        if let Some(pause) = this.pause.as_mut() {
-            if pause.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.pause = None;
-        }
-        this.control.kill();
-        Poll::Ready(None)
     }
 }
 
@@ -929,30 +561,6 @@ impl Received {
             Body::from(body.to_string()),
         )
     }
-}
-
-async fn openid_configuration(State(shared): State<Arc<Shared>>) -> Response {
-    let body = json!({
-        "issuer": "https://api.botframework.com",
-        "authorization_endpoint": "https://invalid.botframework.com",
-        "jwks_uri": format!("http://{}{JWKS_PATH}", shared.addr),
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-    });
-    json_response(body.to_string())
-}
-
-async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
-    let published = shared.lock().signing.published.clone();
-    json_response(TestKey::jwks(&published))
-}
-
-fn json_response(body: String) -> Response {
-    let mut response = Response::new(Body::from(body));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -1330,161 +938,6 @@ impl Accepted {
             }
         }
     }
-
-    /// After `delay`: settles the operation and notifies the callback URL.
-    fn settle_later(self, delay: Duration, settle: Settle, style: NotifyStyle) {
-        let mut stopped = self.shared.stopped.clone();
-        tokio::spawn(async move {
-            let work = async {
-                tokio::time::sleep(delay).await;
-                if matches!(settle, Settle::Completed) {
-                    self.shared.set_status(&self.call_id, self.status);
-                }
-                self.notify(&settle, &style).await;
-            };
-            tokio::select! {
-                () = work => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
-            }
-        });
-    }
-
-    async fn notify(&self, settle: &Settle, style: &NotifyStyle) {
-        let Some(url) = self.shared.lock().callback_url.clone() else {
-            tracing::warn!(
-                call_id = %self.call_id,
-                "graph emulator: no callback url set; notification dropped"
-            );
-            return;
-        };
-        let (status, result) = match settle {
-            Settle::Completed => (
-                "completed",
-                result_info(200, 0, "Action completed successfully."),
-            ),
-            Settle::Failed { code, subcode } => (
-                "failed",
-                result_info(*code, *subcode, "Update recording status failed."),
-            ),
-        };
-        let final_body = self.notification("deleted", status, result, style);
-        let mut bodies = vec![final_body.clone()];
-        if style.duplicate {
-            bodies.push(final_body);
-        }
-        if style.out_of_order {
-            bodies.push(self.notification("updated", "running", Value::Null, style));
-        }
-        for body in bodies {
-            let bearer = match &style.bearer {
-                Some(bearer) => Some(bearer.clone()),
-                None => self.shared.lock().signing.authorization(),
-            };
-            self.post(&url, body, bearer.as_deref()).await;
-        }
-    }
-
-    /// A `commsNotifications` body for this operation.
-    fn notification(
-        &self,
-        change: &str,
-        status: &str,
-        result: Value,
-        style: &NotifyStyle,
-    ) -> String {
-        let (call, operation) = if style.upper_dashless_ids {
-            (
-                normalize_id(&self.call_id).to_ascii_uppercase(),
-                normalize_id(&self.operation_id).to_ascii_uppercase(),
-            )
-        } else {
-            (encode_segment(&self.call_id), self.operation_id.clone())
-        };
-        let status = if style.pascal_case {
-            pascal(status)
-        } else {
-            status.to_owned()
-        };
-        let path = format!("/communications/calls/{call}/operations/{operation}");
-        json!({
-            "@odata.type": "#microsoft.graph.commsNotifications",
-            "value": [{
-                "@odata.type": "#microsoft.graph.commsNotification",
-                "changeType": change,
-                "resource": format!("/app/calls/{call}/operations/{operation}"),
-                "resourceUrl": path,
-                "resourceData": {
-                    "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
-                    "@odata.id": path,
-                    "clientContext": self.context,
-                    "resultInfo": result,
-                    "status": status,
-                },
-            }],
-        })
-        .to_string()
-    }
-
-    async fn post(&self, url: &str, body: String, bearer: Option<&str>) {
-        let mut request = http::Request::new(Body::from(body));
-        *request.method_mut() = Method::POST;
-        match url.parse::<http::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
-                *request.uri_mut() = uri;
-            }
-            _ => {
-                tracing::warn!(
-                    "graph emulator: callback url is not an http url; notification dropped"
-                );
-                return;
-            }
-        }
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(id) = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {
-            headers.insert(CLIENT_REQUEST_ID, id);
-        }
-        if let Some(bearer) = bearer {
-            match HeaderValue::try_from(bearer) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, value);
-                }
-                Err(_) => tracing::warn!("graph emulator: invalid callback authorization header"),
-            }
-        }
-        let sent = tokio::time::timeout(NOTIFY_TIMEOUT, async {
-            let response = self.shared.client.request(request).await?;
-            let status = response.status();
-            // Drain (bounded) so the connection can be reused.
-            let _ = axum::body::to_bytes(Body::new(response.into_body()), MAX_BODY_BYTES).await;
-            Ok::<_, hyper_util::client::legacy::Error>(status)
-        })
-        .await;
-        match sent {
-            Ok(Ok(status)) => {
-                self.shared
-                    .notifications_sent
-                    .fetch_add(1, Ordering::Relaxed);
-                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                    self.shared
-                        .notifications_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                if !status.is_success() {
-                    tracing::warn!(%status, "graph emulator: callback answered with an error");
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "graph emulator: notification not delivered"),
-            Err(_) => tracing::warn!("graph emulator: notification timed out"),
-        }
-    }
-}
-
-/// How a pending operation ends.
-enum Settle {
-    Completed,
-    Failed { code: i64, subcode: i64 },
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! Bot Framework's notification signing, emulated: RSA test keys, their JWKS, and tokens
-//! minted for a bot's app id, so that a bot's own tests of JWT validation need no `openssl`.
+//! minted for a bot's app id, so that a bot's own tests of JWT validation need no `openssl`;
+//! and the key server, which publishes the OpenID configuration and the JWKS on loopback.
 //!
 //! The keys are published in this crate's source: **never trust them outside tests.**
 
@@ -10,6 +11,8 @@ use serde_json::{Value, json};
 
 use crate::webhook::BotFrameworkValidator;
 use crate::webhook::StaticKeys;
+
+use super::{Arc, Body, CONTENT_TYPE, Duration, HeaderValue, Response, Shared, State};
 
 /// One of the emulator's RSA-2048 test signing keys. The emulator signs with
 /// [`TestKey::FIRST`] until [`Emulator::rotate_signing_key`](super::Emulator::rotate_signing_key).
@@ -114,6 +117,66 @@ impl TestKey {
             Err(_) => "Bearer unsigned".to_owned(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key server: the OpenID configuration and JWKS, and the signing state of notifications
+
+/// Where the emulator serves its OpenID configuration (after `http://127.0.0.1:PORT`).
+pub(super) const OPENID_PATH: &str = "/botframework/.well-known/openidconfiguration";
+/// Where it serves its JWKS.
+pub(super) const JWKS_PATH: &str = "/botframework/keys";
+/// How long a minted notification token is reused (Bot Framework's live for an hour).
+pub(super) const TOKEN_REUSE: Duration = Duration::from_secs(30 * 60);
+
+/// Bot Framework's signing of notifications, emulated.
+pub(super) struct Signing {
+    /// Whose notifications are signed; `None`: none are.
+    pub(super) app_id: Option<String>,
+    pub(super) key: TestKey,
+    pub(super) published: Vec<TestKey>,
+    /// The token minted last, reused for a while as Bot Framework does.
+    pub(super) token: Option<(String, tokio::time::Instant)>,
+}
+
+impl Signing {
+    pub(super) fn authorization(&mut self) -> Option<String> {
+        let app_id = self.app_id.as_deref()?;
+        let fresh = self
+            .token
+            .as_ref()
+            .filter(|(_, minted)| minted.elapsed() < TOKEN_REUSE);
+        if let Some((token, _)) = fresh {
+            return Some(token.clone());
+        }
+        let token = self.key.mint(app_id);
+        self.token = Some((token.clone(), tokio::time::Instant::now()));
+        Some(token)
+    }
+}
+
+pub(super) async fn openid_configuration(State(shared): State<Arc<Shared>>) -> Response {
+    let body = json!({
+        "issuer": "https://api.botframework.com",
+        "authorization_endpoint": "https://invalid.botframework.com",
+        "jwks_uri": format!("http://{}{JWKS_PATH}", shared.addr),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    });
+    json_response(body.to_string())
+}
+
+pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    let published = shared.lock().signing.published.clone();
+    json_response(TestKey::jwks(&published))
+}
+
+pub(super) fn json_response(body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 #[cfg(test)]
