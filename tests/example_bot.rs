@@ -127,3 +127,80 @@ fn a_device_node_is_never_removed() {
         );
     }
 }
+
+/// Against an external endpoint (here an emulator the test runs, which the bot cannot script
+/// or inspect) the bot authenticates notifications only when told how, reports per call what
+/// the endpoint answered (from the trail), and lists the checks it could not make instead of
+/// passing them silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_mode_reports_what_happened_and_what_could_not_be_checked() {
+    use recording_status::emulator::Emulator;
+
+    let bot = example();
+    let emulator = Emulator::start().await.unwrap();
+    let graph_url = emulator.base_url();
+
+    // Without keys for the webhook, it refuses to start.
+    let refused = tokio::task::spawn_blocking({
+        let (bot, graph_url) = (bot.clone(), graph_url.clone());
+        move || {
+            Command::new(bot)
+                .args(["--calls", "2", "--graph-url", &graph_url])
+                .env("GRAPH_TOKEN", "external-token")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--app-id and --openid-url"));
+
+    // With them, it runs. The webhook listens where the endpoint was told to post.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    emulator.set_callback_url(format!("http://127.0.0.1:{port}/api/calls"));
+    emulator.sign_notifications_for("external-app");
+    let openid = emulator.openid_configuration_url();
+    let listen = format!("127.0.0.1:{port}");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(bot)
+            .args([
+                "--calls",
+                "4",
+                "--graph-url",
+                &graph_url,
+                "--listen",
+                &listen,
+            ])
+            .args(["--app-id", "external-app", "--openid-url", &openid])
+            .env("GRAPH_TOKEN", "external-token")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    // What the endpoint answered, per call, read from the trail.
+    assert_eq!(
+        printed
+            .matches("rec 200 completed → notRec 200 completed")
+            .count()
+            + printed
+                .matches("rec 200 completed → failed 200 completed")
+                .count(),
+        4,
+        "{printed}"
+    );
+    // The checks that need the built-in emulator are listed as not run, not passed.
+    assert_eq!(printed.matches("  not run  ").count(), 2, "{printed}");
+    assert!(printed.contains("2 could not run here"), "{printed}");
+    assert!(!printed.contains("FAILED"), "{printed}");
+    // Everything went through the endpoint with the bot's token.
+    let requests = emulator.requests();
+    assert_eq!(requests.len(), 8, "a begin and an end per call");
+    assert!(requests.iter().all(|r| r.authorized));
+}
