@@ -6,6 +6,10 @@
 //!   against the Graph emulator on loopback, one call after another or 64 calls in flight.
 //! - `record/{1_thread,8_threads}/{memory,flushed,synced}`: `record` alone, from one thread or
 //!   from eight at once (where group commit shares writes and syncs).
+//! - `versus_reqwest/{sequential,in_flight_64}/{plain_reqwest,crate}`: the whole crate (driver,
+//!   `ReqwestTransport`, an audit sink that keeps nothing) doing `begin` + `stop` against plain
+//!   reqwest sending the same two POSTs (same body shape and headers, body read) to the same
+//!   emulator through the same connection pool: what the crate costs on top of the HTTP.
 //!
 //! Each JSON-lines durability is measured in a pair with the memory sink: one measurement
 //! runs both, in blocks that alternate between them (and alternate which goes first), each
@@ -20,6 +24,8 @@
 //!
 //! Files go under `target/tmp` (the disk the project is on), not a RAM-backed `/tmp`, so that
 //! `synced` pays a real `fdatasync`.
+
+mod support;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -60,6 +66,8 @@ fn sinks(durability: Durability, dir: &Path, run: u64) -> ([Arc<dyn AuditSink>; 
 /// each side's time summed on its own.
 struct Pair {
     durability: Durability,
+    /// The two sides' names: `memory` and the durability's, unless set otherwise.
+    names: [&'static str; 2],
     /// Work units per block and side.
     block: u64,
     totals: [Duration; 2],
@@ -72,6 +80,7 @@ impl Pair {
     fn new(durability: Durability, block: u64) -> Self {
         Self {
             durability,
+            names: ["memory", name(durability)],
             block,
             totals: [Duration::ZERO; 2],
             units: 0,
@@ -111,8 +120,8 @@ impl Pair {
         unit: &str,
         mut work: impl FnMut(&mut Self, u64) -> [Duration; 2],
     ) {
-        let file = name(self.durability);
-        for (side, id) in [(0, "memory"), (1, file)] {
+        let [base, file] = self.names;
+        for (side, id) in [(0, base), (1, file)] {
             if side == 1 || memory {
                 g.bench_function(id, |b| b.iter_custom(|iters| work(&mut self, iters)[side]));
             }
@@ -124,8 +133,8 @@ impl Pair {
             .totals
             .map(|t| t.as_secs_f64() * 1e6 / self.units as f64);
         println!(
-            "{}: memory {m:.2} µs/{unit}, {file} {f:.2} µs/{unit}: {file} throughput {:.3} of \
-             memory's (over {} {unit}s each)",
+            "{}: {base} {m:.2} µs/{unit}, {file} {f:.2} µs/{unit}: {file} throughput {:.3} of \
+             {base}'s (over {} {unit}s each)",
             group,
             m / f,
             self.units
@@ -181,20 +190,32 @@ impl Loopback {
     /// Runs `n` calls through `driver`, `in_flight` at a time; returns how long they took.
     fn block(&self, driver: &Driver<ReqwestTransport>, n: u64, in_flight: u64) -> Duration {
         let driver = driver.clone();
+        self.run_calls(n, in_flight, move || {
+            let driver = driver.clone();
+            async move { call(&driver).await }
+        })
+    }
+
+    /// Runs `n` of `one()`, `in_flight` at a time; returns how long they took.
+    fn run_calls<F, Fut>(&self, n: u64, in_flight: u64, one: F) -> Duration
+    where
+        F: Fn() -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
         self.rt.block_on(async move {
             let start = Instant::now();
             if in_flight == 1 {
                 for _ in 0..n {
-                    call(&driver).await;
+                    one().await;
                 }
             } else {
                 let next = Arc::new(AtomicU64::new(0));
                 let tasks: Vec<_> = (0..in_flight)
                     .map(|_| {
-                        let (driver, next) = (driver.clone(), next.clone());
+                        let (one, next) = (one.clone(), next.clone());
                         tokio::spawn(async move {
                             while next.fetch_add(1, Ordering::Relaxed) < n {
-                                call(&driver).await;
+                                one().await;
                             }
                         })
                     })
@@ -205,6 +226,31 @@ impl Loopback {
             }
             start.elapsed()
         })
+    }
+
+    /// The same two POSTs as one call of the crate, with plain reqwest: `recording`, then
+    /// `notRecording`, each with a bearer token, JSON body and `client-request-id`; the answer's
+    /// body read.
+    async fn plain_call(client: reqwest::Client, base: String) {
+        let call = uuid::Uuid::new_v4();
+        let url = format!("{base}/communications/calls/{call}/updateRecordingStatus");
+        for status in ["recording", "notRecording"] {
+            let body = serde_json::json!({
+                "clientContext": uuid::Uuid::new_v4().to_string(),
+                "status": status,
+            });
+            let answer = client
+                .post(&url)
+                .bearer_auth("bench")
+                .header("content-type", "application/json")
+                .header("client-request-id", uuid::Uuid::new_v4().to_string())
+                .body(serde_json::to_vec(&body).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+            black_box(answer.bytes().await.unwrap());
+        }
     }
 }
 
@@ -237,6 +283,38 @@ fn trail(c: &mut Criterion) {
         }
         g.finish();
     }
+    loopback.rt.block_on(loopback.emulator.shutdown());
+}
+
+fn versus_reqwest(c: &mut Criterion) {
+    let loopback = Loopback::new();
+    let crate_driver = loopback.driver(Arc::new(support::Discard));
+    let client = loopback.transport.client().clone();
+    let base = loopback.emulator.base_url();
+    // (group, calls in flight, calls per block)
+    for (group, in_flight, block) in [("sequential", 1, 16), ("in_flight_64", 64, 256)] {
+        let label = format!("versus_reqwest/{group}");
+        let mut g = c.benchmark_group(&label);
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5));
+        let mut pair = Pair::new(Durability::Flushed, block);
+        pair.names = ["plain_reqwest", "crate"];
+        pair.bench(&mut g, &label, true, "call", |pair, iters| {
+            pair.run(iters, |side, n| {
+                if side == 0 {
+                    let (client, base) = (client.clone(), base.clone());
+                    loopback.run_calls(n, in_flight, move || {
+                        Loopback::plain_call(client.clone(), base.clone())
+                    })
+                } else {
+                    loopback.block(&crate_driver, n, in_flight)
+                }
+            })
+        });
+        g.finish();
+    }
+    drop(crate_driver);
     loopback.rt.block_on(loopback.emulator.shutdown());
 }
 
@@ -299,5 +377,5 @@ fn record(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, trail, record);
+criterion_group!(benches, trail, record, versus_reqwest);
 criterion_main!(benches);

@@ -16,14 +16,15 @@
 //!     After each pair the bench prints both sides' ns per frame over every block it ran
 //!     (warm-up included) and their ratio, guarded / raw.
 
+mod support;
+
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use recording_status::audit::{AuditEvent, AuditSink};
-use recording_status::error::AuditError;
+use recording_status::audit::AuditSink;
 use recording_status::request::UpdateRequest;
 use recording_status::response::interpret_response;
 use recording_status::retention::Capability;
@@ -31,23 +32,13 @@ use recording_status::transport::{HttpRequest, HttpResponse};
 use recording_status::{
     AccessToken, Begin, CallId, Endpoint, Graph, RecordingStatus, RetentionWriter,
 };
+use support::Discard;
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 
 const COMPLETED: &[u8] = br##"{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","resultInfo":null,"status":"completed"}"##;
 
 const ERROR: &[u8] = br#"{"error":{"code":"activityLimitReached","message":"throttled","innerError":{"code":"throttledRequest","date":"2021-07-02T01:40:19","request-id":"1a0ffbc0-0000","client-request-id":"225aed2b-0000"}}}"#;
-
-/// An audit sink that keeps nothing, so the benchmark measures the crate, not a disk.
-#[derive(Debug)]
-struct Discard;
-
-impl AuditSink for Discard {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        black_box(event);
-        Ok(())
-    }
-}
 
 fn completed(_: HttpRequest) -> Result<HttpResponse, http::Error> {
     http::Response::builder()

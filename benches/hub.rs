@@ -10,29 +10,20 @@
 //!
 //! `cargo bench --bench hub`; see BENCHMARKS.md.
 
+mod support;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use recording_status::audit::{AuditEvent, AuditSink};
 use recording_status::auth::Authenticated;
 use recording_status::driver::{Driver, DriverConfig, Hub};
-use recording_status::error::AuditError;
 use recording_status::{AccessToken, CallId, Graph};
+use support::Discard;
 
 /// Deliveries per block in the interleaved measurement.
 const BLOCK: u64 = 64;
-
-#[derive(Debug)]
-struct Discard;
-
-impl AuditSink for Discard {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        black_box(event);
-        Ok(())
-    }
-}
 
 fn call(n: usize) -> CallId {
     format!("57dab8b1-894c-409a-b240-{n:012x}").parse().unwrap()
