@@ -314,3 +314,26 @@ async fn notifications_signed_with_a_new_key_all_pass_while_one_refreshes() {
     }
     assert_eq!(server.fetches(), 2, "one refresh served all twenty");
 }
+
+/// A sink given after the keys were cloned (into a validator, a refresher task) still records
+/// the rotations every clone picks up.
+#[tokio::test(start_paused = true)]
+async fn a_sink_set_after_cloning_records_rotations() {
+    let server = KeyServer::new(&["old"]);
+    let keys = JwksKeys::fetch_with(server.transport(), OPENID, config())
+        .await
+        .unwrap();
+    let clone = keys.clone();
+    let audit = Arc::new(MemorySink::default());
+    let keys = keys.with_audit(audit.clone());
+    server.publish(200, jwks(&["new"]));
+    clone.refresh().await.unwrap();
+    drop(keys);
+    assert!(
+        audit
+            .events()
+            .iter()
+            .any(|e| matches!(e.kind, AuditKind::KeysRotated { .. })),
+        "the rotation a clone picked up is audited"
+    );
+}

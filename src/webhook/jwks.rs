@@ -114,7 +114,8 @@ struct Inner<T> {
     times: Mutex<Times>,
     /// One fetch at a time; callers that waited for it look at the times again.
     fetching: tokio::sync::Mutex<()>,
-    audit: Option<Arc<dyn AuditSink>>,
+    /// Where rotations are recorded; shared by every clone, so it can be set after cloning.
+    audit: Mutex<Option<Arc<dyn AuditSink>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,19 +185,22 @@ impl<T: Transport> JwksKeys<T> {
                     attempt: now,
                 }),
                 fetching: tokio::sync::Mutex::new(()),
-                audit: None,
+                audit: Mutex::new(None),
             }),
         })
     }
 }
 
 impl<T> JwksKeys<T> {
-    /// Records every rotation in `audit` ([`AuditKind::KeysRotated`]). Call before cloning.
+    /// Records every rotation in `audit` ([`AuditKind::KeysRotated`]), for this value and all
+    /// its clones (replacing any sink set before).
     #[must_use]
-    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.audit = Some(audit);
-        }
+    pub fn with_audit(self, audit: Arc<dyn AuditSink>) -> Self {
+        *self
+            .inner
+            .audit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(audit);
         self
     }
 
@@ -327,7 +331,13 @@ impl<T: Transport> JwksKeys<T> {
             Ok(rotation) if rotation.rotated() => {
                 tracing::info!(added = ?rotation.added, removed = ?rotation.removed,
                     "webhook signing keys rotated");
-                if let Some(audit) = &self.inner.audit {
+                let audit = self
+                    .inner
+                    .audit
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(audit) = audit {
                     let event = AuditEvent::now(
                         "",
                         AuditKind::KeysRotated {
