@@ -140,19 +140,28 @@ async fn external_mode_reports_what_happened_and_what_could_not_be_checked() {
     let emulator = Emulator::start().await.unwrap();
     let graph_url = emulator.base_url();
 
-    // Without keys for the webhook, it refuses to start.
-    let refused = tokio::task::spawn_blocking({
-        let (bot, graph_url) = (bot.clone(), graph_url.clone());
-        move || {
+    // The bot against the external endpoint, with its bearer token, off the runtime (the
+    // endpoint runs on it).
+    let external = |args: Vec<String>| {
+        let bot = bot.clone();
+        let run = move || {
             Command::new(bot)
-                .args(["--calls", "2", "--graph-url", &graph_url])
+                .args(args)
                 .env("GRAPH_TOKEN", "external-token")
                 .output()
                 .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+        };
+        async move { tokio::task::spawn_blocking(run).await.unwrap() }
+    };
+
+    // Without keys for the webhook, it refuses to start.
+    let refused = external(vec![
+        "--calls".into(),
+        "2".into(),
+        "--graph-url".into(),
+        graph_url.clone(),
+    ])
+    .await;
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("--app-id and --openid-url"));
 
@@ -165,23 +174,23 @@ async fn external_mode_reports_what_happened_and_what_could_not_be_checked() {
     emulator.sign_notifications_for("external-app");
     let openid = emulator.openid_configuration_url();
     let listen = format!("127.0.0.1:{port}");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(bot)
-            .args([
-                "--calls",
-                "4",
-                "--graph-url",
-                &graph_url,
-                "--listen",
-                &listen,
-            ])
-            .args(["--app-id", "external-app", "--openid-url", &openid])
-            .env("GRAPH_TOKEN", "external-token")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = external(
+        [
+            "--calls",
+            "4",
+            "--graph-url",
+            &graph_url,
+            "--listen",
+            &listen,
+            "--app-id",
+            "external-app",
+            "--openid-url",
+            &openid,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await;
     let printed = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{printed}");
     // What the endpoint answered, per call, read from the trail.

@@ -347,7 +347,7 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             dir: media_dir.clone(),
             recording_now: recording_now.clone(),
             media_files: media_files.clone(),
-            breaks_midway: i % 7 == 6,
+            breaks_midway: Scenario::breaks_midway(i),
         };
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
@@ -397,8 +397,8 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         webhook_refused: refused.load(Ordering::Relaxed),
         authenticated: !args.insecure_unauthenticated_webhook,
     };
-    let checks = report::checks(&run);
-    let passed = report::print(&run, &checks);
+    let judged = report::judge(&run);
+    let passed = report::print(&run, &judged);
     println!(
         "\n{} calls in {:.2} s ({:.0} calls/s), peak memory {}",
         args.calls,

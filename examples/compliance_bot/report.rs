@@ -27,7 +27,7 @@ pub(crate) struct CallRun {
     pub(crate) bytes_written: u64,
     /// Bytes found in the call's media files afterwards.
     pub(crate) bytes_on_disk: u64,
-    /// A media task that never got to open its file (the open-file bound), or a driver error.
+    /// Why the call did not record, a media task's error, or a driver error; empty if none.
     pub(crate) note: String,
 }
 
@@ -168,9 +168,16 @@ pub(crate) struct Run<'a> {
     pub(crate) authenticated: bool,
 }
 
+/// The run judged: what the trail says per call (read once), and the checks.
+#[derive(Debug)]
+pub(crate) struct Judged {
+    facts: HashMap<String, FromTrail>,
+    pub(crate) checks: Vec<Check>,
+}
+
 /// The checks, each judged from the trail, the bytes on disk, and (when there is one) the
 /// emulator's own record.
-pub(crate) fn checks(run: &Run<'_>) -> Vec<Check> {
+pub(crate) fn judge(run: &Run<'_>) -> Judged {
     let facts = read_trail(run.trail);
     let verified: Result<Verified, Violation> = verify(run.trail);
     let mut checks = Vec::new();
@@ -282,13 +289,13 @@ pub(crate) fn checks(run: &Run<'_>) -> Vec<Check> {
             ));
         }
     }
-    checks
+    Judged { facts, checks }
 }
 
 /// Prints the per-call table, the totals and the checks; returns whether every check that ran
 /// passed.
-pub(crate) fn print(run: &Run<'_>, checks: &[Check]) -> bool {
-    let facts = read_trail(run.trail);
+pub(crate) fn print(run: &Run<'_>, judged: &Judged) -> bool {
+    let (facts, checks) = (&judged.facts, &judged.checks);
     let mut table = String::new();
     let _ = writeln!(
         table,

@@ -37,8 +37,14 @@ impl Scenario {
         Self::TooLate,
     ];
 
+    /// Whether the bot reports `failed` half way through call `i`, as a bot whose media
+    /// pipeline broke would (in either mode; the emulator scripts such calls to complete).
+    pub(crate) fn breaks_midway(i: usize) -> bool {
+        i % 7 == 6
+    }
+
     pub(crate) fn for_call(i: usize) -> Self {
-        if i % 7 == 6 {
+        if Self::breaks_midway(i) {
             Self::BreaksMidway
         } else {
             Self::ALL[i % Self::ALL.len()]
