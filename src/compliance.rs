@@ -128,13 +128,15 @@
 //!
 //! **G8. Revocation is final.**
 //! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its
-//!   capability around each inner write; `Call::end` and the drop of a `Call<Recording>` revoke
-//!   and return only when no write is in flight; later writes fail.
+//!   capability around each inner write (its own slot at the gate, marked busy, then the
+//!   revoked flag read, with a fence between; on Linux the revocation pays for the fence with
+//!   `membarrier(2)`, `src/retention/sync.rs`); `Call::end` and the drop of a
+//!   `Call<Recording>` revoke and return only when no write is in flight; later writes fail.
 //! - *Verifier:* a revoked capability no longer holds the call in `Recording`, but only that
 //!   one: a later episode's capabilities are checked afresh (`tests/verify.rs`
 //!   `a_second_episode_after_a_revocation_is_rejected`).
-//! - *Tests:* `tests/loom.rs` (every interleaving, and `naive_check_then_write_is_caught`
-//!   showing the model can fail); `tests/revocation.rs`; `tests/rule_at_every_instant.rs`;
+//! - *Tests:* `tests/loom.rs` (every interleaving, and `naive_check_then_write_is_caught` and
+//!   `the_gate_without_its_fences_is_caught` showing the model can fail); `tests/revocation.rs`; `tests/rule_at_every_instant.rs`;
 //!   `tests/lifecycle.rs` `ending_a_recording_call_revokes_handles_and_sends_nothing`,
 //!   `dropping_a_recording_call_revokes_handles`.
 //!

@@ -49,14 +49,9 @@ use crate::registry::Line;
 use crate::types::CallId;
 
 mod gate;
+mod sync;
 
-/// The primitives [`gate`] is built on; `tests/loom.rs` compiles the same file against loom's.
-mod sync {
-    pub(super) use std::sync::atomic::{AtomicUsize, Ordering};
-    pub(super) use std::sync::{Condvar, Mutex, MutexGuard};
-}
-
-use gate::{Gate, WriteGuard};
+use gate::{Gate, Slot, WriteGuard};
 
 pub(crate) struct RetentionShared {
     call_id: CallId,
@@ -185,16 +180,6 @@ impl RetentionShared {
         self.gate.is_revoked()
     }
 
-    /// Enters the gate for one inner write (G8).
-    fn enter(&self) -> io::Result<WriteGuard<'_>> {
-        self.gate.enter().map_err(|gate::Revoked| {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "retention revoked: the call is no longer recording",
-            )
-        })
-    }
-
     /// Waits (async) until no owned handle is alive, or `deadline` completes first.
     /// Returns the number still alive on timeout.
     pub(crate) async fn drain<D: Future<Output = ()>>(&self, deadline: D) -> Result<(), usize> {
@@ -213,6 +198,14 @@ impl RetentionShared {
         })
         .await
     }
+}
+
+#[cold]
+fn revoked() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "retention revoked: the call is no longer recording",
+    )
 }
 
 /// A borrowed retention capability: proof that its call is in `Recording`, for as long as the
@@ -428,9 +421,8 @@ mod capability_sealed {
     /// Seals [`Capability`](super::Capability) and carries the gate every write enters.
     #[allow(unnameable_types)] // Sealed on purpose.
     pub trait Sealed {
-        /// Enters the capability's gate for one inner write (G8): refused once revoked, and
-        /// revocation waits until the returned guard is dropped.
-        fn enter(&self) -> std::io::Result<super::WriteGuard<'_>>;
+        /// The gate every write through the capability enters, or why it cannot write at all.
+        fn usable(&self) -> std::io::Result<&super::Gate>;
     }
 }
 
@@ -446,13 +438,17 @@ pub trait Capability: capability_sealed::Sealed + fmt::Debug {
     /// # Errors
     /// [`io::ErrorKind::PermissionDenied`] once the capability was revoked.
     fn check(&self) -> io::Result<()> {
-        self.enter().map(drop)
+        if self.usable()?.is_revoked() {
+            return Err(revoked());
+        }
+        Ok(())
     }
 }
 
 impl capability_sealed::Sealed for Retention<'_> {
-    fn enter(&self) -> io::Result<WriteGuard<'_>> {
-        self.shared.enter()
+    #[inline]
+    fn usable(&self) -> io::Result<&Gate> {
+        Ok(&self.shared.gate)
     }
 }
 
@@ -463,14 +459,15 @@ impl Capability for Retention<'_> {
 }
 
 impl capability_sealed::Sealed for RetentionHandle {
-    fn enter(&self) -> io::Result<WriteGuard<'_>> {
+    #[inline]
+    fn usable(&self) -> io::Result<&Gate> {
         if !self.audited {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "this retention handle was never audited and cannot write",
             ));
         }
-        self.shared.enter()
+        Ok(&self.shared.gate)
     }
 }
 
@@ -502,12 +499,34 @@ pub struct RetentionWriter<C: Capability, W> {
     // while the capability is still alive, never after the drain completed.
     inner: W,
     capability: C,
+    /// This writer's place at the capability's gate (G8).
+    slot: Slot,
 }
 
 impl<C: Capability, W> RetentionWriter<C, W> {
     /// Wraps `inner` behind `capability`.
     pub fn new(capability: C, inner: W) -> Self {
-        Self { inner, capability }
+        let slot = match capability.usable() {
+            Ok(gate) => gate.slot(),
+            // A capability that can never write gets a slot of no gate; every write through it
+            // is refused by `usable` before the slot is used.
+            Err(_) => Slot::unattached(),
+        };
+        Self {
+            inner,
+            capability,
+            slot,
+        }
+    }
+
+    /// Enters `capability`'s gate through `slot` for one inner write: the guard holds it
+    /// until dropped. Takes the fields, not `self`, so that the inner writer stays free to
+    /// borrow mutably.
+    fn enter<'a>(capability: &'a C, slot: &'a Slot) -> io::Result<WriteGuard<'a>> {
+        capability
+            .usable()?
+            .enter(slot)
+            .map_err(|gate::Revoked| revoked())
     }
 
     /// The capability writes go through.
@@ -534,17 +553,17 @@ impl<C: Capability, W: io::Write> RetentionWriter<C, W> {
 /// its own: a revocation in the middle of a large buffer stops it at the next chunk.
 impl<C: Capability, W: io::Write> io::Write for RetentionWriter<C, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let _held = self.capability.enter()?;
+        let _held = Self::enter(&self.capability, &self.slot)?;
         self.inner.write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let _held = self.capability.enter()?;
+        let _held = Self::enter(&self.capability, &self.slot)?;
         self.inner.write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let _held = self.capability.enter()?;
+        let _held = Self::enter(&self.capability, &self.slot)?;
         self.inner.flush()
     }
 }
@@ -559,19 +578,19 @@ impl<C: Capability + Unpin, W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWr
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let _held = this.capability.enter()?;
+        let _held = Self::enter(&this.capability, &this.slot)?;
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let _held = this.capability.enter()?;
+        let _held = Self::enter(&this.capability, &this.slot)?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let _held = this.capability.enter()?;
+        let _held = Self::enter(&this.capability, &this.slot)?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

@@ -20,14 +20,33 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 
-/// The primitives `gate.rs` is built on, as `src/retention.rs` provides them from std.
+/// The primitives `gate.rs` is built on, as `src/retention/sync.rs` provides them from std.
+/// Both fences are `fence(SeqCst)` here: the symmetric form of the gate. In the crate, on
+/// Linux, the write path's fence is a compiler fence and the revocation's a `membarrier(2)`,
+/// which the kernel documents as making every running thread of the process pass a full
+/// barrier: the same ordering, paid for by the rare side.
 mod sync {
-    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
-    pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+    pub(crate) fn light_fence() {
+        loom::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn heavy_fence() {
+        loom::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// A spin loop must yield under loom, or the model never schedules the writer.
+    pub(crate) fn relax(_waited: &mut u32) {
+        loom::thread::yield_now();
+    }
 }
 
 #[path = "../src/retention/gate.rs"]
 #[allow(dead_code, unreachable_pub)]
+// Loaded twice on purpose: here with the fences, and in `without_fences` without them.
+#[allow(clippy::duplicate_mod)]
 mod gate;
 
 use gate::Gate;
@@ -52,8 +71,9 @@ impl Storage {
 
 /// A media task: a capability, `frames` writes through the gate, then the capability ends.
 fn media_task(gate: &Gate, storage: &Storage, frames: usize) {
+    let slot = gate.slot();
     for _ in 0..frames {
-        if let Ok(_held) = gate.enter() {
+        if let Ok(_held) = gate.enter(&slot) {
             storage.write();
         }
     }
@@ -72,7 +92,10 @@ fn revocation_waits_for_the_write_in_flight_and_refuses_the_rest() {
         };
         gate.revoke();
         storage.revocation_returned.store(true, Ordering::SeqCst);
-        assert!(gate.enter().is_err(), "a write was let in after revocation");
+        assert!(
+            gate.enter(&gate.slot()).is_err(),
+            "a write was let in after revocation"
+        );
         writer.join().unwrap();
     });
 }
@@ -152,11 +175,12 @@ fn stop_drains_after_every_capability_and_is_always_woken() {
             let (gate, storage, ended) = (gate.clone(), storage.clone(), ended.clone());
             thread::spawn(move || {
                 // Finish the current frame once stopping, then end the capability.
+                let slot = gate.slot();
                 for _ in 0..2 {
                     if gate.is_stopping() {
                         break;
                     }
-                    if let Ok(_held) = gate.enter() {
+                    if let Ok(_held) = gate.enter(&slot) {
                         storage.write();
                     }
                 }
@@ -196,6 +220,37 @@ fn naive_check_then_write_is_caught() {
             })
         };
         gate.revoked.store(true, Ordering::SeqCst);
+        storage.revocation_returned.store(true, Ordering::SeqCst);
+        writer.join().unwrap();
+    });
+}
+
+/// The same gate with both fences taken out (`tests/loom_support/without_fences.rs`): the
+/// write's store and the revocation's loads may then pass each other, and loom must find the
+/// interleaving in which a write starts after revocation returned. This shows that the fences
+/// in `sync` carry the proof.
+#[path = "loom_support/without_fences.rs"]
+mod without_fences;
+
+#[test]
+#[should_panic(expected = "an inner write ran after revocation returned")]
+fn the_gate_without_its_fences_is_caught() {
+    use without_fences::gate::Gate;
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let storage = Arc::new(Storage::default());
+        gate.mint(true);
+        let writer = {
+            let (gate, storage) = (gate.clone(), storage.clone());
+            thread::spawn(move || {
+                let slot = gate.slot();
+                if let Ok(_held) = gate.enter(&slot) {
+                    storage.write();
+                }
+                gate.release(true);
+            })
+        };
+        gate.revoke();
         storage.revocation_returned.store(true, Ordering::SeqCst);
         writer.join().unwrap();
     });

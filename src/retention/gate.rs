@@ -2,49 +2,73 @@
 //! capabilities are alive, whether leaving `Recording` has begun, whether the call's retention
 //! was revoked, and which writes are in flight.
 //!
-//! G8 lives here. A write *enters* the gate before each inner write and *leaves* it afterwards.
-//! Entering and revoking touch one atomic word, so they are ordered: either the write entered
-//! first, and revocation waits until it has left, or revocation came first, and the write is
-//! refused. When [`Gate::revoke`] returns, no write is in flight and none can start.
+//! G8 lives here. Each [`RetentionWriter`](super::RetentionWriter) has a [`Slot`] at its
+//! capability's gate. A write *enters* before each inner write (it marks its slot busy, then
+//! reads the revoked flag) and *leaves* afterwards (it clears the slot). A revocation sets the
+//! revoked flag, then waits until no slot is busy. The two sides are a store followed by a load
+//! each, with a sequentially consistent fence between them (Dekker's pattern), so either the
+//! write saw the flag and is refused, or the revocation saw the slot busy and waits for it to
+//! clear. When [`Gate::revoke`] returns, no write is in flight and none can start.
+//!
+//! The fence is asymmetric where the OS allows it ([`sync::light_fence`] on the write path,
+//! [`sync::heavy_fence`] on the revocation path): on Linux, `membarrier(2)` makes every running
+//! thread of the process pass a full barrier on the revoker's behalf, so the write path needs
+//! only a compiler fence and three plain memory accesses, and pays no atomic read-modify-write
+//! (revocations are rare, writes are per frame). Elsewhere, or if the kernel refuses the
+//! registration, both sides use `fence(SeqCst)`.
 //!
 //! This file is also compiled by `tests/loom.rs` against loom's primitives (`super::sync`),
-//! which model-checks every interleaving of a writer, a cloner and a revocation or drain.
+//! which model-checks every interleaving of writers, a cloner and a revocation or drain, with
+//! `fence(SeqCst)` on both sides: the symmetric form the asymmetric one stands in for.
 
 use std::sync::PoisonError;
 use std::task::Waker;
 
-use super::sync::{AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use super::sync::{self, Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// Bit 0 of [`Gate::state`]: retention was revoked; every write is refused from now on.
 const REVOKED: usize = 1;
 /// Bit 1: leaving `Recording` has begun; media tasks should finish and drop their capability.
 const STOPPING: usize = 1 << 1;
-/// The remaining bits count writes in flight, in units of this.
-const ONE_WRITE: usize = 1 << 2;
 
 /// See the [module documentation](self).
-pub(crate) struct Gate {
-    /// `REVOKED | STOPPING | writes in flight * ONE_WRITE`. Touched on every media write, so
-    /// kept out of the mutex.
+#[allow(unnameable_types)] // Named only inside the crate's sealed `Capability` machinery.
+pub struct Gate {
+    /// `REVOKED | STOPPING`. Read on every media write, so kept out of the mutex.
     state: AtomicUsize,
     counts: Mutex<Counts>,
-    /// Signalled when the last write in flight leaves a revoked gate.
-    idle: Condvar,
 }
 
 #[derive(Default)]
 struct Counts {
     owned: usize,
     borrowed: usize,
+    /// Every writer's slot; a slot only the gate still holds belongs to a dropped writer.
+    slots: Vec<Arc<AtomicBool>>,
     drain_wakers: Vec<Waker>,
     stop_wakers: Vec<Waker>,
 }
 
-/// A write in flight; leaving the gate when dropped.
-#[allow(unnameable_types)] // Named only inside the crate's sealed `Capability` machinery.
+/// One writer's place at the gate: busy while its inner write is in flight. Entered by one
+/// writer at a time (a `RetentionWriter` writes through `&mut self`).
 #[derive(Debug)]
-pub struct WriteGuard<'g> {
-    gate: &'g Gate,
+pub(crate) struct Slot {
+    busy: Arc<AtomicBool>,
+}
+
+impl Slot {
+    /// A slot of no gate, for a writer whose capability can never write.
+    pub(crate) fn unattached() -> Self {
+        Self {
+            busy: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// A write in flight; leaving the gate when dropped.
+#[derive(Debug)]
+pub(crate) struct WriteGuard<'s> {
+    busy: &'s AtomicBool,
 }
 
 /// The gate was revoked: the write must not happen.
@@ -56,7 +80,6 @@ impl Gate {
         Self {
             state: AtomicUsize::new(0),
             counts: Mutex::new(Counts::default()),
-            idle: Condvar::new(),
         }
     }
 
@@ -125,6 +148,15 @@ impl Gate {
         outstanding
     }
 
+    /// Gives a writer its place at the gate. Slots of dropped writers are forgotten here.
+    pub(crate) fn slot(&self) -> Slot {
+        let busy = Arc::new(AtomicBool::new(false));
+        let mut counts = self.lock();
+        counts.slots.retain(|slot| Arc::strong_count(slot) > 1);
+        counts.slots.push(busy.clone());
+        Slot { busy }
+    }
+
     /// Revokes: from now on every write is refused, and this returns only once no write is in
     /// flight. Returns how many capabilities were alive.
     ///
@@ -133,13 +165,15 @@ impl Gate {
     pub(crate) fn revoke(&self) -> usize {
         let (wakers, outstanding) = {
             let mut counts = self.lock();
-            let mut state = self.state.fetch_or(REVOKED | STOPPING, Ordering::AcqRel);
-            while state / ONE_WRITE > 0 {
-                counts = self
-                    .idle
-                    .wait(counts)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state = self.state.load(Ordering::Acquire);
+            self.state.fetch_or(REVOKED | STOPPING, Ordering::SeqCst);
+            // Pairs with the writer's light fence: a write that did not see `REVOKED` has its
+            // slot marked busy by the time the loads below run.
+            sync::heavy_fence();
+            for busy in &counts.slots {
+                let mut waited = 0;
+                while busy.load(Ordering::Acquire) {
+                    sync::relax(&mut waited);
+                }
             }
             (
                 std::mem::take(&mut counts.stop_wakers),
@@ -150,28 +184,21 @@ impl Gate {
         outstanding
     }
 
-    /// Enters the gate for one inner write.
+    /// Enters the gate through `slot` for one inner write.
     ///
     /// # Errors
     /// [`Revoked`]: the write must not happen.
-    pub(crate) fn enter(&self) -> Result<WriteGuard<'_>, Revoked> {
-        let before = self.state.fetch_add(ONE_WRITE, Ordering::AcqRel);
-        let guard = WriteGuard { gate: self };
-        if before & REVOKED != 0 {
-            // Leaving wakes a revocation that may be waiting for this very count.
-            drop(guard);
+    #[inline]
+    pub(crate) fn enter<'s>(&self, slot: &'s Slot) -> Result<WriteGuard<'s>, Revoked> {
+        slot.busy.store(true, Ordering::Relaxed);
+        // Pairs with the revocation's heavy fence: either this load sees `REVOKED`, or the
+        // revocation sees the slot busy and waits for the guard to drop.
+        sync::light_fence();
+        if self.state.load(Ordering::Acquire) & REVOKED != 0 {
+            slot.busy.store(false, Ordering::Release);
             return Err(Revoked);
         }
-        Ok(guard)
-    }
-
-    fn leave(&self) {
-        let before = self.state.fetch_sub(ONE_WRITE, Ordering::AcqRel);
-        if before & REVOKED != 0 && before / ONE_WRITE == 1 {
-            // The revocation waits under the lock, so taking it here cannot miss its wait.
-            let _counts = self.lock();
-            self.idle.notify_all();
-        }
+        Ok(WriteGuard { busy: &slot.busy })
     }
 
     /// Whether no owned capability is alive; if some are, `waker` is woken when the last one
@@ -201,18 +228,26 @@ impl Gate {
 }
 
 impl Drop for WriteGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.gate.leave();
+        // Release: the inner write happens before a revocation that reads the slot clear.
+        self.busy.store(false, Ordering::Release);
     }
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.state.load(Ordering::Acquire);
+        let in_flight = self
+            .lock()
+            .slots
+            .iter()
+            .filter(|busy| busy.load(Ordering::Relaxed))
+            .count();
         f.debug_struct("Gate")
             .field("revoked", &(state & REVOKED != 0))
             .field("stopping", &(state & STOPPING != 0))
-            .field("writes_in_flight", &(state / ONE_WRITE))
+            .field("writes_in_flight", &in_flight)
             .finish_non_exhaustive()
     }
 }
