@@ -23,11 +23,45 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// # Errors
     /// Any failure to record; the step the event describes is then not taken, where it can be.
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError>;
+
+    /// Records `events` in order, for steps that follow each other with nothing visible
+    /// between them (so that the sink can write them together: [`JsonLinesSink`] writes them
+    /// with one write, and one sync, as consecutive lines).
+    ///
+    /// [`JsonLinesSink`] and [`MemorySink`] record all of them or none: on `Err`, none of
+    /// them is in the trail, nor ever appears later. This default records them one at a time
+    /// and stops at the first refusal, so on `Err` the events before the refused one are
+    /// recorded; a sink that can do better should override it.
+    ///
+    /// # Errors
+    /// As [`record`](Self::record); the steps the events describe are then not taken.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.jsonl");
+    /// let sink = JsonLinesSink::open(&path)?;
+    /// sink.record_batch(&[
+    ///     AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }),
+    ///     AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 2 }),
+    /// ])?;
+    /// assert_eq!(JsonLinesSink::read(&path)?.seqs, [Some(1), Some(2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        events.iter().try_for_each(|event| self.record(event))
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
         (**self).record(event)
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        (**self).record_batch(events)
     }
 }
 
@@ -63,6 +97,14 @@ impl AuditSink for MemorySink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event.clone());
+        Ok(())
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(events);
         Ok(())
     }
 }
@@ -425,16 +467,38 @@ impl JsonLinesSink {
 
 impl AuditSink for JsonLinesSink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let entry = Entry::new(event)?;
+        self.submit([Entry::new(event)?])
+    }
+
+    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let entries = events
+            .iter()
+            .map(Entry::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.submit(entries)
+    }
+}
+
+impl JsonLinesSink {
+    /// Writes `entries` as consecutive lines, alone or with other callers' lines, all of them
+    /// or none; returns once they are durable.
+    fn submit<E>(&self, entries: E) -> Result<(), AuditError>
+    where
+        E: AsRef<[Entry]> + IntoIterator<Item = Entry>,
+    {
         let mut queue = self.queue();
         if !queue.writing && queue.entries.is_empty() {
-            // No one writes or waits: write this line alone.
+            // No one writes or waits: write these lines alone.
             let lead = self.lead(queue, None);
-            let result = self.journal().commit(b"", std::slice::from_ref(&entry));
+            let result = self.journal().commit(b"", entries.as_ref());
             drop(lead);
             return result;
         }
-        queue.entries.push(entry);
+        // Consecutive in the queue, so consecutive in the file, and in one write.
+        queue.entries.extend(entries);
         let batch = Arc::clone(&queue.batch);
         // Follow while another caller writes; lead once no one does and our batch waits.
         loop {
@@ -941,6 +1005,77 @@ mod tests {
         assert_eq!(capabilities(&bytes), [1, 3]);
         // The refused event took no sequence number: no gap.
         assert_eq!(check_chain(&bytes, None).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_batch_is_one_write_and_a_refused_batch_leaves_nothing() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        sink.record_batch(&[ended(1), ended(2)]).unwrap();
+        assert_eq!(file.appends.load(Ordering::SeqCst), 1, "one write");
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 1, "one sync");
+        file.fail_append.store(true, Ordering::SeqCst);
+        assert!(sink.record_batch(&[ended(3), ended(4), ended(5)]).is_err());
+        assert_eq!(capabilities(&file.bytes()), [1, 2]);
+        file.fail_append.store(false, Ordering::SeqCst);
+        file.fail_sync.store(true, Ordering::SeqCst);
+        assert!(sink.record_batch(&[ended(6), ended(7)]).is_err());
+        assert_eq!(capabilities(&file.bytes()), [1, 2]);
+        file.fail_sync.store(false, Ordering::SeqCst);
+        sink.record_batch(&[]).unwrap();
+        sink.record_batch(&[ended(8), ended(9)]).unwrap();
+        let bytes = file.bytes();
+        // No refused event appears later, and no `seq` was spent on one.
+        assert_eq!(capabilities(&bytes), [1, 2, 8, 9]);
+        assert_eq!(check_chain(&bytes, None).unwrap().seq, 4);
+    }
+
+    #[test]
+    fn a_batch_queued_behind_a_write_stays_together_and_is_refused_together() {
+        let file = Flaky {
+            // The first write succeeds, the second (everything queued behind it) fails.
+            fail_nth: Arc::new(AtomicUsize::new(2)),
+            ..Flaky::default()
+        };
+        let sink = Arc::new(file.sink(Durability::Flushed));
+        let (open, gate) = mpsc::channel();
+        *file.gate.lock().unwrap() = Some(gate);
+        let first = {
+            let sink = sink.clone();
+            std::thread::spawn(move || sink.record(&ended(0)))
+        };
+        while !sink.queue().writing {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let batch = {
+            let sink = sink.clone();
+            std::thread::spawn(move || sink.record_batch(&[ended(1), ended(2), ended(3)]))
+        };
+        while sink.queue().entries.len() < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        open.send(()).unwrap();
+        first.join().unwrap().unwrap();
+        assert!(batch.join().unwrap().is_err());
+        assert_eq!(capabilities(&file.bytes()), [0]);
+        sink.record_batch(&[ended(4), ended(5)]).unwrap();
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [0, 4, 5]);
+        assert_eq!(check_chain(&bytes, None).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn memory_sink_records_a_batch_in_order() {
+        let sink = MemorySink::default();
+        sink.record_batch(&[ended(1), ended(2)]).unwrap();
+        let got: Vec<_> = sink.events().into_iter().map(|e| e.kind).collect();
+        assert_eq!(
+            got,
+            [
+                AuditKind::RetentionEnded { capability: 1 },
+                AuditKind::RetentionEnded { capability: 2 }
+            ]
+        );
     }
 
     #[test]
