@@ -480,3 +480,23 @@ fn buffer_outside_the_writer_persists_nothing_after_revocation_even_when_dropped
     );
     assert_eq!(persisted, [before, vec![0xA5; LARGE]].concat());
 }
+
+/// A handle cloned after the call ended is inert: a writer built on it (which gets a slot of
+/// no gate) refuses every write, and nothing reaches the inner writer.
+#[test]
+fn a_writer_on_a_handle_cloned_after_end_writes_nothing() {
+    let call = recording();
+    let handle = call.retention_handle().unwrap();
+    drop(call.end());
+    let late = handle.clone();
+    drop(handle);
+    let mut writer = RetentionWriter::new(late, Vec::new());
+    let refused = writer.write(b"frame").unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+    assert_eq!(
+        writer.flush().unwrap_err().kind(),
+        io::ErrorKind::PermissionDenied
+    );
+    let refused = writer.finish().unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+}
