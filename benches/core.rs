@@ -1,8 +1,16 @@
 //! What the typestate costs next to the work it guards.
 //!
-//! - `status_change/*`: a full `NotRecording → Recording → NotRecording` round trip through the
-//!   typed API (two requests, audit, retention bookkeeping) against the plain serde and `http`
-//!   work those two requests need anyway.
+//! - `status_change/*`: a full `NotRecording → Recording → NotRecording` round trip (two
+//!   requests answered `completed` in process), three ways (see `support/round_trip.rs` for
+//!   what each includes): through the typed API (`typed_round_trip`: registry, typestate,
+//!   retention bookkeeping, audit to a sink that keeps nothing), through the crate's sans-IO
+//!   functions alone (`sans_io_round_trip`: `UpdateRequest` and `interpret_response`), and with
+//!   bare `serde_json` and `http` (`plain_serde_and_http`).
+//!   - `interleaved_{typed,sans_io,plain}`: the three in one run, rotating blocks of
+//!     [`ROUND_TRIP_BLOCK`] round trips between them (and which goes first), each timed on its
+//!     own; each reports its own side of the same runs. Afterwards the bench prints ns per
+//!     round trip each way over every block it ran (warm-up included), and the ratios
+//!     typed / sans-IO and typed / plain.
 //! - `request/*`, `response/*`: the pure request builder and response interpreter.
 //! - `media/*`: writing frames through a `RetentionWriter` against writing them directly, into
 //!   memory and into a buffered file, for 64 B, 1 KiB and 16 KiB frames.
@@ -17,6 +25,8 @@
 //!     After each pair the bench prints both sides' ns per frame over every block it ran
 //!     (warm-up included) and their ratio, guarded / raw.
 
+#[path = "support/round_trip.rs"]
+mod round_trip;
 mod support;
 
 use std::hint::black_box;
@@ -28,55 +38,97 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use recording_status::audit::AuditSink;
 use recording_status::request::UpdateRequest;
 use recording_status::response::interpret_response;
-use recording_status::transport::{HttpRequest, HttpResponse};
 use recording_status::{
     AccessToken, Begin, CallId, Endpoint, Graph, RecordingStatus, RetentionWriter,
 };
+use round_trip::{CALL, COMPLETED, Plain, SansIo, Typed, completed};
 use support::Discard;
-
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-
-const COMPLETED: &[u8] = br##"{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","resultInfo":null,"status":"completed"}"##;
 
 const ERROR: &[u8] = br#"{"error":{"code":"activityLimitReached","message":"throttled","innerError":{"code":"throttledRequest","date":"2021-07-02T01:40:19","request-id":"1a0ffbc0-0000","client-request-id":"225aed2b-0000"}}}"#;
 
-fn completed(_: HttpRequest) -> Result<HttpResponse, http::Error> {
-    http::Response::builder()
-        .status(200)
-        .body(COMPLETED.to_vec())
+/// Round trips per block in the interleaved `status_change` measurement.
+const ROUND_TRIP_BLOCK: u64 = 16;
+
+/// The three ways of [`round_trip`], measured side by side: blocks of [`ROUND_TRIP_BLOCK`]
+/// round trips rotate between them (and which goes first rotates too), each way's time summed
+/// on its own.
+struct Trio {
+    typed: Typed,
+    sans_io: SansIo,
+    plain: Plain,
+    totals: [Duration; 3],
+    round_trips: u64,
+    blocks: u64,
+}
+
+impl Trio {
+    const NAMES: [&'static str; 3] = ["typed", "sans_io", "plain"];
+
+    /// Runs `n` round trips each way; returns each way's time.
+    fn run(&mut self, n: u64) -> [Duration; 3] {
+        let mut spent = [Duration::ZERO; 3];
+        let mut done = 0;
+        while done < n {
+            let k = ROUND_TRIP_BLOCK.min(n - done);
+            for turn in 0..3 {
+                let way = (turn + self.blocks as usize) % 3;
+                let start = Instant::now();
+                for _ in 0..k {
+                    let ok = match way {
+                        0 => self.typed.round_trip(),
+                        1 => self.sans_io.round_trip(),
+                        _ => self.plain.round_trip(),
+                    };
+                    assert!(ok);
+                }
+                spent[way] += start.elapsed();
+            }
+            done += k;
+            self.blocks += 1;
+        }
+        for (total, s) in self.totals.iter_mut().zip(spent) {
+            *total += s;
+        }
+        self.round_trips += n;
+        spent
+    }
 }
 
 fn status_change(c: &mut Criterion) {
     let mut g = c.benchmark_group("status_change");
-    let graph = Graph::new(completed, AccessToken::new("token"));
     let audit: Arc<dyn AuditSink> = Arc::new(Discard);
-    let id: CallId = CALL.parse().unwrap();
-    g.bench_function("typed_round_trip", |b| {
-        b.iter(|| {
-            let call = recording_status::Calls::new(audit.clone())
-                .open(id.clone())
-                .unwrap();
-            let Ok(Begin::Recording(call)) = call.begin_recording_blocking(&graph) else {
-                unreachable!("scripted to complete")
-            };
-            drop(black_box(call.retention().unwrap()));
-            black_box(call.stop_recording_blocking(&graph, Duration::ZERO).is_ok())
+    let typed = Typed::new(audit.clone());
+    g.bench_function("typed_round_trip", |b| b.iter(|| typed.round_trip()));
+    let sans_io = SansIo::new();
+    g.bench_function("sans_io_round_trip", |b| b.iter(|| sans_io.round_trip()));
+    let plain = Plain::new();
+    g.bench_function("plain_serde_and_http", |b| b.iter(|| plain.round_trip()));
+
+    let mut trio = Trio {
+        typed,
+        sans_io,
+        plain,
+        totals: [Duration::ZERO; 3],
+        round_trips: 0,
+        blocks: 0,
+    };
+    for (way, name) in Trio::NAMES.iter().enumerate() {
+        g.bench_function(format!("interleaved_{name}"), |b| {
+            b.iter_custom(|iters| trio.run(iters)[way]);
         });
-    });
-    let endpoint = Endpoint::default();
-    let token = AccessToken::new("token");
-    g.bench_function("plain_serde_and_http", |b| {
-        b.iter(|| {
-            for status in [RecordingStatus::Recording, RecordingStatus::NotRecording] {
-                let request = UpdateRequest::new(status)
-                    .to_http(&endpoint, &id, &token)
-                    .unwrap();
-                let response = completed(black_box(request)).unwrap();
-                black_box(interpret_response(&response));
-            }
-        });
-    });
+    }
     g.finish();
+    let per = |way: usize| trio.totals[way].as_nanos() as f64 / trio.round_trips as f64;
+    let [typed, sans_io, plain] = [per(0), per(1), per(2)];
+    println!(
+        "status_change/interleaved: typed {typed:.0} ns/round trip, sans_io {sans_io:.0}, \
+         plain {plain:.0}; typed/sans_io {:.3}, typed/plain {:.3}, sans_io/plain {:.3} \
+         (over {} round trips each)",
+        typed / sans_io,
+        typed / plain,
+        sans_io / plain,
+        trio.round_trips
+    );
 }
 
 fn request_response(c: &mut Criterion) {
