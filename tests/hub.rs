@@ -300,3 +300,46 @@ async fn an_ended_call_the_hub_forgets_is_reported() {
             .any(|e| matches!(&e.kind, AuditKind::HubForgot { what, .. } if what == "ended_call"))
     );
 }
+
+/// Before: every ended call left about 250 B in the hub for `DriverConfig::memory` (10 minutes
+/// by default), outside `remembered_bytes` and so outside `memory_bytes`: ending 10,000 calls
+/// held 2.5 MB that no budget saw. Ended calls now count against the byte budget, and the
+/// oldest is forgotten (audited and surfaced) when it is exceeded.
+#[tokio::test(start_paused = true)]
+async fn ended_calls_count_against_the_byte_budget() {
+    let (driver, mut events, audit) = driver(DriverConfig::default().with_memory_bytes(4_096));
+    for n in 0..200 {
+        let value = driver.call(call(n)).unwrap();
+        drop(driver.end(value));
+    }
+    let bytes = driver.hub().remembered_bytes();
+    assert!(
+        bytes > 0 && bytes <= 4_096,
+        "{bytes} bytes remembered for 200 ended calls under a 4,096-byte budget"
+    );
+    let mut forgotten = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let DriverEvent::Forgotten(f) = event {
+            assert_eq!(f.kind, ForgottenKind::EndedCall);
+            assert_eq!(f.reason, "over budget");
+            forgotten.push(f.call_id.unwrap());
+        }
+    }
+    // The oldest go first, and every call not forgotten is still known to have ended.
+    assert!(!forgotten.is_empty() && forgotten.len() < 200);
+    assert_eq!(
+        forgotten,
+        (0..forgotten.len()).map(call).collect::<Vec<_>>()
+    );
+    let audited = audit
+        .events()
+        .iter()
+        .filter(|e| matches!(&e.kind, AuditKind::HubForgot { what, .. } if what == "ended_call"))
+        .count();
+    assert_eq!(audited, forgotten.len());
+    let kept = driver.call(call(199)).unwrap();
+    assert!(
+        driver.begin_recording(kept).await.is_err(),
+        "the newest ended call is still remembered"
+    );
+}

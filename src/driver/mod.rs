@@ -51,12 +51,14 @@ pub struct DriverConfig {
     /// Retries inside one transition.
     pub retry: RetryPolicy,
     /// How long the hub remembers what it correlates later (updates that arrived before their
-    /// call waited, abandoned and settled requests; default 10 min). What expires is audited
+    /// call waited, abandoned and settled requests, ended calls; default 10 min). What expires
+    /// is audited
     /// and surfaced ([`DriverEvent::Forgotten`], [`DriverEvent::OutcomeUnknown`]).
     pub memory: Duration,
     /// How many bytes those memories may hold together (default 64 MiB, about 200,000 entries:
     /// 10,000 concurrent calls fit many times over). Past it the oldest entries are forgotten,
-    /// settled requests first, and each is audited and surfaced like an expired one.
+    /// settled requests first, then ended calls, then held updates, then abandoned requests;
+    /// each is audited and surfaced like an expired one.
     pub memory_bytes: usize,
 }
 
