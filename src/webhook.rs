@@ -19,6 +19,71 @@
 //! key-confusion attack are refused before any key is looked up), requires `exp`, checks
 //! `nbf`, `iss`, `aud` and optionally `tid`, and never copies the token into an error, a
 //! `Debug` output or a log.
+//!
+//! # From the webhook to the hub
+//!
+//! The handler every bot writes: validate the bearer token, then hand the body to the
+//! driver's [`Hub`](crate::driver::Hub) with the proof, and answer Graph. Here with axum (any
+//! web framework works the same way: the hub takes a header value and the body's bytes).
+//!
+//! | outcome | answer | why |
+//! |---|---|---|
+//! | the hub took the body ([`Hub::deliver`](crate::driver::Hub::deliver) returned `Ok`) | `202 Accepted` | the updates are routed; entries it could not use are audited, not errors |
+//! | the token does not validate ([`AuthError`] other than `Keys`) | `401 Unauthorized` | the body is not read |
+//! | no key could be fetched ([`AuthError::Keys`]) | `500 Internal Server Error` | the bot's fault, not the sender's: Graph may retry |
+//! | the body is not a `commsNotifications` document ([`NotificationError`](crate::notification::NotificationError)) | `400 Bad Request` | nothing was routed; retrying the same body cannot help |
+//!
+//! ```no_run
+//! # #[cfg(feature = "driver")]
+//! # mod example {
+//! use axum::body::Bytes;
+//! use axum::extract::State;
+//! use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+//! use axum::routing::post;
+//! use axum::Router;
+//! use recording_status::Transport;
+//! use recording_status::driver::Hub;
+//! use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksKeys};
+//!
+//! /// What the handler needs: cheap to clone (the validator and the hub share their state).
+//! #[derive(Clone)]
+//! struct Webhook<T> {
+//!     validator: BotFrameworkValidator<JwksKeys<T>>,
+//!     hub: Hub,
+//! }
+//!
+//! async fn notifications<T: Transport>(
+//!     State(webhook): State<Webhook<T>>,
+//!     headers: HeaderMap,
+//!     body: Bytes,
+//! ) -> StatusCode {
+//!     let authorization = headers
+//!         .get(AUTHORIZATION)
+//!         .and_then(|value| value.to_str().ok())
+//!         .unwrap_or_default(); // a missing header fails validation below
+//!     // Fetches the keys again (rate-limited) if the token names a key id not yet seen.
+//!     let proof = match webhook.validator.validate_refreshing(authorization).await {
+//!         Ok(proof) => proof,
+//!         Err(AuthError::Keys(_)) => return StatusCode::INTERNAL_SERVER_ERROR,
+//!         Err(_) => return StatusCode::UNAUTHORIZED,
+//!     };
+//!     match webhook.hub.deliver(&proof, &body) {
+//!         Ok(_delivery) => StatusCode::ACCEPTED,
+//!         Err(_) => StatusCode::BAD_REQUEST,
+//!     }
+//! }
+//!
+//! /// The route to give Graph as the calls' `callbackUri`; `driver.hub()` is the hub.
+//! pub fn routes<T: Transport + Clone + 'static>(
+//!     validator: BotFrameworkValidator<JwksKeys<T>>,
+//!     hub: Hub,
+//! ) -> Router {
+//!     Router::new()
+//!         .route("/api/calling", post(notifications::<T>))
+//!         .with_state(Webhook { validator, hub })
+//! }
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -196,6 +261,7 @@ impl KeySource for StaticKeys {
 /// }
 /// # Ok::<(), AuthError>(())
 /// ```
+#[derive(Clone)]
 pub struct BotFrameworkValidator<K> {
     app_id: String,
     tenant: Option<String>,
