@@ -130,28 +130,85 @@ pub struct Claims {
 ///
 /// The bot fetches and caches the JWKS named by the OpenID configuration at
 /// [`OPENID_CONFIGURATION_URL`] (refreshing it when keys rotate); tests use [`StaticKeys`].
-/// Return only keys you trust to sign Bot Framework tokens; the validator refuses non-RSA keys.
+/// Return only keys you trust to sign Bot Framework tokens.
+///
+/// # Example: keys the bot fetches its own way
+///
+/// ```
+/// use std::collections::HashMap;
+/// use recording_status::webhook::{AuthError, BotFrameworkValidator, KeySource, VerifyingKey};
+///
+/// #[derive(Debug, Default)]
+/// struct MyKeys(HashMap<String, VerifyingKey>);
+///
+/// impl KeySource for MyKeys {
+///     fn key(&self, kid: &str) -> Option<VerifyingKey> {
+///         self.0.get(kid).cloned()
+///     }
+/// }
+///
+/// let mut keys = MyKeys::default();
+/// // `n` and `e` of an RSA JWK, base64url: what the JWKS lists for each `kid`.
+/// # let (n, e) = ("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "AQAB");
+/// keys.0.insert("kid-1".into(), VerifyingKey::from_rsa_components(n, e)?);
+/// let validator = BotFrameworkValidator::new("my-bot-app-id", keys);
+/// # let _ = validator;
+/// # Ok::<(), AuthError>(())
+/// ```
 pub trait KeySource: Send + Sync + fmt::Debug {
     /// The verification key whose JWK `kid` is `kid`, or `None` if it is unknown.
-    fn key(&self, kid: &str) -> Option<DecodingKey>;
+    fn key(&self, kid: &str) -> Option<VerifyingKey>;
 }
 
 impl<K: KeySource + ?Sized> KeySource for Arc<K> {
-    fn key(&self, kid: &str) -> Option<DecodingKey> {
+    fn key(&self, kid: &str) -> Option<VerifyingKey> {
         (**self).key(kid)
     }
 }
 
 impl<K: KeySource + ?Sized> KeySource for &K {
-    fn key(&self, kid: &str) -> Option<DecodingKey> {
+    fn key(&self, kid: &str) -> Option<VerifyingKey> {
         (**self).key(kid)
+    }
+}
+
+/// An RSA public key that verifies RS256 signatures: what a [`KeySource`] hands the validator.
+///
+/// Only RSA keys can be built, so a key source cannot hand the validator a key of another
+/// family (the HS256 key-confusion attack needs one). The JWT library behind it is not part of
+/// this crate's API.
+#[derive(Clone)]
+pub struct VerifyingKey(DecodingKey);
+
+impl VerifyingKey {
+    /// A key from an RSA JWK's `n` (modulus) and `e` (exponent), each base64url without
+    /// padding, as a JWKS lists them.
+    ///
+    /// # Errors
+    /// [`AuthError::Keys`] if either is not base64url.
+    pub fn from_rsa_components(modulus: &str, exponent: &str) -> Result<Self, AuthError> {
+        DecodingKey::from_rsa_components(modulus, exponent)
+            .map(Self)
+            .map_err(|e| KeysError::caused_by("the rsa key components are not base64url", e).into())
+    }
+
+    /// A key from a DER-encoded PKCS#1 `RSAPublicKey`. The bytes are checked when a token is
+    /// verified: a bad key then fails as [`AuthError::Keys`].
+    pub fn from_rsa_der(der: &[u8]) -> Self {
+        Self(DecodingKey::from_rsa_der(der))
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VerifyingKey(rsa)")
     }
 }
 
 /// A fixed set of RS256 verification keys, keyed by `kid`, read from JWKS JSON.
 #[derive(Clone)]
 pub struct StaticKeys {
-    keys: BTreeMap<String, DecodingKey>,
+    keys: BTreeMap<String, VerifyingKey>,
 }
 
 impl StaticKeys {
@@ -171,7 +228,7 @@ impl StaticKeys {
             keys: Vec<serde_json::Value>,
         }
         let set: Set = serde_json::from_str(json)
-            .map_err(|e| AuthError::Keys(format!("jwks is not a json key set: {e}")))?;
+            .map_err(|e| KeysError::caused_by("jwks is not a json key set", e))?;
         let mut keys = BTreeMap::new();
         for entry in set.keys {
             let Ok(jwk) = serde_json::from_value::<Jwk>(entry) else {
@@ -182,9 +239,7 @@ impl StaticKeys {
             }
         }
         if keys.is_empty() {
-            return Err(AuthError::Keys(
-                "jwks holds no rsa signature key with a kid".into(),
-            ));
+            return Err(KeysError::new("jwks holds no rsa signature key with a kid").into());
         }
         Ok(Self { keys })
     }
@@ -195,7 +250,7 @@ impl StaticKeys {
     }
 }
 
-fn usable_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
+fn usable_key(jwk: &Jwk) -> Option<(String, VerifyingKey)> {
     let common = &jwk.common;
     let kid = common.key_id.clone()?;
     let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
@@ -215,7 +270,7 @@ fn usable_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
     {
         return None;
     }
-    let key = DecodingKey::from_rsa_components(&rsa.n, &rsa.e).ok()?;
+    let key = VerifyingKey::from_rsa_components(&rsa.n, &rsa.e).ok()?;
     Some((kid, key))
 }
 
@@ -228,7 +283,7 @@ impl fmt::Debug for StaticKeys {
 }
 
 impl KeySource for StaticKeys {
-    fn key(&self, kid: &str) -> Option<DecodingKey> {
+    fn key(&self, kid: &str) -> Option<VerifyingKey> {
         self.keys.get(kid).cloned()
     }
 }
@@ -370,11 +425,10 @@ impl<K: KeySource> BotFrameworkValidator<K> {
             return Err(AuthError::Malformed);
         }
         let kid = header.kid.ok_or(AuthError::Malformed)?;
-        let key = self.keys.key(&kid).ok_or(AuthError::UnknownKey)?;
+        let VerifyingKey(key) = self.keys.key(&kid).ok_or(AuthError::UnknownKey)?;
+        // Only RSA keys can be built; defend in depth.
         if key.family() != AlgorithmFamily::Rsa {
-            return Err(AuthError::Keys(
-                "the key source returned a non-rsa key".into(),
-            ));
+            return Err(KeysError::new("the key source returned a non-rsa key").into());
         }
         let raw = jsonwebtoken::decode::<RawClaims>(token, &key, &self.validation)
             .map_err(map_jwt_error)?
@@ -467,11 +521,82 @@ pub enum AuthError {
     /// [`with_tenant`](BotFrameworkValidator::with_tenant). Refuse the request.
     #[error("bearer token tenant is not the expected tenant")]
     WrongTenant,
-    /// The key material is unusable (bad JWKS, invalid RSA key, wrong key type from the key
-    /// source). This is the bot's fault, not the caller's: fix or refresh the key source.
-    #[error("signing keys are unusable: {0}")]
-    Keys(String),
+    /// The key material is unusable (keys that cannot be fetched, a bad JWKS, an invalid RSA
+    /// key). This is the bot's fault, not the caller's: fix or refresh the key source. The
+    /// [`KeysError`] says what failed, with the underlying error as its source.
+    #[error(transparent)]
+    Keys(KeysError),
 }
+
+impl From<KeysError> for AuthError {
+    fn from(e: KeysError) -> Self {
+        Self::Keys(e)
+    }
+}
+
+/// Why signing keys are unusable ([`AuthError::Keys`]): what failed, and the underlying error
+/// (a transport's, a JSON parser's, the crypto library's) as its
+/// [`source`](std::error::Error::source) when there is one. Equal when the messages are.
+#[derive(Clone)]
+pub struct KeysError {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl KeysError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What failed, without the source's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeysError")
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "signing keys are unusable: {}", self.message)
+    }
+}
+
+impl std::error::Error for KeysError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for KeysError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for KeysError {}
 
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
     use jsonwebtoken::errors::ErrorKind as K;
@@ -485,9 +610,9 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
         K::ExpiredSignature => AuthError::Expired,
         K::ImmatureSignature => AuthError::NotYetValid,
         K::InvalidRsaKey(_) | K::InvalidKeyFormat => {
-            AuthError::Keys("the rsa key for this kid is invalid".into())
+            KeysError::caused_by("the rsa key for this kid is invalid", e).into()
         }
-        K::Provider(_) => AuthError::Keys("the crypto provider failed".into()),
+        K::Provider(_) => KeysError::caused_by("the crypto provider failed", e).into(),
         // Never forward messages that may quote the token (JSON, base64, UTF-8 errors).
         _ => AuthError::Malformed,
     }
@@ -962,9 +1087,33 @@ mod tests {
     #[derive(Debug)]
     struct HmacSource;
     impl KeySource for HmacSource {
-        fn key(&self, _kid: &str) -> Option<DecodingKey> {
-            Some(DecodingKey::from_secret(PUBLIC_PEM.as_bytes()))
+        fn key(&self, _kid: &str) -> Option<VerifyingKey> {
+            // Not possible through the public constructors.
+            Some(VerifyingKey(DecodingKey::from_secret(
+                PUBLIC_PEM.as_bytes(),
+            )))
         }
+    }
+
+    #[test]
+    fn key_errors_keep_their_source() {
+        use std::error::Error as _;
+        let err = StaticKeys::from_jwks_json("<html>maintenance</html>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "signing keys are unusable: jwks is not a json key set"
+        );
+        let source = err.source().expect("the json error is kept");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+
+        let err = VerifyingKey::from_rsa_components("not base64url!", "AQAB").unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Keys(e) if e.source().is_some()),
+            "{err:?}"
+        );
+        // Without a source, nothing to chain.
+        let err = StaticKeys::from_jwks_json(r#"{"keys":[]}"#).unwrap_err();
+        assert!(err.source().is_none());
     }
 
     #[test]
@@ -1107,7 +1256,7 @@ mod tests {
             AuthError::WrongIssuer,
             AuthError::WrongAudience,
             AuthError::WrongTenant,
-            AuthError::Keys("jwks holds no rsa signature key with a kid".into()),
+            AuthError::Keys(KeysError::new("jwks holds no rsa signature key with a kid")),
         ] {
             let msg = err.to_string();
             assert_eq!(msg, msg.to_lowercase());

@@ -248,7 +248,7 @@ async fn a_failed_refresh_keeps_the_last_good_keys() {
         server.publish(status, body);
         let error = keys.refresh().await.unwrap_err();
         assert!(
-            matches!(&error, AuthError::Keys(message) if message.contains(why)),
+            matches!(&error, AuthError::Keys(e) if e.message().contains(why)),
             "{error:?} should say {why}"
         );
         assert!(validator.validate(&token("a")).is_ok(), "still served");
@@ -279,7 +279,7 @@ async fn a_first_fetch_without_usable_keys_fails_clearly() {
     };
     let error = JwksKeys::fetch(plain, OPENID).await.unwrap_err();
     assert!(
-        matches!(&error, AuthError::Keys(m) if m.contains("not https")),
+        matches!(&error, AuthError::Keys(e) if e.message().contains("not https")),
         "{error:?}"
     );
 }

@@ -4,10 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use jsonwebtoken::DecodingKey;
 use tokio::time::Instant;
 
-use super::{AuthError, BotFrameworkValidator, KeySource, StaticKeys};
+use super::{AuthError, BotFrameworkValidator, KeySource, KeysError, StaticKeys, VerifyingKey};
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::transport::{HttpRequest, Transport};
@@ -360,7 +359,7 @@ impl<T: Transport> JwksKeys<T> {
 }
 
 impl<T: Send + Sync> KeySource for JwksKeys<T> {
-    fn key(&self, kid: &str) -> Option<DecodingKey> {
+    fn key(&self, kid: &str) -> Option<VerifyingKey> {
         self.current().key(kid)
     }
 }
@@ -401,19 +400,18 @@ async fn download<T: Transport>(
     }
     let config = get(transport, openid_url, max).await?;
     let config: OpenIdConfiguration = serde_json::from_slice(&config)
-        .map_err(|e| AuthError::Keys(format!("the openid configuration has no jwks_uri: {e}")))?;
+        .map_err(|e| KeysError::caused_by("the openid configuration has no jwks_uri", e))?;
     let (openid, jwks) = (scheme(openid_url), scheme(&config.jwks_uri));
     // The keys come over TLS, unless the configuration itself was fetched in the clear (a
     // loopback test server).
     if jwks != Some("https") && !(jwks == Some("http") && openid == Some("http")) {
-        return Err(AuthError::Keys(format!(
-            "the jwks_uri {:?} is not https",
-            config.jwks_uri
-        )));
+        return Err(
+            KeysError::new(format!("the jwks_uri {:?} is not https", config.jwks_uri)).into(),
+        );
     }
     let jwks = get(transport, &config.jwks_uri, max).await?;
     let jwks =
-        std::str::from_utf8(&jwks).map_err(|_| AuthError::Keys("the jwks is not utf-8".into()))?;
+        std::str::from_utf8(&jwks).map_err(|e| KeysError::caused_by("the jwks is not utf-8", e))?;
     StaticKeys::from_jwks_json(jwks)
 }
 
@@ -425,23 +423,25 @@ async fn get<T: Transport>(transport: &T, url: &str, max: usize) -> Result<Vec<u
     let request: HttpRequest = http::Request::get(url)
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
-        .map_err(|_| AuthError::Keys(format!("{url:?} is not a url")))?;
+        .map_err(|e| KeysError::caused_by(format!("{url:?} is not a url"), e))?;
     let response = transport
         .send(request)
         .await
-        .map_err(|e| AuthError::Keys(format!("fetching {url}: {e}")))?;
+        .map_err(|e| KeysError::caused_by(format!("fetching {url}"), e))?;
     if !response.status().is_success() {
-        return Err(AuthError::Keys(format!(
+        return Err(KeysError::new(format!(
             "fetching {url}: http {}",
             response.status().as_u16()
-        )));
+        ))
+        .into());
     }
     let body = response.into_body();
     if body.len() > max {
-        return Err(AuthError::Keys(format!(
+        return Err(KeysError::new(format!(
             "fetching {url}: {} bytes, over the {max}-byte bound",
             body.len()
-        )));
+        ))
+        .into());
     }
     Ok(body)
 }
