@@ -113,8 +113,9 @@ impl State for Failed {
     const STATE: CallState = CallState::Failed;
 }
 
-/// The value-level name of a call's state, for logs, audit events and maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The value-level name of a call's state, for logs, audit events and maps. Not `Ord`: the
+/// states have no order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum CallState {

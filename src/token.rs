@@ -19,16 +19,36 @@ pub type TokenFuture<'a> =
 /// platform (client-credentials flow). Keep it fast: the compliance-recording answer window is
 /// small, so pre-fetch and cache.
 ///
-/// # Example: a closure
+/// # Example: a cache in front of the identity platform
 /// ```
+/// use std::sync::RwLock;
 /// use recording_status::AccessToken;
-/// use recording_status::token::{TokenFuture, TokenSource};
+/// use recording_status::token::{TokenError, TokenFuture, TokenSource};
 ///
 /// #[derive(Debug)]
-/// struct Cached;
+/// struct Cached {
+///     current: RwLock<AccessToken>,
+/// }
+///
+/// impl Cached {
+///     async fn fetch(&self) -> Result<AccessToken, TokenError> {
+///         // POST https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token
+///         // (client credentials, scope https://graph.microsoft.com/.default)
+///         # Ok(AccessToken::new("eyJ0eXAi…new"))
+///     }
+/// }
+///
 /// impl TokenSource for Cached {
 ///     fn token(&self, refresh: bool) -> TokenFuture<'_> {
-///         Box::pin(async move { Ok(AccessToken::new(if refresh { "new" } else { "cached" })) })
+///         Box::pin(async move {
+///             if refresh {
+///                 // Graph refused the cached token with 401: fetch anew, keep it.
+///                 let fresh = self.fetch().await?;
+///                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+///                 return Ok(fresh);
+///             }
+///             Ok(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+///         })
 ///     }
 /// }
 /// ```
