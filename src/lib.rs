@@ -21,14 +21,71 @@
 //!   [`AuditEvent`](audit::AuditEvent), and [`audit::verify`] replays a trail against the rule.
 //!
 //! # Example
+//!
+//! A bot runs its calls through the [`driver`] (default feature `driver`, on tokio): it retries
+//! inside each transition's deadline, settles pending operations from the notifications the
+//! bot's webhook hands to its [`Hub`](driver::Hub) (the `webhook` module's docs show that
+//! handler), and reports what it could not settle as [`DriverEvent`](driver::DriverEvent)s.
+//!
 //! ```
+//! # #[cfg(feature = "driver")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+//! use std::io::Write;
+//! use std::sync::Arc;
+//! use recording_status::audit::{MemorySink, verify};
+//! use recording_status::driver::{Driver, DriverConfig, Started};
+//! use recording_status::testing::{ScriptedTransport, Step};
+//! use recording_status::{AccessToken, Graph, RetentionWriter};
+//!
+//! // Any `Transport` works: reqwest, hyper, a closure. This one answers from a script.
+//! let transport = ScriptedTransport::new().then(Step::completed()).then(Step::completed());
+//! let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
+//! let audit = Arc::new(MemorySink::default());
+//! let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+//!
+//! // One value per Graph call: a second value for the same call is refused.
+//! let call = driver.call("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
+//! let Started::Recording(call) = driver.begin_recording(call).await? else {
+//!     return Err("not acknowledged: nothing may be persisted".into());
+//! };
+//!
+//! // Media reaches storage only through a capability minted by `Call<Recording>`.
+//! let mut writer = RetentionWriter::new(call.retention_handle()?, Vec::new());
+//! writer.write_all(b"frame")?;
+//! let (stored, capability) = writer.finish()?;
+//! drop(capability); // a media task would end here
+//!
+//! // Waits for every capability to end, then reports `notRecording`.
+//! let call = driver.stop_recording(call).await?;
+//! driver.end(call);
+//! assert_eq!(stored, b"frame");
+//! verify(&audit.events())?; // the trail keeps the rule
+//! # Ok(())
+//! # })
+//! # }
+//! # #[cfg(not(feature = "driver"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Without the driver
+//!
+//! The driver sits on a lower layer, with no runtime of its own: [`Calls`] opens [`Call`]
+//! values, and each transition sends one request through a [`Graph`] and returns the next
+//! state, with no retries, deadlines or notification routing. Borrowed capabilities
+//! ([`Retention`]) are checked statically there: stopping while one is alive does not
+//! compile.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! # runtime.block_on(async {
 //! use std::io::Write;
 //! use std::sync::Arc;
 //! use recording_status::{AccessToken, Begin, Calls, Graph, RetentionWriter};
 //! use recording_status::audit::{MemorySink, verify};
 //! use recording_status::testing::{ScriptedTransport, Step};
 //!
-//! # tokio_test_block_on(async {
 //! // Any `Transport` works: reqwest, hyper, a closure. This one answers from a script.
 //! let transport = ScriptedTransport::new().then(Step::completed()).then(Step::completed());
 //! let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
@@ -51,10 +108,8 @@
 //! assert_eq!(stored, b"frame");
 //! verify(&audit.events())?;
 //! # drop(call);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # }).unwrap();
-//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # Ok(())
+//! # })
 //! # }
 //! ```
 //!
@@ -97,6 +152,8 @@
 //! - `proptest`: `testing::strategies`, Graph's answers as proptest strategies.
 
 #![forbid(unsafe_code)]
+// On docs.rs: each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 pub mod audit;

@@ -238,8 +238,8 @@ impl<'c> Retention<'c> {
         &self.shared.call_id
     }
 
-    /// The capability's number in the audit trail.
-    pub fn capability(&self) -> u64 {
+    /// The capability's number in the audit trail (its `retention_started` event).
+    pub fn number(&self) -> u64 {
         self.capability
     }
 }
@@ -333,8 +333,8 @@ impl RetentionHandle {
         &self.shared.call_id
     }
 
-    /// The capability's number in the audit trail.
-    pub fn capability(&self) -> u64 {
+    /// The capability's number in the audit trail (its `retention_started` event).
+    pub fn number(&self) -> u64 {
         self.capability
     }
 
@@ -429,7 +429,7 @@ mod capability_sealed {
 /// A retention capability: [`Retention`] or [`RetentionHandle`]. Sealed.
 pub trait Capability: capability_sealed::Sealed + fmt::Debug {
     /// The call the capability belongs to.
-    fn call(&self) -> &CallId;
+    fn call_id(&self) -> &CallId;
 
     /// `Ok` while writing is allowed. This is a snapshot, for callers that want to skip work;
     /// [`RetentionWriter`] does not rely on it but checks, and holds, the capability around
@@ -453,8 +453,8 @@ impl capability_sealed::Sealed for Retention<'_> {
 }
 
 impl Capability for Retention<'_> {
-    fn call(&self) -> &CallId {
-        self.call_id()
+    fn call_id(&self) -> &CallId {
+        &self.shared.call_id
     }
 }
 
@@ -472,8 +472,8 @@ impl capability_sealed::Sealed for RetentionHandle {
 }
 
 impl Capability for RetentionHandle {
-    fn call(&self) -> &CallId {
-        self.call_id()
+    fn call_id(&self) -> &CallId {
+        &self.shared.call_id
     }
 }
 

@@ -29,7 +29,7 @@ async fn flow(
 
     {
         let retention = call.retention()?;
-        let _ = retention.capability();
+        let _ = retention.number();
     } // ended before the stop
 
     Ok(call.stop_recording(graph, std::future::pending()).await?)

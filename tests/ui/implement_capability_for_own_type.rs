@@ -9,7 +9,7 @@ use recording_status::{CallId, RetentionWriter};
 struct Forged(CallId);
 
 impl Capability for Forged {
-    fn call(&self) -> &CallId {
+    fn call_id(&self) -> &CallId {
         &self.0
     }
 

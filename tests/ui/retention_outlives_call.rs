@@ -8,7 +8,7 @@ fn escape(call: Call<Recording>) {
         let call = call;
         escaped = call.retention().unwrap();
     } // `call` is dropped here (retention revoked)
-    let _still_usable = escaped.capability();
+    let _still_usable = escaped.number();
 }
 
 fn main() {
