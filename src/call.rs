@@ -129,7 +129,56 @@ pub struct Ended {
     pub last_state: CallState,
 }
 
-/// Any call, whatever its state, for keeping calls in a map.
+/// Any call, whatever its state, for keeping calls in a map or one variable across a retry
+/// loop. Every `Call<S>`, [`Begin`] and [`driver::Started`](crate::driver::Started) converts
+/// into it with `into()`.
+///
+/// # Example: retrying `begin_recording`
+/// ```
+/// # #[cfg(feature = "driver")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+/// use std::sync::Arc;
+/// use recording_status::audit::MemorySink;
+/// use recording_status::driver::{Driver, DriverConfig};
+/// use recording_status::testing::{ScriptedTransport, Step};
+/// use recording_status::{AccessToken, AnyCall, Graph};
+///
+/// // Graph fails the first operation (the driver then reports `failed`), completes the next.
+/// let transport = ScriptedTransport::new()
+///     .then(Step::operation(Some("failed")))
+///     .then(Step::completed())
+///     .then(Step::completed());
+/// let graph = Graph::new(transport, AccessToken::new("eyJ0eXAi…"));
+/// let audit = Arc::new(MemorySink::default());
+/// let (driver, _events) = Driver::new(graph, audit, DriverConfig::default());
+///
+/// let id = "57dab8b1-894c-409a-b240-bd8beae78896".parse()?;
+/// let mut call: AnyCall = driver.call(id)?.into();
+/// for _attempt in 0..3 {
+///     // `Call<NotRecording>` and `Call<Failed>` can both begin; a `NotSent` hands the call back.
+///     call = match call {
+///         AnyCall::NotRecording(c) => match driver.begin_recording(c).await {
+///             Ok(started) => started.into(),
+///             Err(not_sent) => not_sent.call.into(),
+///         },
+///         AnyCall::Failed(c) => match driver.begin_recording(c).await {
+///             Ok(started) => started.into(),
+///             Err(not_sent) => not_sent.call.into(),
+///         },
+///         other => other,
+///     };
+///     if let AnyCall::Recording(_) = call {
+///         break;
+///     }
+/// }
+/// assert!(matches!(call, AnyCall::Recording(_)));
+/// # Ok(())
+/// # })
+/// # }
+/// # #[cfg(not(feature = "driver"))]
+/// # fn main() {}
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyCall {
@@ -161,6 +210,27 @@ impl AnyCall {
             Self::PendingRecording(_) => CallState::PendingRecording,
             Self::Recording(_) => CallState::Recording,
             Self::Failed(_) => CallState::Failed,
+        }
+    }
+}
+
+macro_rules! any_call_from {
+    ($($state:ident),*) => {$(
+        impl From<Call<$state>> for AnyCall {
+            fn from(call: Call<$state>) -> Self {
+                Self::$state(call)
+            }
+        }
+    )*};
+}
+any_call_from!(NotRecording, PendingRecording, Recording, Failed);
+
+#[cfg(feature = "driver")]
+impl From<crate::driver::Started> for AnyCall {
+    fn from(started: crate::driver::Started) -> Self {
+        match started {
+            crate::driver::Started::Recording(c) => Self::Recording(c),
+            crate::driver::Started::Failed(c) => Self::Failed(c),
         }
     }
 }
