@@ -36,15 +36,22 @@ impl Default for JwksConfig {
 impl JwksConfig {
     /// Sets [`refresh_every`](Self::refresh_every).
     #[must_use]
-    pub fn with_refresh_every(mut self, every: Duration) -> Self {
+    pub const fn with_refresh_every(mut self, every: Duration) -> Self {
         self.refresh_every = every;
         self
     }
 
     /// Sets [`min_refresh_interval`](Self::min_refresh_interval).
     #[must_use]
-    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+    pub const fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
         self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Sets [`max_document_bytes`](Self::max_document_bytes).
+    #[must_use]
+    pub const fn with_max_document_bytes(mut self, bytes: usize) -> Self {
+        self.max_document_bytes = bytes;
         self
     }
 }
