@@ -214,11 +214,12 @@ fn revoked() -> io::Error {
 /// Obtained from [`Call::<Recording>::retention`](crate::Call::retention). Because it borrows
 /// the call, the call cannot be stopped while it is alive.
 ///
-/// ```compile_fail
-/// # fn f(call: recording_status::Call<recording_status::Recording>, g: &recording_status::Graph<fn(recording_status::transport::HttpRequest) -> std::future::Ready<Result<recording_status::transport::HttpResponse, std::io::Error>>>) {
-/// let retention = call.retention().unwrap();
+/// ```compile_fail,E0505
+/// # fn f(call: recording_status::Call<recording_status::Recording>, g: &recording_status::Graph<fn(recording_status::transport::HttpRequest) -> std::future::Ready<Result<recording_status::transport::HttpResponse, std::io::Error>>>) -> Result<(), Box<dyn std::error::Error>> {
+/// let retention = call.retention()?;
 /// let stopped = call.stop_recording(g, std::future::pending());   // error[E0505]
 /// drop(retention);
+/// # Ok(())
 /// # }
 /// ```
 #[must_use = "a capability that is not used only adds audit noise"]
@@ -269,19 +270,25 @@ impl fmt::Debug for Retention<'_> {
 ///
 /// # Example
 /// ```
-/// # async fn media_task(handle: recording_status::RetentionHandle) {
-/// let mut writer = recording_status::RetentionWriter::new(handle, Vec::new());
-/// loop {
-///     // next frame …
-///     # let frame = [0u8; 4];
-///     if writer.capability().is_stopping() {
-///         break;
+/// use std::io::Write;
+/// use recording_status::{RetentionHandle, RetentionWriter};
+///
+/// fn media_task(handle: RetentionHandle) -> std::io::Result<Vec<u8>> {
+///     let mut writer = RetentionWriter::new(handle, Vec::new());
+///     loop {
+///         // next frame …
+///         # let frame = [0u8; 4];
+///         if writer.capability().is_stopping() {
+///             break;
+///         }
+///         // Refused (`PermissionDenied`) once the call is revoked: stop then, too.
+///         writer.write_all(&frame)?;
+///         # break;
 ///     }
-///     std::io::Write::write_all(&mut writer, &frame).unwrap();
-///     # break;
+///     let (bytes, handle) = writer.finish()?;
+///     drop(handle); // lets the drain end
+///     Ok(bytes)
 /// }
-/// let (_bytes, _handle) = writer.finish().unwrap(); // dropping the handle lets the drain end
-/// # }
 /// ```
 #[must_use = "an unused handle delays the drain when recording stops"]
 pub struct RetentionHandle {
