@@ -390,8 +390,17 @@ impl fmt::Display for GraphError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Permanent {
-    /// Code `8506`: the call is not a policy (compliance) recording call. Recording is not
-    /// possible on this call; keep persistence disabled.
+    /// Code `8506` ("API call not allowed for non-Compliance Recording call"): the call is not
+    /// a policy (compliance) recording call. Recording is not possible on this call, and
+    /// retrying cannot change that; keep persistence disabled.
+    ///
+    /// In practice bots hit it when they joined the call on their own (a join URL, or
+    /// `POST /communications/calls`) instead of being invited by Teams because a user in the
+    /// call has a compliance recording policy that names the bot's application instance.
+    /// Microsoft: "the recording bot will not be allowed to record unless a user with a
+    /// recording policy joined the call or meeting". A policy granted to the bot's own
+    /// application instance does not count. To test, assign a `CsTeamsComplianceRecordingPolicy`
+    /// to a test user and let that user place or join the call.
     NotComplianceCall,
     /// Code `7504`: the tenant has not granted the app the permissions it needs.
     InsufficientTenantPermissions,
