@@ -56,7 +56,7 @@ impl UpdateRequest {
         Self {
             status,
             client_context,
-            client_request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: crate::types::random_uuid_string(),
         }
     }
 
