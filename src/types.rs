@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,17 +44,23 @@ pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 /// Equality, hashing and the audit trail use [`normalized`](Self::normalized) (lower case, no
 /// dashes), the form in which Graph's spellings of one call agree; requests use the id exactly
 /// as given ([`as_str`](Self::as_str)).
-#[derive(Clone, Serialize)]
-#[serde(transparent)]
+///
+/// # Cost
+/// Cloning is a reference-count increment: the id and its normalised form share one
+/// allocation, so the registry and the driver's hub hold the id without copying it.
+#[derive(Clone)]
 pub struct CallId {
-    raw: Box<str>,
-    #[serde(skip)]
-    normalized: Box<str>,
+    /// The id as given, followed by its normalised form unless the two are equal.
+    text: Arc<str>,
+    /// `text[..raw_end]` is the id as given.
+    raw_end: usize,
+    /// `text[normalized_start..]` is the normalised id.
+    normalized_start: usize,
 }
 
 impl PartialEq for CallId {
     fn eq(&self, other: &Self) -> bool {
-        self.normalized == other.normalized
+        self.normalized() == other.normalized()
     }
 }
 
@@ -61,7 +68,13 @@ impl Eq for CallId {}
 
 impl std::hash::Hash for CallId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.normalized.hash(state);
+        self.normalized().hash(state);
+    }
+}
+
+impl Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -90,40 +103,80 @@ impl CallId {
         if normalized.is_empty() {
             return Err(InvalidCallId::Empty);
         }
+        if normalized == id {
+            return Ok(Self {
+                raw_end: id.len(),
+                normalized_start: 0,
+                text: id.into(),
+            });
+        }
+        let raw_end = id.len();
+        let mut text = id;
+        text.push_str(&normalized);
         Ok(Self {
-            raw: id.into_boxed_str(),
-            normalized: normalized.into_boxed_str(),
+            text: text.into(),
+            raw_end,
+            normalized_start: raw_end,
         })
     }
 
     /// The id exactly as given, as it is sent in request URLs.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        &self.text[..self.raw_end]
     }
 
     /// The id's identity: lower case, without dashes. Graph answers `57dab8b1-894c-…` but
     /// notifies `57DAB8B1894C…` for the same call; both normalise to `57dab8b1894c…`. The audit
     /// trail writes this form.
     pub fn normalized(&self) -> &str {
-        &self.normalized
+        &self.text[self.normalized_start..]
     }
 
     /// The id as one percent-encoded URL path segment (RFC 3986 unreserved characters are kept,
     /// every other byte is `%XX`).
     pub fn path_segment(&self) -> String {
-        percent_encode_segment(&self.raw)
+        let mut out = String::with_capacity(self.path_segment_len());
+        self.push_path_segment(&mut out);
+        out
+    }
+
+    /// The length of [`path_segment`](Self::path_segment), in bytes.
+    pub(crate) fn path_segment_len(&self) -> usize {
+        self.as_str()
+            .bytes()
+            .map(|b| if is_unreserved(b) { 1 } else { 3 })
+            .sum()
+    }
+
+    /// Appends [`path_segment`](Self::path_segment) to `out`.
+    pub(crate) fn push_path_segment(&self, out: &mut String) {
+        let raw = self.as_str();
+        if raw.bytes().all(is_unreserved) {
+            out.push_str(raw);
+            return;
+        }
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for &b in raw.as_bytes() {
+            if is_unreserved(b) {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
+        }
     }
 }
 
 impl fmt::Debug for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CallId").field(&self.raw).finish()
+        f.debug_tuple("CallId").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        f.write_str(self.as_str())
     }
 }
 
@@ -150,19 +203,9 @@ pub(crate) fn normalize_id(id: &str) -> String {
         .collect()
 }
 
-fn percent_encode_segment(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
+/// RFC 3986 unreserved: kept as is in a path segment.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// A version-4 UUID from the operating system's random bytes, drawn [`RANDOM_POOL`] bytes at a
@@ -439,5 +482,28 @@ mod tests {
         assert_eq!(text.len(), 36);
         assert_eq!(text.parse::<uuid::Uuid>().unwrap().get_version_num(), 4);
         assert_eq!(text, text.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn both_spellings_survive_sharing_one_allocation() {
+        for (raw, normalized) in [
+            (
+                "57DAB8B1-894C-409A-B240-BD8BEAE78896",
+                "57dab8b1894c409ab240bd8beae78896",
+            ),
+            (
+                "57dab8b1894c409ab240bd8beae78896",
+                "57dab8b1894c409ab240bd8beae78896",
+            ),
+            ("a-b", "ab"),
+        ] {
+            let id = CallId::new(raw).unwrap();
+            let clone = id.clone();
+            assert_eq!((clone.as_str(), clone.normalized()), (raw, normalized));
+            assert_eq!(clone.to_string(), raw);
+            assert_eq!(format!("{clone:?}"), format!("CallId({raw:?})"));
+            assert_eq!(serde_json::to_string(&clone).unwrap(), format!("\"{raw}\""));
+            assert_eq!(clone.path_segment().len(), clone.path_segment_len());
+        }
     }
 }
