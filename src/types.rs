@@ -52,10 +52,12 @@ pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 pub struct CallId {
     /// The id as given, followed by its normalised form unless the two are equal.
     text: Arc<str>,
-    /// `text[..raw_end]` is the id as given.
-    raw_end: usize,
+    /// `text[..raw_end]` is the id as given (at most [`MAX_CALL_ID_LEN`] bytes).
+    raw_end: u16,
     /// `text[normalized_start..]` is the normalised id.
-    normalized_start: usize,
+    normalized_start: u16,
+    /// Every byte of the id is unreserved, so it is its own path segment.
+    plain_segment: bool,
 }
 
 impl PartialEq for CallId {
@@ -99,37 +101,53 @@ impl CallId {
         if id.contains("..") || id == "." {
             return Err(InvalidCallId::DotSegment);
         }
-        let normalized = normalize_id(&id);
-        if normalized.is_empty() {
+        // Normalising works byte by byte: `-` never occurs inside a multi-byte character, and
+        // ASCII lower-casing leaves the bytes of other characters alone.
+        let (mut normalized_len, mut upper, mut plain_segment) = (0, false, true);
+        for b in id.bytes() {
+            normalized_len += usize::from(b != b'-');
+            upper |= b.is_ascii_uppercase();
+            plain_segment &= is_unreserved(b);
+        }
+        if normalized_len == 0 {
             return Err(InvalidCallId::Empty);
         }
-        if normalized == id {
+        // Both lengths are at most `MAX_CALL_ID_LEN`, so they fit.
+        let raw_end =
+            u16::try_from(id.len()).map_err(|_| InvalidCallId::TooLong { len: id.len() })?;
+        if normalized_len == id.len() && !upper {
             return Ok(Self {
-                raw_end: id.len(),
+                text: Arc::from(id),
+                raw_end,
                 normalized_start: 0,
-                text: id.into(),
+                plain_segment,
             });
         }
-        let raw_end = id.len();
-        let mut text = id;
-        text.push_str(&normalized);
+        let mut text = String::with_capacity(id.len() + normalized_len);
+        text.push_str(&id);
+        text.extend(
+            id.chars()
+                .filter(|c| *c != '-')
+                .map(|c| c.to_ascii_lowercase()),
+        );
         Ok(Self {
-            text: text.into(),
+            text: Arc::from(text),
             raw_end,
             normalized_start: raw_end,
+            plain_segment,
         })
     }
 
     /// The id exactly as given, as it is sent in request URLs.
     pub fn as_str(&self) -> &str {
-        &self.text[..self.raw_end]
+        &self.text[..usize::from(self.raw_end)]
     }
 
     /// The id's identity: lower case, without dashes. Graph answers `57dab8b1-894c-…` but
     /// notifies `57DAB8B1894C…` for the same call; both normalise to `57dab8b1894c…`. The audit
     /// trail writes this form.
     pub fn normalized(&self) -> &str {
-        &self.text[self.normalized_start..]
+        &self.text[usize::from(self.normalized_start)..]
     }
 
     /// The id as one percent-encoded URL path segment (RFC 3986 unreserved characters are kept,
@@ -142,6 +160,9 @@ impl CallId {
 
     /// The length of [`path_segment`](Self::path_segment), in bytes.
     pub(crate) fn path_segment_len(&self) -> usize {
+        if self.plain_segment {
+            return usize::from(self.raw_end);
+        }
         self.as_str()
             .bytes()
             .map(|b| if is_unreserved(b) { 1 } else { 3 })
@@ -151,7 +172,7 @@ impl CallId {
     /// Appends [`path_segment`](Self::path_segment) to `out`.
     pub(crate) fn push_path_segment(&self, out: &mut String) {
         let raw = self.as_str();
-        if raw.bytes().all(is_unreserved) {
+        if self.plain_segment {
             out.push_str(raw);
             return;
         }
@@ -504,6 +525,26 @@ mod tests {
             assert_eq!(format!("{clone:?}"), format!("CallId({raw:?})"));
             assert_eq!(serde_json::to_string(&clone).unwrap(), format!("\"{raw}\""));
             assert_eq!(clone.path_segment().len(), clone.path_segment_len());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn spellings_and_segment_match_their_definitions(raw in "[a-zA-Z0-9:@~._ü\\-]{1,40}") {
+            if let Ok(id) = CallId::new(raw.clone()) {
+                proptest::prop_assert_eq!(id.as_str(), raw.as_str());
+                proptest::prop_assert_eq!(id.normalized(), normalize_id(&raw));
+                let mut segment = String::new();
+                for b in raw.bytes() {
+                    if is_unreserved(b) {
+                        segment.push(char::from(b));
+                    } else {
+                        segment.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                proptest::prop_assert_eq!(id.path_segment_len(), segment.len());
+                proptest::prop_assert_eq!(id.path_segment(), segment);
+            }
         }
     }
 }
