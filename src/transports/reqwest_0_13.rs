@@ -107,7 +107,7 @@ impl ReqwestTransport {
 
     async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, ReqwestError> {
         // Nothing has been sent if the request cannot even be converted.
-        let request = reqwest::Request::try_from(request).map_err(classify)?;
+        let request = to_reqwest(request).map_err(classify)?;
         let mut response = self.client.execute(request).await.map_err(classify)?;
         let limit = self.max_body_bytes;
         let declared = response.content_length();
@@ -256,6 +256,40 @@ impl ReqwestError {
     }
 }
 
+/// `reqwest::Request::try_from`, without its detour through `Display`: the URL text is written
+/// once, exactly sized, and parsed once. A request carrying extensions goes through `try_from`,
+/// which keeps them (reqwest offers no other way to).
+fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, reqwest::Error> {
+    if !request.extensions().is_empty() {
+        return reqwest::Request::try_from(request);
+    }
+    let (parts, body) = request.into_parts();
+    let url = match (parts.uri.scheme_str(), parts.uri.authority()) {
+        (Some(scheme), Some(authority)) => {
+            const SEPARATOR: &str = "://";
+            let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
+            let mut text = String::with_capacity(
+                scheme.len() + SEPARATOR.len() + authority.as_str().len() + path.len(),
+            );
+            text.push_str(scheme);
+            text.push_str(SEPARATOR);
+            text.push_str(authority.as_str());
+            text.push_str(path);
+            reqwest::Url::parse(&text)
+        }
+        // Relative: let reqwest say why it will not do.
+        _ => return reqwest::Request::try_from(http::Request::from_parts(parts, body)),
+    };
+    let Ok(url) = url else {
+        return reqwest::Request::try_from(http::Request::from_parts(parts, body));
+    };
+    let mut out = reqwest::Request::new(parts.method, url);
+    *out.headers_mut() = parts.headers;
+    *out.version_mut() = parts.version;
+    *out.body_mut() = Some(body.into());
+    Ok(out)
+}
+
 fn classify(error: reqwest::Error) -> ReqwestError {
     if error.is_builder() || error.is_connect() {
         ReqwestError::NotDelivered(NotDelivered::new(error))
@@ -263,5 +297,58 @@ fn classify(error: reqwest::Error) -> ReqwestError {
         ReqwestError::Timeout(error)
     } else {
         ReqwestError::Failed(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str) -> HttpRequest {
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(uri)
+            .version(http::Version::HTTP_11)
+            .header("authorization", "Bearer t")
+            .header("client-request-id", "id")
+            .body(br#"{"a":1}"#.to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn converts_as_try_from_does() {
+        for uri in [
+            "https://graph.microsoft.com/v1.0/communications/calls/a%3Ab/updateRecordingStatus",
+            "http://127.0.0.1:8080/v1.0/x?y=1&z",
+            "http://[::1]:3000/Beta/%C3%BC",
+            "HTTP://LocalHost:80/a/../b",
+            "https://graph.microsoft.com",
+        ] {
+            let ours = to_reqwest(request(uri)).unwrap();
+            let theirs = reqwest::Request::try_from(request(uri)).unwrap();
+            assert_eq!(ours.url(), theirs.url(), "{uri}");
+            assert_eq!(ours.method(), theirs.method());
+            assert_eq!(ours.headers(), theirs.headers());
+            assert_eq!(ours.version(), theirs.version());
+            assert_eq!(
+                ours.body().and_then(reqwest::Body::as_bytes),
+                theirs.body().and_then(reqwest::Body::as_bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn relative_is_a_builder_error_as_with_try_from() {
+        let error = to_reqwest(request("/v1.0/x")).unwrap_err();
+        assert!(error.is_builder());
+        assert!(classify(error).is_not_delivered());
+    }
+
+    #[test]
+    fn extensions_take_the_try_from_path() {
+        let mut with = request("http://127.0.0.1:1/x");
+        with.extensions_mut().insert(7u8);
+        let ours = to_reqwest(with).unwrap();
+        assert_eq!(ours.url().as_str(), "http://127.0.0.1:1/x");
     }
 }
