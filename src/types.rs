@@ -93,10 +93,18 @@ impl CallId {
         if id.len() > MAX_CALL_ID_LEN {
             return Err(InvalidCallId::TooLong { len: id.len() });
         }
-        if let Some(c) = id.chars().find(|c| {
+        let forbidden = |c: char| {
             matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
-        }) {
-            return Err(InvalidCallId::ForbiddenChar { ch: c });
+        };
+        // Graph's ids are ASCII: one pass over the bytes then, the first forbidden byte being
+        // the first forbidden character.
+        let first_forbidden = if id.is_ascii() {
+            id.bytes().map(char::from).find(|c| forbidden(*c))
+        } else {
+            id.chars().find(|c| forbidden(*c))
+        };
+        if let Some(ch) = first_forbidden {
+            return Err(InvalidCallId::ForbiddenChar { ch });
         }
         if id.contains("..") || id == "." {
             return Err(InvalidCallId::DotSegment);
@@ -125,11 +133,8 @@ impl CallId {
         }
         let mut text = String::with_capacity(id.len() + normalized_len);
         text.push_str(&id);
-        text.extend(
-            id.chars()
-                .filter(|c| *c != '-')
-                .map(|c| c.to_ascii_lowercase()),
-        );
+        id.split('-').for_each(|part| text.push_str(part));
+        text[id.len()..].make_ascii_lowercase();
         Ok(Self {
             text: Arc::from(text),
             raw_end,
@@ -545,6 +550,37 @@ mod tests {
                 proptest::prop_assert_eq!(id.path_segment_len(), segment.len());
                 proptest::prop_assert_eq!(id.path_segment(), segment);
             }
+        }
+    }
+
+    /// The rules as first written, over `char`s, to check the byte-wise fast path against.
+    fn reference_rules(id: &str) -> Result<String, InvalidCallId> {
+        if id.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        if id.len() > MAX_CALL_ID_LEN {
+            return Err(InvalidCallId::TooLong { len: id.len() });
+        }
+        if let Some(c) = id.chars().find(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        }) {
+            return Err(InvalidCallId::ForbiddenChar { ch: c });
+        }
+        if id.contains("..") || id == "." {
+            return Err(InvalidCallId::DotSegment);
+        }
+        let normalized = normalize_id(id);
+        if normalized.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        Ok(normalized)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_follows_the_rules(raw in "[a-zA-Z0-9./?#%\\\\ \t\u{b}\u{7f}\u{85}\u{2028}ü-]{0,12}") {
+            let ours = CallId::new(raw.clone()).map(|id| id.normalized().to_owned());
+            proptest::prop_assert_eq!(format!("{ours:?}"), format!("{:?}", reference_rules(&raw)));
         }
     }
 }
