@@ -28,33 +28,38 @@ use crate::types::CallId;
 pub struct Endpoint {
     base: String,
     origin: String,
+    /// `origin`'s scheme and authority, parsed once so that each request's URI reuses them.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
 }
 
 impl Endpoint {
     /// Graph v1.0 in the global cloud: `https://graph.microsoft.com/v1.0`.
     pub fn v1() -> Self {
-        Self::known("https://graph.microsoft.com", "/v1.0")
+        Self::known("graph.microsoft.com", "/v1.0")
     }
 
     /// Graph beta in the global cloud (beta is not available in national clouds).
     pub fn beta() -> Self {
-        Self::known("https://graph.microsoft.com", "/beta")
+        Self::known("graph.microsoft.com", "/beta")
     }
 
     /// Graph v1.0 for US Government L4: `https://graph.microsoft.us/v1.0`.
     pub fn us_gov() -> Self {
-        Self::known("https://graph.microsoft.us", "/v1.0")
+        Self::known("graph.microsoft.us", "/v1.0")
     }
 
     /// Graph v1.0 for US Government L5 (DOD): `https://dod-graph.microsoft.us/v1.0`.
     pub fn us_gov_dod() -> Self {
-        Self::known("https://dod-graph.microsoft.us", "/v1.0")
+        Self::known("dod-graph.microsoft.us", "/v1.0")
     }
 
-    fn known(origin: &str, path: &str) -> Self {
+    fn known(host: &'static str, path: &str) -> Self {
         Self {
-            base: format!("{origin}{path}"),
-            origin: origin.to_owned(),
+            base: format!("https://{host}{path}"),
+            origin: format!("https://{host}"),
+            scheme: http::uri::Scheme::HTTPS,
+            authority: http::uri::Authority::from_static(host),
         }
     }
 
@@ -87,10 +92,17 @@ impl Endpoint {
             _ => return Err(InvalidEndpoint::Scheme),
         }
         let path = uri.path().trim_end_matches('/');
-        let origin = format!("{scheme}://{}", authority.as_str().to_ascii_lowercase());
+        let lower = authority.as_str().to_ascii_lowercase();
+        let origin = format!("{scheme}://{lower}");
         Ok(Self {
             base: format!("{origin}{path}"),
             origin,
+            scheme: if scheme == "https" {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
+            authority: lower.parse().map_err(|_| InvalidEndpoint::Malformed)?,
         })
     }
 
@@ -102,11 +114,44 @@ impl Endpoint {
     /// The URL of `POST …/communications/calls/{id}/updateRecordingStatus` for `call`, with the
     /// id as exactly one percent-encoded path segment.
     pub fn update_recording_status_url(&self, call: &CallId) -> String {
-        format!(
-            "{}/communications/calls/{}/updateRecordingStatus",
-            self.base,
-            call.path_segment()
-        )
+        let path = self.update_recording_status_path(call);
+        let mut url = String::with_capacity(self.origin.len() + path.len());
+        url.push_str(&self.origin);
+        url.push_str(&path);
+        url
+    }
+
+    /// [`update_recording_status_url`](Self::update_recording_status_url) as an [`http::Uri`],
+    /// from the scheme and authority parsed when the endpoint was made: only the path is
+    /// checked again, and it is built in one allocation of its exact size, which the URI
+    /// keeps without copying.
+    ///
+    /// A validated base path and a percent-encoded segment always make a valid path, so the
+    /// error is not expected.
+    pub(crate) fn update_recording_status_uri(
+        &self,
+        call: &CallId,
+    ) -> Result<http::Uri, http::Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(self.update_recording_status_path(call).try_into()?);
+        Ok(http::Uri::from_parts(parts)?)
+    }
+
+    /// `{base path}/communications/calls/{segment}/updateRecordingStatus`, exactly sized.
+    fn update_recording_status_path(&self, call: &CallId) -> String {
+        const CALLS: &str = "/communications/calls/";
+        const UPDATE: &str = "/updateRecordingStatus";
+        let base_path = &self.base[self.origin.len()..];
+        let mut path = String::with_capacity(
+            base_path.len() + CALLS.len() + call.path_segment_len() + UPDATE.len(),
+        );
+        path.push_str(base_path);
+        path.push_str(CALLS);
+        call.push_path_segment(&mut path);
+        path.push_str(UPDATE);
+        path
     }
 
     /// Whether `url` (for example a `Location` header) is under this endpoint's scheme, host,
@@ -198,6 +243,27 @@ mod tests {
             ("not a url", InvalidEndpoint::Malformed),
         ] {
             assert_eq!(Endpoint::custom(bad), Err(err), "{bad}");
+        }
+    }
+
+    #[test]
+    fn uri_is_the_url_parsed() {
+        let ids = ["57dab8b1-894c-409a-b240-bd8beae78896", "a:b@c", "ü~x"];
+        for endpoint in [
+            Endpoint::v1(),
+            Endpoint::beta(),
+            Endpoint::us_gov_dod(),
+            Endpoint::custom("http://LocalHost:3000/Beta/").unwrap(),
+            Endpoint::custom("http://[::1]:8080").unwrap(),
+            Endpoint::custom("https://graph.example.com/a/b").unwrap(),
+        ] {
+            for id in ids {
+                let id = CallId::new(id).unwrap();
+                let url = endpoint.update_recording_status_url(&id);
+                let uri = endpoint.update_recording_status_uri(&id).unwrap();
+                assert_eq!(uri, url.parse::<http::Uri>().unwrap());
+                assert_eq!(uri.to_string(), url);
+            }
         }
     }
 

@@ -58,7 +58,8 @@ pub struct Calls {
 pub(crate) struct Registry {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) orphan: Option<Arc<dyn OrphanHook>>,
-    lines: Mutex<HashMap<String, Weak<Line>>>,
+    /// Keyed by the call (a reference-counted clone, compared by its normalised form).
+    lines: Mutex<HashMap<CallId, Weak<Line>>>,
     episodes: AtomicU64,
     /// Numbers retention capabilities, unique across every call and episode of the registry.
     pub(crate) capabilities: AtomicU64,
@@ -67,7 +68,7 @@ pub(crate) struct Registry {
 /// The shared state of one Graph call: whether a value for it is live, and its current
 /// recording episode. Lives while a value, a capability or a pending report needs it.
 pub(crate) struct Line {
-    key: String,
+    key: CallId,
     pub(crate) registry: Arc<Registry>,
     state: Mutex<LineState>,
 }
@@ -151,11 +152,11 @@ impl Calls {
     /// The line of `id`, created if nobody holds one.
     pub(crate) fn line(&self, id: &CallId) -> Arc<Line> {
         let mut lines = self.registry.lock_lines();
-        if let Some(line) = lines.get(id.normalized()).and_then(Weak::upgrade) {
+        if let Some(line) = lines.get(id).and_then(Weak::upgrade) {
             return line;
         }
         let line = Arc::new(Line {
-            key: id.normalized().to_owned(),
+            key: id.clone(),
             registry: self.registry.clone(),
             state: Mutex::new(LineState::default()),
         });
@@ -180,10 +181,7 @@ impl Calls {
     }
 
     fn existing_line(&self, id: &CallId) -> Option<Arc<Line>> {
-        self.registry
-            .lock_lines()
-            .get(id.normalized())
-            .and_then(Weak::upgrade)
+        self.registry.lock_lines().get(id).and_then(Weak::upgrade)
     }
 }
 
@@ -198,7 +196,7 @@ impl fmt::Debug for Calls {
 }
 
 impl Registry {
-    fn lock_lines(&self) -> MutexGuard<'_, HashMap<String, Weak<Line>>> {
+    fn lock_lines(&self) -> MutexGuard<'_, HashMap<CallId, Weak<Line>>> {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -44,6 +44,10 @@ struct Body<'a> {
     status: RecordingStatus,
 }
 
+/// The bytes of the body besides the context and the status:
+/// `{"clientContext":"` (18), `","status":"` (12) and `"}` (2).
+const BODY_FRAME: usize = 32;
+
 impl UpdateRequest {
     /// An attempt to report `status`, with a fresh `clientContext` and `client-request-id`.
     pub fn new(status: RecordingStatus) -> Self {
@@ -56,7 +60,7 @@ impl UpdateRequest {
         Self {
             status,
             client_context,
-            client_request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: crate::types::random_uuid_string(),
         }
     }
 
@@ -77,12 +81,24 @@ impl UpdateRequest {
 
     /// The JSON body: `{"clientContext": "…", "status": "…"}`.
     pub fn body(&self) -> Vec<u8> {
+        let context = self.client_context.as_str();
         let body = Body {
-            client_context: self.client_context.as_str(),
+            client_context: context,
             status: self.status,
         };
+        // Exactly sized, so that a transport handing it on as `Bytes` does not copy it: a
+        // printable-ASCII context escapes only `"` and `\`, as one more byte each.
+        let escaped = context
+            .bytes()
+            .filter(|b| matches!(b, b'"' | b'\\'))
+            .count();
+        let len = BODY_FRAME + context.len() + escaped + self.status.as_str().len();
+        let mut out = Vec::with_capacity(len);
         // Serializing two strings into a Vec cannot fail.
-        serde_json::to_vec(&body).unwrap_or_default()
+        if serde_json::to_writer(&mut out, &body).is_err() {
+            out.clear();
+        }
+        out
     }
 
     /// Builds the HTTP request. Pure: no I/O, no clock.
@@ -97,15 +113,19 @@ impl UpdateRequest {
         call: &CallId,
         token: &AccessToken,
     ) -> Result<HttpRequest, InvalidToken> {
-        let mut auth = HeaderValue::try_from(format!("Bearer {}", token.secret()))
-            .map_err(|_| InvalidToken(()))?;
+        const BEARER: &str = "Bearer ";
+        let secret = token.secret();
+        // Exactly sized, so that the header value keeps it without copying.
+        let mut bearer = String::with_capacity(BEARER.len() + secret.len());
+        bearer.push_str(BEARER);
+        bearer.push_str(secret);
+        let mut auth = HeaderValue::try_from(bearer).map_err(|_| InvalidToken(()))?;
         auth.set_sensitive(true);
         let mut request = http::Request::new(self.body());
         *request.method_mut() = http::Method::POST;
         // The URL is built from a validated base and a percent-encoded segment, so it parses.
         *request.uri_mut() = endpoint
-            .update_recording_status_url(call)
-            .parse()
+            .update_recording_status_uri(call)
             .map_err(|_| InvalidToken(()))?;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, auth);
@@ -145,6 +165,28 @@ mod tests {
             br#"{"clientContext":"clientContext-value","status":"notRecording"}"#
         );
         assert!(!format!("{r:?}").contains("tok\""));
+    }
+
+    #[test]
+    fn body_is_exactly_sized_and_escapes_as_serde_json() {
+        for context in ["plain", r#"quo"te"#, r"back\slash", r#""\"#, "~ !"] {
+            for status in [
+                RecordingStatus::Recording,
+                RecordingStatus::NotRecording,
+                RecordingStatus::Failed,
+            ] {
+                let attempt =
+                    UpdateRequest::with_context(status, ClientContext::new(context).unwrap());
+                let body = attempt.body();
+                assert_eq!(body.len(), body.capacity(), "{context} {status:?}");
+                let expected = serde_json::to_vec(&serde_json::json!({
+                    "clientContext": context,
+                    "status": status.as_str(),
+                }))
+                .unwrap();
+                assert_eq!(body, expected);
+            }
+        }
     }
 
     #[test]

@@ -83,6 +83,88 @@ const SUCCESSFUL_COMPLETION_REASONS: &[&str] = &["completedSuccessfully"];
 /// case) whose operations may settle a `recording` request.
 const RECORDING_OPERATION_TYPES: &[&str] = &["updateRecordingStatusOperation", "commsOperation"];
 
+/// The members of an operation's JSON object that [`Operation`] reads, each as received
+/// (`None` when missing; a repeated member keeps its last value, as a JSON map does).
+#[derive(Default)]
+struct Members {
+    id: Option<Value>,
+    client_context: Option<Value>,
+    status: Option<Value>,
+    result_info: Option<Value>,
+    completion_reason: Option<Value>,
+    odata_type: Option<Value>,
+}
+
+/// Which [`Members`] field a key names; compared on the key's text, so no key is allocated.
+enum Member {
+    Id,
+    ClientContext,
+    Status,
+    ResultInfo,
+    CompletionReason,
+    OdataType,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Member;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Member, E> {
+                Ok(match name {
+                    "id" => Member::Id,
+                    "clientContext" => Member::ClientContext,
+                    "status" => Member::Status,
+                    "resultInfo" => Member::ResultInfo,
+                    "completionReason" => Member::CompletionReason,
+                    "@odata.type" => Member::OdataType,
+                    _ => Member::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Members::default();
+                while let Some(member) = map.next_key::<Member>()? {
+                    // Every value is parsed as a JSON value, kept or not, so that what parses
+                    // (nesting limits included) is what `serde_json::Value` accepts.
+                    let value: Value = map.next_value()?;
+                    let slot = match member {
+                        Member::Id => &mut members.id,
+                        Member::ClientContext => &mut members.client_context,
+                        Member::Status => &mut members.status,
+                        Member::ResultInfo => &mut members.result_info,
+                        Member::CompletionReason => &mut members.completion_reason,
+                        Member::OdataType => &mut members.odata_type,
+                        Member::Other => continue,
+                    };
+                    *slot = Some(value);
+                }
+                Ok(members)
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
 impl Operation {
     /// Reads an operation out of a JSON value, leniently: wrong-typed `id`, `clientContext` and
     /// `status` count as missing; wrong-typed `resultInfo`, `completionReason` and
@@ -120,6 +202,50 @@ impl Operation {
             odata_type: raw_text("@odata.type"),
             result_info_unreadable,
         })
+    }
+
+    /// [`from_json`](Self::from_json) straight from the body's bytes, without building a JSON
+    /// map: only the members the reading looks at are kept (each parsed as a JSON value, then
+    /// moved into the operation), and the others are parsed and dropped. Same reading, field
+    /// for field, for every body that parses as a JSON value; anything else is `None`.
+    pub(crate) fn from_slice(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Members>(body)
+            .ok()
+            .map(Self::from_members)
+    }
+
+    fn from_members(members: Members) -> Self {
+        let text = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let raw_text = |v: Option<Value>| match v {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        };
+        let (result_info, result_info_unreadable) = match members.result_info {
+            None | Some(Value::Null) => (None, false),
+            Some(Value::Object(info)) => {
+                let code = info.get("code").unwrap_or(&Value::Null);
+                let unreadable = !code.is_null() && read_integer(code).is_none();
+                (serde_json::from_value(Value::Object(info)).ok(), unreadable)
+            }
+            Some(_) => (None, true),
+        };
+        Self {
+            id: text(members.id),
+            client_context: text(members.client_context),
+            status: members
+                .status
+                .as_ref()
+                .and_then(Value::as_str)
+                .map(OperationStatus::parse),
+            result_info,
+            completion_reason: raw_text(members.completion_reason),
+            odata_type: raw_text(members.odata_type),
+            result_info_unreadable,
+        }
     }
 
     /// `true` when the operation is a **successful completion**: its status is `completed`
@@ -499,10 +625,7 @@ pub fn interpret_response(response: &HttpResponse) -> Outcome {
     }
     // An operation of another type (a `playPromptOperation`, say) is not an answer to this
     // request: its outcome is unknown, never an acknowledgement (fail closed).
-    let operation = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| Operation::from_json(&v))
-        .filter(Operation::may_settle_recording);
+    let operation = Operation::from_slice(body).filter(Operation::may_settle_recording);
     let Some(operation) = operation else {
         return Outcome::Unparseable {
             status,
@@ -1070,5 +1193,109 @@ mod tests {
         s.push_str("}}");
         let e = GraphError::from_response(&response(500, &[], s.as_bytes()));
         assert_eq!(e.inner_codes.len(), 32);
+    }
+
+    /// The owned reading used on the hot path agrees with the public one on any JSON value.
+    mod owned_reading {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                "[a-zA-Z#. ]{0,12}".prop_map(Value::String),
+                prop_oneof![
+                    Just("completed"),
+                    Just("failed"),
+                    Just("running"),
+                    Just("completedSuccessfully"),
+                    Just("#microsoft.graph.updateRecordingStatusOperation"),
+                    Just("400"),
+                ]
+                .prop_map(Value::from),
+            ];
+            let keys = prop_oneof![
+                Just("id".to_owned()),
+                Just("clientContext".to_owned()),
+                Just("status".to_owned()),
+                Just("resultInfo".to_owned()),
+                Just("code".to_owned()),
+                Just("subcode".to_owned()),
+                Just("message".to_owned()),
+                Just("completionReason".to_owned()),
+                Just("@odata.type".to_owned()),
+                "[a-z]{1,4}",
+            ];
+            leaf.prop_recursive(3, 32, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((keys.clone(), inner), 0..8)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn from_slice_reads_as_from_json(value in json()) {
+                // What the old path read: the body parsed as a JSON value (floats need not
+                // survive printing and parsing exactly, so compare with the parsed one).
+                let body = serde_json::to_vec(&value).unwrap();
+                let parsed: Value = serde_json::from_slice(&body).unwrap();
+                prop_assert_eq!(Operation::from_slice(&body), Operation::from_json(&parsed));
+            }
+        }
+
+        #[test]
+        fn from_slice_reads_the_examples_as_from_json() {
+            for body in [
+                r#"{"status":"completed","id":"x","clientContext":"c","resultInfo":null}"#,
+                r#"{"status":"completed","resultInfo":{"code":"200","subcode":null,"message":7}}"#,
+                r#"{"status":"completed","resultInfo":{"code":"abc"}}"#,
+                r#"{"status":"failed","resultInfo":[1],"completionReason":{"a":1}}"#,
+                r#"{"status":7,"id":1,"clientContext":null,"@odata.type":["x"]}"#,
+                r#"{"id":"a","id":"b","status":"running"}"#,
+                r#"["status","completed"]"#,
+                r#""completed""#,
+            ] {
+                let value: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(
+                    Operation::from_slice(body.as_bytes()),
+                    Operation::from_json(&value),
+                    "{body}"
+                );
+            }
+        }
+
+        #[test]
+        fn from_slice_refuses_what_a_json_value_refuses() {
+            let deep = format!(
+                r#"{{"status":"completed","x":{}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            );
+            let escaped = r#"{"st\u0061tus":"completed","\u0069d":"x"}"#;
+            for body in [
+                deep.as_str(),
+                r#"{"status":"completed"} x"#,
+                r#"{"status":"completed","#,
+                r#"{"status":"completed","x":nul}"#,
+                escaped,
+            ] {
+                let value = serde_json::from_str::<Value>(body).ok();
+                assert_eq!(
+                    Operation::from_slice(body.as_bytes()),
+                    value.as_ref().and_then(Operation::from_json),
+                    "{body}"
+                );
+            }
+            assert!(
+                Operation::from_slice(escaped.as_bytes())
+                    .is_some_and(|o| o.id.as_deref() == Some("x"))
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,17 +44,25 @@ pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 /// Equality, hashing and the audit trail use [`normalized`](Self::normalized) (lower case, no
 /// dashes), the form in which Graph's spellings of one call agree; requests use the id exactly
 /// as given ([`as_str`](Self::as_str)).
-#[derive(Clone, Serialize)]
-#[serde(transparent)]
+///
+/// # Cost
+/// Cloning is a reference-count increment: the id and its normalised form share one
+/// allocation, so the registry and the driver's hub hold the id without copying it.
+#[derive(Clone)]
 pub struct CallId {
-    raw: Box<str>,
-    #[serde(skip)]
-    normalized: Box<str>,
+    /// The id as given, followed by its normalised form unless the two are equal.
+    text: Arc<str>,
+    /// `text[..raw_end]` is the id as given (at most [`MAX_CALL_ID_LEN`] bytes).
+    raw_end: u16,
+    /// `text[normalized_start..]` is the normalised id.
+    normalized_start: u16,
+    /// Every byte of the id is unreserved, so it is its own path segment.
+    plain_segment: bool,
 }
 
 impl PartialEq for CallId {
     fn eq(&self, other: &Self) -> bool {
-        self.normalized == other.normalized
+        self.normalized() == other.normalized()
     }
 }
 
@@ -61,7 +70,13 @@ impl Eq for CallId {}
 
 impl std::hash::Hash for CallId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.normalized.hash(state);
+        self.normalized().hash(state);
+    }
+}
+
+impl Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -78,52 +93,116 @@ impl CallId {
         if id.len() > MAX_CALL_ID_LEN {
             return Err(InvalidCallId::TooLong { len: id.len() });
         }
-        if let Some(c) = id.chars().find(|c| {
+        let forbidden = |c: char| {
             matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
-        }) {
-            return Err(InvalidCallId::ForbiddenChar { ch: c });
+        };
+        // Graph's ids are ASCII: one pass over the bytes then, the first forbidden byte being
+        // the first forbidden character.
+        let first_forbidden = if id.is_ascii() {
+            id.bytes().map(char::from).find(|c| forbidden(*c))
+        } else {
+            id.chars().find(|c| forbidden(*c))
+        };
+        if let Some(ch) = first_forbidden {
+            return Err(InvalidCallId::ForbiddenChar { ch });
         }
         if id.contains("..") || id == "." {
             return Err(InvalidCallId::DotSegment);
         }
-        let normalized = normalize_id(&id);
-        if normalized.is_empty() {
+        // Normalising works byte by byte: `-` never occurs inside a multi-byte character, and
+        // ASCII lower-casing leaves the bytes of other characters alone.
+        let (mut normalized_len, mut upper, mut plain_segment) = (0, false, true);
+        for b in id.bytes() {
+            normalized_len += usize::from(b != b'-');
+            upper |= b.is_ascii_uppercase();
+            plain_segment &= is_unreserved(b);
+        }
+        if normalized_len == 0 {
             return Err(InvalidCallId::Empty);
         }
+        // Both lengths are at most `MAX_CALL_ID_LEN`, so they fit.
+        let raw_end =
+            u16::try_from(id.len()).map_err(|_| InvalidCallId::TooLong { len: id.len() })?;
+        if normalized_len == id.len() && !upper {
+            return Ok(Self {
+                text: Arc::from(id),
+                raw_end,
+                normalized_start: 0,
+                plain_segment,
+            });
+        }
+        let mut text = String::with_capacity(id.len() + normalized_len);
+        text.push_str(&id);
+        id.split('-').for_each(|part| text.push_str(part));
+        text[id.len()..].make_ascii_lowercase();
         Ok(Self {
-            raw: id.into_boxed_str(),
-            normalized: normalized.into_boxed_str(),
+            text: Arc::from(text),
+            raw_end,
+            normalized_start: raw_end,
+            plain_segment,
         })
     }
 
     /// The id exactly as given, as it is sent in request URLs.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        &self.text[..usize::from(self.raw_end)]
     }
 
     /// The id's identity: lower case, without dashes. Graph answers `57dab8b1-894c-…` but
     /// notifies `57DAB8B1894C…` for the same call; both normalise to `57dab8b1894c…`. The audit
     /// trail writes this form.
     pub fn normalized(&self) -> &str {
-        &self.normalized
+        &self.text[usize::from(self.normalized_start)..]
     }
 
     /// The id as one percent-encoded URL path segment (RFC 3986 unreserved characters are kept,
     /// every other byte is `%XX`).
     pub fn path_segment(&self) -> String {
-        percent_encode_segment(&self.raw)
+        let mut out = String::with_capacity(self.path_segment_len());
+        self.push_path_segment(&mut out);
+        out
+    }
+
+    /// The length of [`path_segment`](Self::path_segment), in bytes.
+    pub(crate) fn path_segment_len(&self) -> usize {
+        if self.plain_segment {
+            return usize::from(self.raw_end);
+        }
+        self.as_str()
+            .bytes()
+            .map(|b| if is_unreserved(b) { 1 } else { 3 })
+            .sum()
+    }
+
+    /// Appends [`path_segment`](Self::path_segment) to `out`.
+    pub(crate) fn push_path_segment(&self, out: &mut String) {
+        let raw = self.as_str();
+        if self.plain_segment {
+            out.push_str(raw);
+            return;
+        }
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for &b in raw.as_bytes() {
+            if is_unreserved(b) {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
+        }
     }
 }
 
 impl fmt::Debug for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CallId").field(&self.raw).finish()
+        f.debug_tuple("CallId").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        f.write_str(self.as_str())
     }
 }
 
@@ -150,19 +229,56 @@ pub(crate) fn normalize_id(id: &str) -> String {
         .collect()
 }
 
-fn percent_encode_segment(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
+/// RFC 3986 unreserved: kept as is in a path segment.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// A version-4 UUID from the operating system's random bytes, drawn [`RANDOM_POOL`] bytes at a
+/// time into a per-thread pool; each byte is handed out once.
+///
+/// `uuid::Uuid::new_v4` makes one `getrandom` system call per id, and a status request needs
+/// two (its `clientContext` and `client-request-id`): on loopback those calls were about 2 % of
+/// a request. The pool makes one call per 16 ids. The bytes are the kernel's own, so the ids are
+/// as unpredictable as before; only their uniqueness matters to Graph. A process that forks
+/// copies the pool, so parent and child would hand out the same ids until they refill: the
+/// crate's transports never fork.
+pub(crate) fn random_uuid() -> uuid::Uuid {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static POOL: RefCell<([u8; RANDOM_POOL], usize)> =
+            const { RefCell::new(([0; RANDOM_POOL], RANDOM_POOL)) };
     }
-    out
+    let drawn = POOL.with(|pool| {
+        let (bytes, used) = &mut *pool.borrow_mut();
+        if *used == RANDOM_POOL {
+            getrandom::fill(bytes).ok()?;
+            *used = 0;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[*used..*used + 16]);
+        bytes[*used..*used + 16].fill(0);
+        *used += 16;
+        Some(id)
+    });
+    match drawn {
+        Some(id) => uuid::Builder::from_random_bytes(id).into_uuid(),
+        // The system refused random bytes: as `new_v4`, which reports it.
+        None => uuid::Uuid::new_v4(),
+    }
+}
+
+/// How many random bytes [`random_uuid`] draws from the system at a time (16 ids).
+const RANDOM_POOL: usize = 256;
+
+/// [`random_uuid`] as 36 lower-case characters, in one allocation of exactly that size.
+pub(crate) fn random_uuid_string() -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    random_uuid()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// The `clientContext` sent with an update: printable ASCII, 1 to 256 characters.
@@ -214,7 +330,7 @@ impl ClientContext {
 
     /// A new random context (a version-4 UUID, 36 characters).
     pub fn fresh() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        Self(random_uuid_string())
     }
 
     /// The context as sent on the wire.
@@ -376,5 +492,95 @@ mod tests {
     fn token_never_prints() {
         let t = AccessToken::new("super-secret");
         assert!(!format!("{t:?} {t} {t:#?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn pooled_uuids_are_v4_and_distinct_across_refills() {
+        let mut seen = std::collections::HashSet::new();
+        // Five pools' worth, so the pool is refilled several times.
+        for _ in 0..5 * RANDOM_POOL / 16 {
+            let id = random_uuid();
+            assert_eq!(id.get_version(), Some(uuid::Version::Random));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            assert!(seen.insert(id), "{id} drawn twice");
+        }
+        let text = random_uuid_string();
+        assert_eq!(text.len(), 36);
+        assert_eq!(text.parse::<uuid::Uuid>().unwrap().get_version_num(), 4);
+        assert_eq!(text, text.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn both_spellings_survive_sharing_one_allocation() {
+        for (raw, normalized) in [
+            (
+                "57DAB8B1-894C-409A-B240-BD8BEAE78896",
+                "57dab8b1894c409ab240bd8beae78896",
+            ),
+            (
+                "57dab8b1894c409ab240bd8beae78896",
+                "57dab8b1894c409ab240bd8beae78896",
+            ),
+            ("a-b", "ab"),
+        ] {
+            let id = CallId::new(raw).unwrap();
+            let clone = id.clone();
+            assert_eq!((clone.as_str(), clone.normalized()), (raw, normalized));
+            assert_eq!(clone.to_string(), raw);
+            assert_eq!(format!("{clone:?}"), format!("CallId({raw:?})"));
+            assert_eq!(serde_json::to_string(&clone).unwrap(), format!("\"{raw}\""));
+            assert_eq!(clone.path_segment().len(), clone.path_segment_len());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn spellings_and_segment_match_their_definitions(raw in "[a-zA-Z0-9:@~._ü\\-]{1,40}") {
+            if let Ok(id) = CallId::new(raw.clone()) {
+                proptest::prop_assert_eq!(id.as_str(), raw.as_str());
+                proptest::prop_assert_eq!(id.normalized(), normalize_id(&raw));
+                let mut segment = String::new();
+                for b in raw.bytes() {
+                    if is_unreserved(b) {
+                        segment.push(char::from(b));
+                    } else {
+                        segment.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                proptest::prop_assert_eq!(id.path_segment_len(), segment.len());
+                proptest::prop_assert_eq!(id.path_segment(), segment);
+            }
+        }
+    }
+
+    /// The rules as first written, over `char`s, to check the byte-wise fast path against.
+    fn reference_rules(id: &str) -> Result<String, InvalidCallId> {
+        if id.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        if id.len() > MAX_CALL_ID_LEN {
+            return Err(InvalidCallId::TooLong { len: id.len() });
+        }
+        if let Some(c) = id.chars().find(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        }) {
+            return Err(InvalidCallId::ForbiddenChar { ch: c });
+        }
+        if id.contains("..") || id == "." {
+            return Err(InvalidCallId::DotSegment);
+        }
+        let normalized = normalize_id(id);
+        if normalized.is_empty() {
+            return Err(InvalidCallId::Empty);
+        }
+        Ok(normalized)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_follows_the_rules(raw in "[a-zA-Z0-9./?#%\\\\ \t\u{b}\u{7f}\u{85}\u{2028}ü-]{0,12}") {
+            let ours = CallId::new(raw.clone()).map(|id| id.normalized().to_owned());
+            proptest::prop_assert_eq!(format!("{ours:?}"), format!("{:?}", reference_rules(&raw)));
+        }
     }
 }
