@@ -16,7 +16,7 @@ pub enum InvalidCallId {
     /// The id is empty. Pass the id Graph gave in the incoming-call notification.
     #[error("call id is empty")]
     Empty,
-    /// The id is longer than [`MAX_CALL_ID_LEN`](crate::types::MAX_CALL_ID_LEN) bytes; it did
+    /// The id is longer than [`CallId::MAX_LEN`](crate::CallId::MAX_LEN) bytes; it did
     /// not come from Graph.
     #[error("call id is {len} bytes long, more than the 256 allowed")]
     TooLong {

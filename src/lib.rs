@@ -126,7 +126,7 @@
 //! # Driving calls
 //!
 //! With the `driver` feature (default), [`driver::Driver`] runs each transition against Graph's
-//! real behaviour on tokio: retries under a deadline ([`retry::RetryPolicy`]: `Retry-After` on
+//! real behaviour on tokio: retries under a deadline ([`driver::RetryPolicy`]: `Retry-After` on
 //! `429`/`503`, backoff for failures before sending, one token refresh after `401`, no blind
 //! retry of ambiguous failures), pending operations settled by notifications through
 //! [`driver::Hub`] or failed at a deadline, late completions surfaced as
@@ -164,7 +164,7 @@ pub mod compliance;
 pub mod driver;
 #[cfg(feature = "emulator")]
 pub mod emulator;
-pub mod endpoint;
+mod endpoint;
 pub mod error;
 mod graph;
 pub mod notification;
@@ -172,14 +172,17 @@ mod registry;
 pub mod request;
 pub mod response;
 pub mod retention;
+// Hidden: its free functions are internals that the fuzz targets reach; `RetryPolicy` is
+// `driver::RetryPolicy`.
+#[doc(hidden)]
 pub mod retry;
-pub mod state;
-pub mod status;
+mod state;
+mod status;
 pub mod testing;
-pub mod token;
+mod token;
 pub mod transport;
 pub mod transports;
-pub mod types;
+mod types;
 #[cfg(feature = "jwt")]
 pub mod webhook;
 
@@ -191,7 +194,11 @@ pub use http;
 pub use registry::Calls;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
 pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
+// The transition table, for the protocol spec test (`tests/protocol_spec.rs`), not for bots.
+#[doc(hidden)]
+pub use state::{TRANSITIONS, Transition};
 pub use status::{OperationStatus, RecordingStatus};
+pub use token::{TokenError, TokenFuture, TokenSource};
 pub use transport::{BlockingTransport, Transport};
 pub use types::{AccessToken, CallId, ClientContext};
 

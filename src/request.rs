@@ -10,7 +10,7 @@ use crate::transport::HttpRequest;
 use crate::types::{AccessToken, CallId, ClientContext};
 
 /// The name of Graph's per-request correlation header.
-pub const CLIENT_REQUEST_ID: &str = "client-request-id";
+pub(crate) const CLIENT_REQUEST_ID: &str = "client-request-id";
 
 /// One `updateRecordingStatus` attempt: the status to report, the `clientContext` and the
 /// `client-request-id` it carries. Every attempt gets fresh values by default.

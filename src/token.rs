@@ -23,7 +23,7 @@ pub type TokenFuture<'a> =
 /// ```
 /// use std::sync::RwLock;
 /// use recording_status::AccessToken;
-/// use recording_status::token::{TokenError, TokenFuture, TokenSource};
+/// use recording_status::{TokenError, TokenFuture, TokenSource};
 ///
 /// #[derive(Debug)]
 /// struct Cached {

@@ -11,18 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{InvalidCallId, InvalidClientContext};
 
-/// The longest call id accepted, in bytes. Graph call ids are GUIDs (36 bytes); the limit only
-/// keeps hostile input from growing URLs and audit lines without bound.
-pub const MAX_CALL_ID_LEN: usize = 256;
+/// [`CallId::MAX_LEN`].
+pub(crate) const MAX_CALL_ID_LEN: usize = 256;
 
-/// The longest `clientContext` Graph accepts, in characters ("Max limit is 256 chars").
-pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
+/// [`ClientContext::MAX_LEN`].
+pub(crate) const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 
 /// The id of a Graph call, as given in `/communications/calls/{id}`.
 ///
 /// Accepted: GUIDs (`57dab8b1-894c-409a-b240-bd8beae78896`), dash-less 32-hex ids
 /// (`57DAB8B1894C409AB240BD8BEAE78896`) and other opaque ids. Rejected: the empty string, ids
-/// longer than [`MAX_CALL_ID_LEN`] bytes, and ids containing `/`, `?`, `#`, `%`, `..`,
+/// longer than [`CallId::MAX_LEN`] bytes, and ids containing `/`, `?`, `#`, `%`, `..`,
 /// whitespace or control characters, so that an id always becomes exactly one URL path segment.
 ///
 /// # Example
@@ -52,7 +51,7 @@ pub const MAX_CLIENT_CONTEXT_LEN: usize = 256;
 pub struct CallId {
     /// The id as given, followed by its normalised form unless the two are equal.
     text: Arc<str>,
-    /// `text[..raw_end]` is the id as given (at most [`MAX_CALL_ID_LEN`] bytes).
+    /// `text[..raw_end]` is the id as given (at most [`CallId::MAX_LEN`] bytes).
     raw_end: u16,
     /// `text[normalized_start..]` is the normalised id.
     normalized_start: u16,
@@ -81,6 +80,10 @@ impl Serialize for CallId {
 }
 
 impl CallId {
+    /// The longest call id accepted, in bytes. Graph call ids are GUIDs (36 bytes); the limit
+    /// only keeps hostile input from growing URLs and audit lines without bound.
+    pub const MAX_LEN: usize = MAX_CALL_ID_LEN;
+
     /// Parses a call id.
     ///
     /// # Errors
@@ -304,6 +307,9 @@ pub(crate) fn random_uuid_string() -> String {
 pub struct ClientContext(String);
 
 impl ClientContext {
+    /// The longest `clientContext` Graph accepts, in characters ("Max limit is 256 chars").
+    pub const MAX_LEN: usize = MAX_CLIENT_CONTEXT_LEN;
+
     /// Parses a client context.
     ///
     /// # Errors

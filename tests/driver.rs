@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use recording_status::audit::{AuditKind, MemorySink, verify};
 use recording_status::auth::Authenticated;
+use recording_status::driver::RetryPolicy;
 use recording_status::driver::{
     Driver, DriverConfig, DriverEvent, DriverEvents, EndStatus, Started,
 };
-use recording_status::retry::RetryPolicy;
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::token::{TokenFuture, TokenSource};
 use recording_status::{AccessToken, CallId, CallState, Error, Graph, RetentionWriter};
+use recording_status::{TokenFuture, TokenSource};
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 const CALL_UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";

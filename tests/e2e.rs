@@ -12,9 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use recording_status::audit::{MemorySink, verify};
 use recording_status::auth::Authenticated;
-use recording_status::driver::{Driver, DriverConfig, Hub, Started};
+use recording_status::driver::{Driver, DriverConfig, Hub, RetryPolicy, Started};
 use recording_status::emulator::{Behavior, Emulator, MalformedBody, NotifyStyle, RetryAfter};
-use recording_status::retry::RetryPolicy;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::transports::ureq_3::UreqTransport;
 use recording_status::{

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use recording_status::audit::{MemorySink, verify};
 use recording_status::response::Operation;
-use recording_status::state::{CallState, TRANSITIONS};
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Begin, Ended, Graph, StopError};
+use recording_status::{CallState, TRANSITIONS};
 use typestate::typestate;
 
 fn proof() -> recording_status::auth::Authenticated {
@@ -400,7 +400,7 @@ fn diagram_matches_docs() {
 }
 
 /// The spec's edges, with choice nodes collapsed, are exactly the (from, to) pairs of
-/// `recording_status::state::TRANSITIONS`.
+/// `recording_status::TRANSITIONS`.
 #[test]
 fn spec_agrees_with_the_transition_table() {
     let uml = exported();

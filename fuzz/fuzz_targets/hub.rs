@@ -54,7 +54,7 @@ use recording_status::driver::{
 use recording_status::error::AuditError;
 use recording_status::notification::{OperationUpdate, parse_notifications};
 use recording_status::transport::{HttpRequest, HttpResponse, Transport};
-use recording_status::types::{MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN};
+use recording_status::ClientContext;
 use recording_status::{AccessToken, CallId, Graph, NotRecording, NotSent, OperationStatus};
 use tokio::task::JoinHandle;
 
@@ -230,10 +230,10 @@ fn ids(u: &OperationUpdate) -> Ids {
     let path = short(&u.operation_id, MAX_OPERATION_ID_LEN);
     let own = short(&u.operation.id, MAX_OPERATION_ID_LEN);
     Ids {
-        call: short(&u.call_id, MAX_CALL_ID_LEN).map(|c| normalize(&c)),
+        call: short(&u.call_id, CallId::MAX_LEN).map(|c| normalize(&c)),
         routed: path.as_deref().map(normalize),
         seen: own.or(path).as_deref().map(normalize),
-        context: short(&u.operation.client_context, MAX_CLIENT_CONTEXT_LEN),
+        context: short(&u.operation.client_context, ClientContext::MAX_LEN),
     }
 }
 

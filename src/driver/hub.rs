@@ -28,6 +28,7 @@ use crate::types::{CallId, MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id
 
 /// The longest operation id the hub keeps, in bytes; longer ids cannot be Graph's (GUIDs, 36
 /// bytes) and are dropped from an update before it is kept.
+#[doc(hidden)]
 pub const MAX_OPERATION_ID_LEN: usize = 256;
 
 /// How a notification body was used. See [`Hub::deliver`].

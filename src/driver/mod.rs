@@ -31,7 +31,7 @@ use crate::registry::{Calls, Line};
 mod hub;
 
 use crate::retention::RetentionShared;
-use crate::retry::RetryPolicy;
+pub use crate::retry::RetryPolicy;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State};
 use crate::status::RecordingStatus;
 use crate::transport::Transport;
@@ -381,7 +381,7 @@ impl<T: Transport + 'static> Driver<T> {
     /// # Time
     /// At most the retry policy's deadline for the request, plus
     /// [`DriverConfig::pending_deadline`] when Graph answers `running`, plus
-    /// [`RetryPolicy::report_grace`](crate::retry::RetryPolicy::report_grace) for the
+    /// [`RetryPolicy::report_grace`](crate::driver::RetryPolicy::report_grace) for the
     /// best-effort `failed` report when the start fails.
     ///
     /// # Cancellation
