@@ -725,21 +725,23 @@ impl Rest for AuditEvent {
 fn write_rest(buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_json::Error> {
     buf.extend_from_slice(b"\"call_id\":");
     serde_json::to_writer(&mut *buf, &event.call_id)?;
-    buf.push(b',');
     let start = buf.len();
-    // `{"event":"…",…}`: its fields are the event's, after `call_id`.
+    // `{"event":"…",…}`: its fields are the event's, after `call_id`; its `{` becomes the
+    // comma between them.
     serde_json::to_writer(&mut *buf, &event.kind)?;
-    if buf.get(start) != Some(&b'{') {
-        return Err(serde::ser::Error::custom("audit kind is not a JSON object"));
+    match buf.get_mut(start) {
+        Some(open @ b'{') => *open = b',',
+        _ => return Err(serde::ser::Error::custom("audit kind is not a JSON object")),
     }
-    buf.remove(start);
     Ok(())
 }
 
 /// Writes `at` as JSON, byte for byte as serde (chrono's RFC 3339, `AutoSi` fraction, `Z`)
 /// writes it, without going through `fmt`.
 fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Error> {
-    let (year, nano) = (at.year(), at.nanosecond());
+    // Each of `DateTime`'s own accessors converts to the naive time again: convert once.
+    let (date, time) = (at.date_naive(), at.time());
+    let (year, nano) = (date.year(), time.nanosecond());
     let Ok(year) = u32::try_from(year) else {
         return serde_json::to_writer(buf, at);
     };
@@ -754,11 +756,15 @@ fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Err
     };
     buf.push(b'"');
     digits(buf, year, 4);
-    for (sep, n) in [(b'-', at.month()), (b'-', at.day()), (b'T', at.hour())] {
+    for (sep, n) in [
+        (b'-', date.month()),
+        (b'-', date.day()),
+        (b'T', time.hour()),
+    ] {
         buf.push(sep);
         digits(buf, n, 2);
     }
-    for n in [at.minute(), at.second()] {
+    for n in [time.minute(), time.second()] {
         buf.push(b':');
         digits(buf, n, 2);
     }
