@@ -132,6 +132,24 @@ async fn each_answer_is_written_with_the_transition_it_leads_to() {
     verify(&sink.events()).unwrap();
 }
 
+/// The other count BENCHMARKS.md gives: a round trip that mints and drops one retention
+/// capability adds its start and end.
+#[tokio::test(start_paused = true)]
+async fn a_call_that_retains_once_makes_ten_events() {
+    let sink = Shaped::new(never);
+    let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
+    let call = driver.call(call_id()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("completed")
+    };
+    drop(call.retention().unwrap());
+    let call = driver.stop_recording(call).await.unwrap();
+    assert_eq!(sink.events().len(), 10);
+    drop(driver.end(call));
+    assert_eq!(sink.events().len(), 11);
+    assert_eq!(sink.writes().len(), 9);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refused_answer_and_transition_to_recording_leave_neither_and_do_not_record() {
     let sink = Shaped::new(|kind| {
