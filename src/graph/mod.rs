@@ -263,6 +263,7 @@ pub(crate) enum Attempts {
 ///
 /// `Err` means nothing was sent at all (the token could not be used, or the audit sink failed
 /// before the first attempt).
+#[cfg(feature = "driver")]
 pub(crate) async fn exchange_with<T: Transport>(
     graph: &Graph<T>,
     audit: &dyn AuditSink,
