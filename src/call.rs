@@ -9,10 +9,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::audit::{AuditKind, AuditSink};
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
-use crate::graph::{Attempts, Graph, Scope, Sent, exchange, exchange_with, record};
+use crate::graph::{Attempts, Exchanged, Graph, Scope, Sent, exchange_unrecorded, record};
 use crate::registry::Seat;
 use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
@@ -22,6 +22,9 @@ use crate::state::{
 use crate::status::{OperationStatus, RecordingStatus};
 use crate::transport::{BlockingTransport, Transport};
 use crate::types::{CallId, normalize_id};
+
+/// The reason of the transition to `Recording`.
+const ACKNOWLEDGED: &str = "recording acknowledged as completed";
 
 /// A call whose compliance-recording status is tracked in its type.
 ///
@@ -278,19 +281,48 @@ impl<S: State> Call<S> {
     /// Records a transition; a failure is logged (the state change itself already happened
     /// or is forced, e.g. into `Failed`).
     fn transition_audit(&self, to: CallState, reason: &str) {
-        if let Err(e) = self.try_transition_audit(to, reason) {
+        self.forced(&self.transition(to, reason));
+    }
+
+    /// Records the event of a forced transition (made by [`transition`](Self::transition));
+    /// a failure is logged.
+    fn forced(&self, transition: &AuditEvent) {
+        if let Err(e) = self.sink().record(transition) {
+            let AuditKind::Transition { to, .. } = transition.kind else {
+                return;
+            };
             tracing::error!(call_id = %self.id, from = %S::STATE, %to, error = %e,
                 "could not audit a transition");
         }
     }
 
     fn try_transition_audit(&self, to: CallState, reason: &str) -> Result<(), AuditError> {
+        self.sink().record(&self.transition(to, reason))
+    }
+
+    /// The event of a transition from `S`, for recording alone or in a batch with the event
+    /// that leads to it.
+    fn transition(&self, to: CallState, reason: &str) -> AuditEvent {
         tracing::info!(call_id = %self.id, from = %S::STATE, %to, reason, "recording status transition");
-        self.audit(AuditKind::Transition {
-            from: S::STATE,
-            to,
-            reason: reason.to_owned(),
-        })
+        AuditEvent::now(
+            self.id.normalized(),
+            AuditKind::Transition {
+                from: S::STATE,
+                to,
+                reason: reason.to_owned(),
+            },
+        )
+    }
+
+    /// Sends `status` (retrying as the graph's policy allows), leaving the final answer for
+    /// the caller to record with the step it leads to.
+    async fn exchange<T: Transport>(
+        &self,
+        graph: &Graph<T>,
+        status: RecordingStatus,
+        attempts: Attempts,
+    ) -> Result<Exchanged, Error> {
+        exchange_unrecorded(graph, self.sink(), &self.id, status, attempts, Scope::Any).await
     }
 
     fn into_state<N: State>(self, state: N) -> Call<N> {
@@ -303,24 +335,31 @@ impl<S: State> Call<S> {
 
     /// Reports `failed` best effort and enters `Failed`.
     async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
-        let once = exchange_with(
-            graph,
-            self.sink(),
-            &self.id,
-            RecordingStatus::Failed,
-            Attempts::Once,
-            Scope::Any,
-        );
-        match once.await {
-            Ok((Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }), _)) => {}
-            Ok((Sent::Answered(outcome), _)) => {
+        let exchanged = self
+            .exchange(graph, RecordingStatus::Failed, Attempts::Once)
+            .await;
+        // The answer and the transition are written together; the transition is forced, so
+        // it is written alone if they are refused (or nothing was answered).
+        let transition = self.transition(CallState::Failed, &reason.to_string());
+        let (sent, unrecorded) = match exchanged {
+            Ok(exchanged) => {
+                let (sent, _, unrecorded) = exchanged.record(self.sink(), Some(transition));
+                (Ok(sent), unrecorded)
+            }
+            Err(e) => (Err(e), Some(transition)),
+        };
+        match sent {
+            Ok(Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })) => {}
+            Ok(Sent::Answered(outcome)) => {
                 tracing::warn!(call_id = %self.id, ?outcome, "`failed` report not acknowledged");
             }
-            Ok((Sent::Lost(e), _)) | Err(e) => {
+            Ok(Sent::Lost(e)) | Err(e) => {
                 tracing::warn!(call_id = %self.id, error = %e, "could not report `failed`");
             }
         }
-        self.transition_audit(CallState::Failed, &reason.to_string());
+        if let Some(transition) = unrecorded {
+            self.forced(&transition);
+        }
         self.into_state(Failed {
             reason,
             unsettled: None,
@@ -342,7 +381,10 @@ impl<S: State> Call<S> {
                 error: error.into(),
             });
         }
-        match exchange(graph, self.sink(), &self.id, RecordingStatus::Recording).await {
+        match self
+            .exchange(graph, RecordingStatus::Recording, Attempts::Policy)
+            .await
+        {
             Err(error) => {
                 let _ = record(
                     self.sink(),
@@ -355,17 +397,14 @@ impl<S: State> Call<S> {
                 );
                 Err(NotSent { call: self, error })
             }
-            Ok((sent, update)) => {
+            Ok(exchanged) => {
                 let pending = self.into_state(PendingRecording {
-                    context: update.client_context().clone(),
-                    client_request_id: update.client_request_id().to_owned(),
+                    context: exchanged.update.client_context().clone(),
+                    client_request_id: exchanged.update.client_request_id().to_owned(),
                     operation_id: None,
                     episode,
                 });
-                Ok(match sent {
-                    Sent::Lost(error) => Begin::Failed(pending.fail_pending(graph, error).await),
-                    Sent::Answered(outcome) => pending.settle(graph, outcome).await,
-                })
+                Ok(pending.answered(graph, exchanged).await)
             }
         }
     }
@@ -519,22 +558,34 @@ impl Call<PendingRecording> {
         operation: &Operation,
     ) -> Begin {
         let mismatch = self.mismatch(operation);
-        let audited = self.audit(AuditKind::OperationUpdate {
-            operation_id: operation.id.clone(),
-            client_context: operation.client_context.clone(),
-            status: operation.status.as_ref().map(|s| s.as_str().to_owned()),
-            matched: mismatch.is_none(),
-            via: proof.method().to_string(),
-            reason: mismatch.map(str::to_owned),
-        });
+        let update = AuditEvent::now(
+            self.id.normalized(),
+            AuditKind::OperationUpdate {
+                operation_id: operation.id.clone(),
+                client_context: operation.client_context.clone(),
+                status: operation.status.as_ref().map(|s| s.as_str().to_owned()),
+                matched: mismatch.is_none(),
+                via: proof.method().to_string(),
+                reason: mismatch.map(str::to_owned),
+            },
+        );
+        let acknowledged = mismatch.is_none() && operation.is_successful_completion();
+        let audited = if acknowledged {
+            // Nothing lies between the update and the step it leads to: one batch, both or
+            // neither, before retention can begin.
+            let transition = self.transition(CallState::Recording, ACKNOWLEDGED);
+            self.sink().record_batch(&[update, transition])
+        } else {
+            self.sink().record(&update)
+        };
         if let Err(e) = audited {
             return Begin::Failed(self.fail_pending(graph, e.into()).await);
         }
         if mismatch.is_some() {
             return Begin::Pending(self);
         }
-        if operation.is_successful_completion() {
-            return self.enter_recording(graph).await;
+        if acknowledged {
+            return Begin::Recording(self.into_recording());
         }
         match operation.status {
             // `failed`, or `completed` with an error: never an acknowledgement (fail closed).
@@ -600,18 +651,33 @@ impl Call<PendingRecording> {
         failed
     }
 
+    /// Records the `recording` request's answer, with the transition to `Recording` when it
+    /// acknowledges the request (one batch: both or neither), and settles it.
+    async fn answered<T: Transport>(self, graph: &Graph<T>, exchanged: Exchanged) -> Begin {
+        let acknowledged = matches!(
+            &exchanged.sent,
+            Sent::Answered(Outcome::Completed { operation, .. })
+                if operation.client_context.as_deref().is_none_or(|c| c == self.client_context())
+        );
+        let transition = acknowledged.then(|| self.transition(CallState::Recording, ACKNOWLEDGED));
+        match exchanged.record(self.sink(), transition).0 {
+            // Lost, or the answer refused by the trail: as if it had not come.
+            Sent::Lost(error) => Begin::Failed(self.fail_pending(graph, error).await),
+            Sent::Answered(Outcome::Completed { operation, .. }) if acknowledged => {
+                let mut pending = self;
+                pending.state.operation_id = operation.id;
+                Begin::Recording(pending.into_recording())
+            }
+            Sent::Answered(outcome) => self.settle(graph, outcome).await,
+        }
+    }
+
+    /// Settles an answer that does not acknowledge the request (already in the trail).
     async fn settle<T: Transport>(mut self, graph: &Graph<T>, outcome: Outcome) -> Begin {
         match outcome {
-            Outcome::Completed { operation, .. } => {
-                if operation
-                    .client_context
-                    .as_deref()
-                    .is_some_and(|c| c != self.client_context())
-                {
-                    return Begin::Failed(self.fail_pending(graph, Error::ContextMismatch).await);
-                }
-                self.state.operation_id = operation.id;
-                self.enter_recording(graph).await
+            Outcome::Completed { .. } => {
+                // Completed for another `clientContext`: not this request's acknowledgement.
+                Begin::Failed(self.fail_pending(graph, Error::ContextMismatch).await)
             }
             Outcome::Pending { operation, .. } => {
                 self.state.operation_id = operation.and_then(|o| o.id);
@@ -630,19 +696,15 @@ impl Call<PendingRecording> {
         }
     }
 
-    async fn enter_recording<T: Transport>(self, graph: &Graph<T>) -> Begin {
-        if let Err(e) =
-            self.try_transition_audit(CallState::Recording, "recording acknowledged as completed")
-        {
-            return Begin::Failed(self.fail_pending(graph, e.into()).await);
-        }
+    /// Enters `Recording`, once the transition is in the trail.
+    fn into_recording(self) -> Call<Recording> {
         let shared =
             RetentionShared::new(self.id.clone(), self.seat.line.clone(), self.state.episode);
         self.seat.line.set_recording(&shared);
-        Begin::Recording(self.into_state(Recording {
+        self.into_state(Recording {
             shared,
             armed: true,
-        }))
+        })
     }
 }
 
@@ -690,14 +752,20 @@ impl Call<Recording> {
         graph: &Graph<T>,
         drain_deadline: D,
     ) -> Result<Call<NotRecording>, StopError> {
-        let (call, reported) = self
+        let (call, exchanged) = self
             .leave(graph, RecordingStatus::NotRecording, drain_deadline)
             .await?;
-        match reported {
-            Ok(()) => {
-                call.transition_audit(CallState::NotRecording, "notRecording reported");
-                Ok(call.into_state(NotRecording { _priv: () }))
-            }
+        // An acknowledged answer is written with the transition it leads to: both or neither.
+        let accepted = matches!(
+            exchanged.sent,
+            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })
+        );
+        let transition =
+            accepted.then(|| call.transition(CallState::NotRecording, "notRecording reported"));
+        let (sent, _, _) = exchanged.record(call.sink(), transition);
+        match sent.accepted() {
+            Ok(()) => Ok(call.into_state(NotRecording { _priv: () })),
+            // Refused by Graph, lost, or refused by the trail (with the transition).
             Err(reason) => Err(StopError::Unacknowledged {
                 call: call.fail(graph, reason).await,
             }),
@@ -734,10 +802,17 @@ impl Call<Recording> {
         drain_deadline: D,
     ) -> Result<Call<Failed>, StopError> {
         let reason = reason.into();
-        let (call, reported) = self
+        let (call, exchanged) = self
             .leave(graph, RecordingStatus::Failed, drain_deadline)
             .await?;
-        call.transition_audit(CallState::Failed, &reason);
+        // The answer and the (forced) transition are written together, or the transition
+        // alone if they are refused.
+        let transition = call.transition(CallState::Failed, &reason);
+        let (sent, _, unrecorded) = exchanged.record(call.sink(), Some(transition));
+        if let Some(transition) = unrecorded {
+            call.forced(&transition);
+        }
+        let reported = sent.accepted();
         let failed = call.into_state(Failed {
             reason: match reported {
                 Ok(()) => Error::Reported(reason),
@@ -767,13 +842,14 @@ impl Call<Recording> {
     }
 
     /// Drains, then sends `status`. Returns the call disarmed (every capability has ended, so
-    /// none can be minted and dropping it revokes nothing) and whether Graph acknowledged.
+    /// none can be minted and dropping it revokes nothing) and the exchange, whose answer the
+    /// caller records with the transition it leads to.
     async fn leave<T: Transport, D: Future<Output = ()> + Send>(
         self,
         graph: &Graph<T>,
         status: RecordingStatus,
         drain_deadline: D,
-    ) -> Result<(Self, Result<(), Error>), StopError> {
+    ) -> Result<(Self, Exchanged), StopError> {
         let outstanding = self.state.shared.raise_stop();
         if let Err(e) = self.audit(AuditKind::DrainStarted { outstanding }) {
             return Err(self.still_recording(e.into()));
@@ -787,14 +863,13 @@ impl Call<Recording> {
         if let Err(e) = self.state.shared.record_unrecorded() {
             return Err(self.still_recording(e.into()));
         }
-        let sent = match exchange(graph, self.sink(), &self.id, status).await {
-            Ok((sent, _)) => sent,
+        let exchanged = match self.exchange(graph, status, Attempts::Policy).await {
+            Ok(exchanged) => exchanged,
             Err(e) => return Err(self.still_recording(e)),
         };
         let mut call = self;
         call.state.armed = false;
-        let reported = sent.accepted();
-        Ok((call, reported))
+        Ok((call, exchanged))
     }
 
     fn still_recording(self, error: Error) -> StopError {

@@ -56,7 +56,6 @@
 //! rewrite, and compare it, to detect that.
 
 use std::fmt;
-use std::io::Write as _;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -349,8 +348,20 @@ impl Hasher {
 /// for [`seal`] to fill in once the rest of the line is written.
 pub(crate) fn open_line(buf: &mut Vec<u8>, seq: u64) -> usize {
     buf.extend_from_slice(SEQ_OPEN);
-    // Writing to a `Vec` does not fail.
-    let _ = write!(buf, "{seq},");
+    // Decimal, no leading zeros; by hand, not through `fmt`.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+    buf.push(b',');
     buf.extend_from_slice(CHAIN_OPEN);
     let hex_at = buf.len();
     buf.extend_from_slice(&[b'0'; 64]);
@@ -618,6 +629,19 @@ mod tests {
             );
         }
         assert!(matches!(Head::parse(b"{\"at\":1}"), Head::Unchained));
+    }
+
+    #[test]
+    fn seq_is_written_in_decimal_without_leading_zeros() {
+        for seq in [0, 1, 9, 10, 99, 100, 12_345, u64::MAX] {
+            let mut buf = Vec::new();
+            open_line(&mut buf, seq);
+            let text = String::from_utf8(buf).unwrap();
+            assert!(
+                text.starts_with(&format!("{{\"seq\":{seq},\"chain\":\"")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

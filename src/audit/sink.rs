@@ -411,7 +411,7 @@ impl JsonLinesSink {
             journal.at = Some(line.event.at);
             if *end == len {
                 // The last line is whole but for its `\n` (cut just before it): end it.
-                journal.commit(b"\n", &[])?;
+                journal.commit(b"\n", &[] as &[Entry])?;
             }
             good = end + 1;
         }
@@ -428,7 +428,7 @@ impl JsonLinesSink {
                 },
             );
             let prefix: &[u8] = if newline { b"" } else { b"\n" };
-            journal.commit(prefix, &[Entry::new(&event)?])?;
+            journal.commit(prefix, std::slice::from_ref(&event))?;
             Some(torn)
         } else {
             None
@@ -467,33 +467,41 @@ impl JsonLinesSink {
 
 impl AuditSink for JsonLinesSink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.submit([Entry::new(event)?])
+        self.submit(std::slice::from_ref(event))
     }
 
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
         if events.is_empty() {
             return Ok(());
         }
-        let entries = events
-            .iter()
-            .map(Entry::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.submit(entries)
+        self.submit(events)
     }
 }
 
 impl JsonLinesSink {
-    /// Writes `entries` as consecutive lines, alone or with other callers' lines, all of them
+    /// Writes `events` as consecutive lines, alone or with other callers' lines, all of them
     /// or none; returns once they are durable.
-    fn submit<E>(&self, entries: E) -> Result<(), AuditError>
-    where
-        E: AsRef<[Entry]> + IntoIterator<Item = Entry>,
-    {
-        let mut queue = self.queue();
-        if !queue.writing && queue.entries.is_empty() {
-            // No one writes or waits: write these lines alone.
+    fn submit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
+        let queue = self.queue();
+        if queue.idle() {
+            // No one writes or waits: write these lines alone, serialized straight into the
+            // write buffer.
             let lead = self.lead(queue, None);
-            let result = self.journal().commit(b"", entries.as_ref());
+            let result = self.journal().commit(b"", events);
+            drop(lead);
+            return result;
+        }
+        drop(queue);
+        // Serialized outside the locks, to wait in the queue for the writer.
+        let entries = events
+            .iter()
+            .map(Entry::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut queue = self.queue();
+        if queue.idle() {
+            // The writer finished meanwhile, and no one waits.
+            let lead = self.lead(queue, None);
+            let result = self.journal().commit(b"", &entries);
             drop(lead);
             return result;
         }
@@ -613,6 +621,13 @@ struct Queue {
     waiting: usize,
 }
 
+impl Queue {
+    /// No one writes or waits to: a caller may write its lines alone.
+    fn idle(&self) -> bool {
+        !self.writing && self.entries.is_empty()
+    }
+}
+
 /// The outcome of one write, for everyone whose line it carried.
 #[derive(Default)]
 struct Batch {
@@ -670,38 +685,63 @@ impl Drop for Lead<'_> {
     }
 }
 
-/// One event waiting to be written: serialized by its caller, so the writer only adds `seq`,
-/// `chain` and `at`.
-enum Entry {
-    /// The event's JSON, whose leading `{"at":…,` ends before `rest` (where `"call_id"`
-    /// starts).
-    Rest { json: Vec<u8>, rest: usize },
-    /// An event whose JSON does not start with `at`: serialized again by the writer.
-    Whole(Box<AuditEvent>),
+/// One event waiting in the queue for the writer: serialized by its caller, so the writer only
+/// adds `seq`, `chain` and `at`.
+struct Entry {
+    /// The event's line after `"at":"…",`: see [`write_rest`].
+    rest: Vec<u8>,
 }
 
 impl Entry {
     fn new(event: &AuditEvent) -> Result<Self, AuditError> {
-        let mut json = Vec::with_capacity(512);
-        serde_json::to_writer(&mut json, event)?;
-        // `{"at":"<RFC 3339, no quote or escape in it>",` then the rest.
-        let rest = json
-            .strip_prefix(b"{\"at\":\"")
-            .and_then(|after| after.iter().position(|&b| b == b'"'))
-            .map(|quote| 7 + quote + 1)
-            .filter(|&comma| json.get(comma) == Some(&b','))
-            .map(|comma| comma + 1);
-        Ok(match rest {
-            Some(rest) => Self::Rest { json, rest },
-            None => Self::Whole(Box::new(event.clone())),
-        })
+        let mut rest = Vec::with_capacity(256);
+        write_rest(&mut rest, event)?;
+        Ok(Self { rest })
     }
+}
+
+/// What the writer puts after a line's `"at":"…",`.
+trait Rest {
+    fn write_rest(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+}
+
+impl Rest for Entry {
+    fn write_rest(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        buf.extend_from_slice(&self.rest);
+        Ok(())
+    }
+}
+
+impl Rest for AuditEvent {
+    fn write_rest(&self, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        write_rest(buf, self)
+    }
+}
+
+/// Writes `event`'s JSON after its `at`, byte for byte as serde writes it in the event's
+/// object: `"call_id":"…",` then its kind's fields, from `"event":…`, and the closing `}`.
+/// The event's `at` is not written (the sink stamps its own), nor serialized: serde's
+/// `flatten` would go through a map and chrono's `Display`.
+fn write_rest(buf: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_json::Error> {
+    buf.extend_from_slice(b"\"call_id\":");
+    serde_json::to_writer(&mut *buf, &event.call_id)?;
+    let start = buf.len();
+    // `{"event":"…",…}`: its fields are the event's, after `call_id`; its `{` becomes the
+    // comma between them.
+    serde_json::to_writer(&mut *buf, &event.kind)?;
+    match buf.get_mut(start) {
+        Some(open @ b'{') => *open = b',',
+        _ => return Err(serde::ser::Error::custom("audit kind is not a JSON object")),
+    }
+    Ok(())
 }
 
 /// Writes `at` as JSON, byte for byte as serde (chrono's RFC 3339, `AutoSi` fraction, `Z`)
 /// writes it, without going through `fmt`.
 fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Error> {
-    let (year, nano) = (at.year(), at.nanosecond());
+    // Each of `DateTime`'s own accessors converts to the naive time again: convert once.
+    let (date, time) = (at.date_naive(), at.time());
+    let (year, nano) = (date.year(), time.nanosecond());
     let Ok(year) = u32::try_from(year) else {
         return serde_json::to_writer(buf, at);
     };
@@ -716,11 +756,15 @@ fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Err
     };
     buf.push(b'"');
     digits(buf, year, 4);
-    for (sep, n) in [(b'-', at.month()), (b'-', at.day()), (b'T', at.hour())] {
+    for (sep, n) in [
+        (b'-', date.month()),
+        (b'-', date.day()),
+        (b'T', time.hour()),
+    ] {
         buf.push(sep);
         digits(buf, n, 2);
     }
-    for n in [at.minute(), at.second()] {
+    for n in [time.minute(), time.second()] {
         buf.push(b':');
         digits(buf, n, 2);
     }
@@ -760,7 +804,7 @@ impl Journal {
     /// Writes `prefix` and one line per entry with one write, makes it durable, and advances
     /// the chain. On failure, nothing of it stays: the file is cut back to its durable length
     /// (now, or before the next write if that fails too) and the chain does not advance.
-    fn commit(&mut self, prefix: &[u8], entries: &[Entry]) -> Result<(), AuditError> {
+    fn commit<R: Rest>(&mut self, prefix: &[u8], entries: &[R]) -> Result<(), AuditError> {
         if self.dirty {
             self.storage.truncate(self.len)?;
             self.dirty = false;
@@ -775,20 +819,10 @@ impl Journal {
             let stamp = at.map_or(now, |at| at.max(now));
             let start = buf.len();
             let hex_at = chain::open_line(&mut buf, seq);
-            match entry {
-                Entry::Rest { json, rest } => {
-                    buf.extend_from_slice(b"\"at\":");
-                    write_at(&mut buf, &stamp)?;
-                    buf.push(b',');
-                    buf.extend_from_slice(&json[*rest..]);
-                }
-                Entry::Whole(event) => {
-                    let mut event = (**event).clone();
-                    event.at = stamp;
-                    let json = serde_json::to_vec(&event)?;
-                    buf.extend_from_slice(json.get(1..).unwrap_or_default());
-                }
-            }
+            buf.extend_from_slice(b"\"at\":");
+            write_at(&mut buf, &stamp)?;
+            buf.push(b',');
+            entry.write_rest(&mut buf)?;
             head = chain::seal(&mut buf, start, hex_at, &head, &self.hasher);
             buf.push(b'\n');
             at = Some(stamp);
@@ -1209,12 +1243,137 @@ mod tests {
         }
     }
 
+    /// One event of every kind, with escapes and `null`s.
+    fn every_kind() -> Vec<AuditEvent> {
+        use crate::audit::{ResponseKind, TransportFailure};
+        use crate::state::CallState;
+        use crate::status::RecordingStatus;
+        let s = || "a \"quoted\" \\ line\n\u{1}é".to_owned();
+        [
+            AuditKind::RequestSent {
+                status: RecordingStatus::NotRecording,
+                client_context: s(),
+                client_request_id: "r".to_owned(),
+            },
+            AuditKind::ResponseReceived {
+                client_request_id: "r".to_owned(),
+                http_status: 200,
+                outcome: ResponseKind::GraphError,
+                operation_id: None,
+                request_id: Some(s()),
+            },
+            AuditKind::OperationUpdate {
+                operation_id: Some("o".to_owned()),
+                client_context: None,
+                status: None,
+                matched: false,
+                via: s(),
+                reason: None,
+            },
+            AuditKind::OperationUpdate {
+                operation_id: None,
+                client_context: Some(s()),
+                status: Some("completed".to_owned()),
+                matched: true,
+                via: "jwt".to_owned(),
+                reason: Some(s()),
+            },
+            AuditKind::NotificationAccepted {
+                via: s(),
+                routed: 2,
+                ignored: 0,
+            },
+            AuditKind::NotificationIgnored {
+                operation_id: None,
+                client_context: None,
+                status: None,
+                reason: s(),
+            },
+            AuditKind::LateCompletion {
+                operation_id: None,
+                client_context: s(),
+            },
+            AuditKind::TransportFailed {
+                client_request_id: "r".to_owned(),
+                kind: TransportFailure::Timeout,
+                error: s(),
+            },
+            AuditKind::Transition {
+                from: CallState::PendingRecording,
+                to: CallState::Recording,
+                reason: s(),
+            },
+            AuditKind::RetentionStarted {
+                capability: u64::MAX,
+                owned: true,
+            },
+            AuditKind::RetentionEnded { capability: 0 },
+            AuditKind::DrainStarted { outstanding: 3 },
+            AuditKind::DrainTimedOut { outstanding: 1 },
+            AuditKind::RetentionRevoked { outstanding: 0 },
+            AuditKind::TrailResumed {
+                torn_bytes: 13,
+                offset: 0,
+            },
+            AuditKind::CallTerminated {
+                code: Some(-1),
+                subcode: None,
+                message: Some(s()),
+            },
+            AuditKind::HubForgot {
+                what: "early_update".to_owned(),
+                reason: s(),
+            },
+            AuditKind::KeysRotated {
+                added: vec![s(), "k".to_owned()],
+                removed: vec![],
+            },
+            AuditKind::ReportSuperseded {
+                status: RecordingStatus::Failed,
+                episode: 1,
+                current_episode: 2,
+            },
+        ]
+        .into_iter()
+        .map(|kind| AuditEvent::now(s(), kind))
+        .collect()
+    }
+
     #[test]
-    fn every_shipped_event_takes_the_fast_path() {
-        let e = ended(1);
-        assert!(
-            matches!(Entry::new(&e).unwrap(), Entry::Rest { json, rest } if json[rest..].starts_with(b"\"call_id\":"))
-        );
+    fn lines_are_the_events_as_serde_writes_them() {
+        for event in every_kind() {
+            let mut line = b"{\"at\":".to_vec();
+            write_at(&mut line, &event.at).unwrap();
+            line.push(b',');
+            write_rest(&mut line, &event).unwrap();
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                serde_json::to_string(&event).unwrap()
+            );
+            let mut queued = Vec::new();
+            Entry::new(&event).unwrap().write_rest(&mut queued).unwrap();
+            let mut direct = Vec::new();
+            event.write_rest(&mut direct).unwrap();
+            assert_eq!(queued, direct);
+        }
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_the_file() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Flushed);
+        let events = every_kind();
+        sink.record(&events[0]).unwrap();
+        sink.record_batch(&events[1..]).unwrap();
+        let bytes = file.bytes();
+        let back: Vec<_> = chain::lines(&bytes)
+            .map(|l| chain::parse(l.bytes).unwrap().event)
+            .collect();
+        assert_eq!(back.len(), events.len());
+        for (back, event) in back.iter().zip(&events) {
+            assert_eq!((&back.call_id, &back.kind), (&event.call_id, &event.kind));
+        }
+        assert_eq!(check_chain(&bytes, None).unwrap().seq, events.len() as u64);
     }
 
     #[test]

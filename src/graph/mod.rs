@@ -286,21 +286,6 @@ impl Sent {
     }
 }
 
-/// Sends one status update for `call`, retrying as the graph's policy allows, auditing every
-/// attempt and answer. `make_attempt` gives each attempt its fresh `clientContext` and
-/// `client-request-id`; the attempt that got the final answer is returned with it.
-///
-/// `Err` means nothing was sent at all (the token could not be used, or the audit sink failed
-/// before the first attempt).
-pub(crate) async fn exchange<T: Transport>(
-    graph: &Graph<T>,
-    audit: &dyn AuditSink,
-    call: &CallId,
-    status: RecordingStatus,
-) -> Result<(Sent, UpdateRequest), Error> {
-    exchange_with(graph, audit, call, status, Attempts::Policy, Scope::Any).await
-}
-
 /// Which recording episode an exchange belongs to.
 #[derive(Clone, Copy)]
 pub(crate) enum Scope<'l> {
@@ -322,6 +307,13 @@ pub(crate) enum Attempts {
     Once,
 }
 
+/// Sends one status update for `call`, retrying as `attempts` and the graph's policy allow,
+/// auditing every attempt and answer. Each attempt gets its fresh `clientContext` and
+/// `client-request-id`; the attempt that got the final answer is returned with it.
+///
+/// `Err` means nothing was sent at all (the token could not be used, or the audit sink failed
+/// before the first attempt).
+#[cfg(feature = "driver")]
 pub(crate) async fn exchange_with<T: Transport>(
     graph: &Graph<T>,
     audit: &dyn AuditSink,
@@ -330,10 +322,85 @@ pub(crate) async fn exchange_with<T: Transport>(
     attempts: Attempts,
     scope: Scope<'_>,
 ) -> Result<(Sent, UpdateRequest), Error> {
+    let exchanged = exchange_unrecorded(graph, audit, call, status, attempts, scope).await?;
+    let (sent, update, _) = exchanged.record(audit, None);
+    Ok((sent, update))
+}
+
+/// An exchange whose final answer is not yet in the trail: its `response_received` waits for
+/// the caller to [`record`](Self::record) it, together with the event of the step the answer
+/// leads to when nothing lies between them, in one [`AuditSink::record_batch`].
+///
+/// Until then the call's turn is held: no other request for the call is sent (and audited)
+/// between this request and its answer.
+#[must_use = "the answer must be recorded before it is acted on"]
+pub(crate) struct Exchanged {
+    pub(crate) sent: Sent,
+    pub(crate) update: UpdateRequest,
+    /// The final answer's `response_received`; `Some` exactly when `sent` is `Answered`.
+    response: Option<AuditEvent>,
+    #[cfg(feature = "driver")]
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Exchanged {
+    /// Records the answer's `response_received` followed by `step`, the event of the step the
+    /// answer leads to, with one batch: both are in the trail or neither is (with a sink that
+    /// writes batches all or nothing, as the crate's do). A refusal turns the answer into
+    /// [`Sent::Lost`] with the sink's error, exactly as a refused `response_received` alone
+    /// did: the caller then takes the path of an answer it never got, and not `step`.
+    ///
+    /// Returns the outcome, the request, and `step` back if it is not in the trail (refused
+    /// with the answer, or there was no answer to record it with): the caller records it
+    /// alone if it must.
+    pub(crate) fn record(
+        self,
+        audit: &dyn AuditSink,
+        step: Option<AuditEvent>,
+    ) -> (Sent, UpdateRequest, Option<AuditEvent>) {
+        let Some(response) = self.response else {
+            return (self.sent, self.update, step);
+        };
+        let Some(step) = step else {
+            return match audit.record(&response) {
+                Ok(()) => (self.sent, self.update, None),
+                Err(e) => (Sent::Lost(e.into()), self.update, None),
+            };
+        };
+        let batch = [response, step];
+        match audit.record_batch(&batch) {
+            Ok(()) => (self.sent, self.update, None),
+            Err(e) => {
+                let [_, step] = batch;
+                (Sent::Lost(e.into()), self.update, Some(step))
+            }
+        }
+    }
+}
+
+/// As [`exchange_with`], leaving the final answer's `response_received` unrecorded for the
+/// caller (see [`Exchanged`]). Answers that are retried (throttling, a `401` before the token
+/// is refreshed) are recorded before the retry.
+pub(crate) async fn exchange_unrecorded<T: Transport>(
+    graph: &Graph<T>,
+    audit: &dyn AuditSink,
+    call: &CallId,
+    status: RecordingStatus,
+    attempts: Attempts,
+    scope: Scope<'_>,
+) -> Result<Exchanged, Error> {
     let span = tracing::info_span!("update_recording_status", call_id = %call, %status);
     async {
         #[cfg(feature = "driver")]
-        let _turn = graph.in_flight.lock(call).await;
+        let turn = graph.in_flight.lock(call).await;
+        // Called once, on the way out: the turn goes to the caller with the answer.
+        let done = |sent, update, response| Exchanged {
+            sent,
+            update,
+            response,
+            #[cfg(feature = "driver")]
+            _turn: turn,
+        };
         let clock = Clock::start(graph.blocking);
         let mut retrying = Retrying::new(graph, attempts);
         let mut sent_any = false;
@@ -343,12 +410,12 @@ pub(crate) async fn exchange_with<T: Transport>(
             let token = match graph.tokens.token(retrying.refreshed()).await {
                 Ok(t) => t,
                 Err(e) if !sent_any => return Err(Error::Token(e)),
-                Err(e) => return Ok((Sent::Lost(Error::Token(e)), update)),
+                Err(e) => return Ok(done(Sent::Lost(Error::Token(e)), update, None)),
             };
             let request = match update.to_http(&graph.endpoint, call, &token) {
                 Ok(r) => r,
                 Err(e) if !sent_any => return Err(e.into()),
-                Err(e) => return Ok((Sent::Lost(e.into()), update)),
+                Err(e) => return Ok(done(Sent::Lost(e.into()), update, None)),
             };
             let request_sent = || {
                 record(
@@ -382,7 +449,7 @@ pub(crate) async fn exchange_with<T: Transport>(
                             current,
                         };
                         if sent_any {
-                            return Ok((Sent::Lost(error), update));
+                            return Ok(done(Sent::Lost(error), update, None));
                         }
                         return Err(error);
                     }
@@ -390,7 +457,7 @@ pub(crate) async fn exchange_with<T: Transport>(
             };
             if let Err(e) = audited {
                 if sent_any {
-                    return Ok((Sent::Lost(e.into()), update));
+                    return Ok(done(Sent::Lost(e.into()), update, None));
                 }
                 return Err(e.into());
             }
@@ -436,7 +503,7 @@ pub(crate) async fn exchange_with<T: Transport>(
                         clock.sleep(wait).await;
                         continue;
                     }
-                    return Ok((Sent::Lost(error.error), update));
+                    return Ok(done(Sent::Lost(error.error), update, None));
                 }
             };
             let outcome = interpret_response(&response);
@@ -450,9 +517,9 @@ pub(crate) async fn exchange_with<T: Transport>(
                 guard.disarm();
             }
             let (kind, operation_id, request_id) = summarize(&outcome);
-            let audited = record(
-                audit,
-                call,
+            // One spelling per call in the trail (G7): the normalised id.
+            let answered = AuditEvent::now(
+                call.normalized(),
                 AuditKind::ResponseReceived {
                     client_request_id,
                     http_status: response.status().as_u16(),
@@ -461,15 +528,19 @@ pub(crate) async fn exchange_with<T: Transport>(
                     request_id,
                 },
             );
-            if let Err(e) = audited {
-                return Ok((Sent::Lost(e.into()), update));
-            }
             tracing::debug!(attempt, http_status = response.status().as_u16(), outcome = ?kind, "answered");
             let retry_after = response
                 .headers()
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok());
-            match retrying.after_answer(&outcome, retry_after, clock.elapsed()) {
+            let next = retrying.after_answer(&outcome, retry_after, clock.elapsed());
+            // An answer that is retried is in the trail before the retry.
+            if next != Next::Done
+                && let Err(e) = audit.record(&answered)
+            {
+                return Ok(done(Sent::Lost(e.into()), update, None));
+            }
+            match next {
                 Next::RetryAfter(wait) => {
                     // Throttled: Graph did not apply it.
                     #[cfg(feature = "driver")]
@@ -484,9 +555,9 @@ pub(crate) async fn exchange_with<T: Transport>(
                     tracing::info!(attempt, "401, refreshing the token once");
                     continue;
                 }
-                Next::Done => {}
+                // The final answer: the caller records it, with the step it leads to.
+                Next::Done => return Ok(done(Sent::Answered(outcome), update, Some(answered))),
             }
-            return Ok((Sent::Answered(outcome), update));
         }
     }
     .instrument(span)
