@@ -200,6 +200,14 @@ impl ForgottenKind {
 }
 
 /// A `completed` for an abandoned `recording` request. See [`DriverEvent::LateCompletion`].
+///
+/// Graph shows `recording` for a call whose value is `Failed` and retains nothing. Keep this
+/// value until [`Driver::reconcile`] succeeds (it may be retried with the same value); do not
+/// [`Driver::end`] the call first, since reconciliation refuses ended calls. Which status to
+/// send: [`EndStatus::NotRecording`] when the bot is simply not recording the call (it gave
+/// up waiting, nothing broke), [`EndStatus::Failed`] when the bot could not record a call its
+/// policy requires it to (storage down, media unavailable): `failed` is what compliance
+/// reporting counts as a recording failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LateCompletion {
@@ -231,6 +239,17 @@ pub enum Started {
     /// Graph acknowledged `recording` as `completed`: media may be persisted.
     Recording(Call<Recording>),
     /// Rejected, failed, or unknown (see [`Call::reason`]); `failed` was reported best effort.
+    /// Nothing may be persisted.
+    ///
+    /// What to do with the value: retry with [`Driver::begin_recording`] (a permanent reason
+    /// such as [`Permanent::NotComplianceCall`](crate::response::Permanent::NotComplianceCall)
+    /// will not change), or drop it. When the outcome was unknown (a deadline passed, an
+    /// ambiguous error), Graph may still complete the request: the hub remembers it for
+    /// [`DriverConfig::memory`] (10 minutes by default) and then reports
+    /// [`DriverEvent::LateCompletion`] or [`DriverEvent::OutcomeUnknown`]. Until then do not
+    /// [`Driver::end`] the call unless it really ended: ending it makes a later
+    /// [`Driver::reconcile`] fail with [`Error::CallEnded`] and leaves Graph showing
+    /// `recording`.
     Failed(Call<Failed>),
 }
 
@@ -247,14 +266,19 @@ pub type DriverEvents = mpsc::UnboundedReceiver<DriverEvent>;
 /// use recording_status::testing::{ScriptedTransport, Step};
 /// use recording_status::{AccessToken, Graph};
 ///
-/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
 /// let graph = Graph::new(ScriptedTransport::new().then(Step::completed()), AccessToken::new("t"));
-/// let (driver, _events) = Driver::new(graph, Arc::new(MemorySink::default()), DriverConfig::default());
+/// let audit = Arc::new(MemorySink::default());
+/// let (driver, _events) = Driver::new(graph, audit, DriverConfig::default());
 /// let call = driver.call("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
-/// let Started::Recording(call) = driver.begin_recording(call).await? else { panic!() };
+/// let Started::Recording(call) = driver.begin_recording(call).await? else {
+///     return Err("not acknowledged: nothing may be persisted".into());
+/// };
 /// # drop(call.end());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// # }).unwrap();
+/// # Ok(())
+/// # })
+/// # }
 /// ```
 pub struct Driver<T> {
     inner: Arc<Inner<T>>,
@@ -525,6 +549,11 @@ impl<T: Transport + 'static> Driver<T> {
 
     /// The call terminated: its retention is revoked, and no request will be sent for it
     /// again by this driver (including reconciliation and orphan reports).
+    ///
+    /// Call it when the call is over (the bot left, or [`DriverEvent::CallTerminated`]), not
+    /// to discard a `Failed` value early: a [`LateCompletion`] that arrives afterwards can no
+    /// longer be reconciled (see [`Started::Failed`]). To give up on a call that goes on, drop
+    /// the value instead.
     pub fn end<S: State>(&self, call: Call<S>) -> Ended {
         self.inner.hub.mark_ended(call.id());
         call.end()
