@@ -103,7 +103,7 @@ pub enum AuditError {
     Io(#[from] std::io::Error),
     /// The event could not be serialized (should not happen with the shipped events).
     #[error("audit event could not be serialized")]
-    Serialize(#[from] serde_json::Error),
+    Serialize(#[source] serde_json::Error),
     /// A line of a trail being read is not an audit event, and it is not torn bytes at the end
     /// of the trail or accounted for by a later `trail_resumed` line: the file was damaged or
     /// edited there. [`check_chain`](crate::audit::check_chain) says more.

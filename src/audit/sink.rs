@@ -695,7 +695,7 @@ struct Entry {
 impl Entry {
     fn new(event: &AuditEvent) -> Result<Self, AuditError> {
         let mut rest = Vec::with_capacity(256);
-        write_rest(&mut rest, event)?;
+        write_rest(&mut rest, event).map_err(AuditError::Serialize)?;
         Ok(Self { rest })
     }
 }
@@ -820,9 +820,9 @@ impl Journal {
             let start = buf.len();
             let hex_at = chain::open_line(&mut buf, seq);
             buf.extend_from_slice(b"\"at\":");
-            write_at(&mut buf, &stamp)?;
+            write_at(&mut buf, &stamp).map_err(AuditError::Serialize)?;
             buf.push(b',');
-            entry.write_rest(&mut buf)?;
+            entry.write_rest(&mut buf).map_err(AuditError::Serialize)?;
             head = chain::seal(&mut buf, start, hex_at, &head, &self.hasher);
             buf.push(b'\n');
             at = Some(stamp);

@@ -91,7 +91,10 @@ impl fmt::Display for Rule {
 pub struct Violation {
     /// The position of the offending event in the trail (0-based).
     pub index: usize,
-    /// The call, normalised (lower case, no dashes), whatever spelling the line used.
+    /// The call, normalised (lower case, no dashes), whatever spelling the line used. A
+    /// `String`, like [`AuditEvent::call_id`](super::AuditEvent::call_id): a trail being
+    /// verified may hold ids that are not valid [`CallId`](crate::CallId)s (it may be forged),
+    /// and the verifier must still name them.
     pub call_id: String,
     /// The rule broken.
     pub rule: Rule,
