@@ -45,7 +45,10 @@ pub struct ResultInfo {
 /// - **May it settle a `recording` request?** [`may_settle_recording`](Self::may_settle_recording):
 ///   only an `updateRecordingStatusOperation`, a base `commsOperation` or an untyped body may;
 ///   a `playPromptOperation` (or any other type) never does, whatever its id or context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// It serialises and deserialises symmetrically, for a bot that stores operations: a
+/// round trip keeps what [`reports_error`](Self::reports_error) decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Operation {
     /// The operation id (`id`), if present.
@@ -68,8 +71,9 @@ pub struct Operation {
     /// as its JSON text, so it never names an accepted type.
     pub odata_type: Option<String>,
     /// `resultInfo` was present but unreadable: not an object, or its `code` present and not an
-    /// integer. Fails closed in [`reports_error`](Self::reports_error).
-    #[serde(skip)]
+    /// integer. Fails closed in [`reports_error`](Self::reports_error). Serialised only when
+    /// set, so that a stored operation that failed closed still does when read back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     result_info_unreadable: bool,
 }
 
@@ -261,14 +265,15 @@ impl Operation {
     /// ```
     /// use recording_status::response::Operation;
     ///
-    /// let op = |v| Operation::from_json(&v).expect("an object");
-    /// let done = op(serde_json::json!({"status": "completed", "resultInfo": null}));
+    /// let op = |v| Operation::from_json(&v).ok_or("an operation is a JSON object");
+    /// let done = op(serde_json::json!({"status": "completed", "resultInfo": null}))?;
     /// assert!(done.is_successful_completion());
-    /// let broke = op(serde_json::json!({"status": "completed", "resultInfo": {"code": 500}}));
+    /// let broke = op(serde_json::json!({"status": "completed", "resultInfo": {"code": 500}}))?;
     /// assert!(!broke.is_successful_completion() && broke.is_failure());
     /// let canceled = op(serde_json::json!({"status": "completed",
-    ///     "completionReason": "mediaOperationCanceled"}));
+    ///     "completionReason": "mediaOperationCanceled"}))?;
     /// assert!(!canceled.is_successful_completion() && canceled.is_failure());
+    /// # Ok::<(), &str>(())
     /// ```
     pub fn is_successful_completion(&self) -> bool {
         self.status == Some(OperationStatus::Completed) && !self.reports_error()
@@ -324,13 +329,13 @@ impl Operation {
     /// ```
     /// use recording_status::response::Operation;
     ///
-    /// let typed = |t: &str| {
+    /// let settles = |t: &str| {
     ///     Operation::from_json(&serde_json::json!({"@odata.type": t, "status": "completed"}))
-    ///         .expect("an object")
+    ///         .is_some_and(|op| op.may_settle_recording())
     /// };
-    /// assert!(typed("#microsoft.graph.updateRecordingStatusOperation").may_settle_recording());
-    /// assert!(typed("commsOperation").may_settle_recording());
-    /// assert!(!typed("#microsoft.graph.playPromptOperation").may_settle_recording());
+    /// assert!(settles("#microsoft.graph.updateRecordingStatusOperation"));
+    /// assert!(settles("commsOperation"));
+    /// assert!(!settles("#microsoft.graph.playPromptOperation"));
     /// ```
     pub fn may_settle_recording(&self) -> bool {
         let Some(odata_type) = self.odata_type.as_deref() else {
@@ -374,7 +379,10 @@ fn read_integer(v: &Value) -> Option<i64> {
 /// Tolerant by construction: a missing or non-JSON body leaves the fields `None` and keeps the
 /// raw bytes; `innerError`/`innererror`, `request-id`/`requestId` are both understood; numeric
 /// codes (`8506`, `7504`, `7505`) are kept as strings.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+///
+/// It serialises and deserialises symmetrically except for [`body`](Self::body), which is
+/// never serialised (it may be large, and it is the bytes as received): it reads back empty.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct GraphError {
     /// The HTTP status.
@@ -392,7 +400,7 @@ pub struct GraphError {
     pub client_request_id: Option<String>,
     /// `date`, from the `innerError` or the `Date` header, as sent.
     pub date: Option<String>,
-    /// The body exactly as received.
+    /// The body exactly as received. Not serialised.
     #[serde(skip)]
     pub body: Vec<u8>,
 }
@@ -683,6 +691,13 @@ mod status_code {
     ) -> Result<S::Ok, S::Error> {
         ser.serialize_u16(s.as_u16())
     }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<StatusCode, D::Error> {
+        let code = <u16 as serde::Deserialize>::deserialize(d)?;
+        StatusCode::from_u16(code).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -695,6 +710,33 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn operations_and_errors_read_back_as_written() {
+        for body in [
+            DOCS_COMPLETED,
+            r#"{"status":"completed","resultInfo":"not an object"}"#,
+            r#"{"status":"completed","resultInfo":{"code":"x"}}"#,
+            r#"{"id":"op","status":"running"}"#,
+        ] {
+            let operation = Operation::from_json(&serde_json::from_str(body).unwrap()).unwrap();
+            let stored = serde_json::to_string(&operation).unwrap();
+            let read: Operation = serde_json::from_str(&stored).unwrap();
+            assert_eq!(read, operation, "{stored}");
+            assert_eq!(read.reports_error(), operation.reports_error(), "{stored}");
+        }
+        let error = GraphError::from_response(&response(
+            403,
+            &[("request-id", "r-1")],
+            br#"{"error":{"code":"8506","message":"API call not allowed"}}"#,
+        ));
+        let read: GraphError =
+            serde_json::from_str(&serde_json::to_string(&error).unwrap()).unwrap();
+        assert_eq!(read.status, error.status);
+        assert_eq!(read.code.as_deref(), Some("8506"));
+        assert_eq!(read.request_id.as_deref(), Some("r-1"));
+        assert!(read.body.is_empty());
     }
 
     // graph-reference.md §1.4, the v1.0 docs example.
