@@ -261,6 +261,10 @@ impl<S: State> Call<S> {
 
     /// The call terminated (Graph notified `terminated`/`deleted`, or the bot left): every
     /// retention capability is revoked and no request will be sent for this call again.
+    ///
+    /// A call opened through a [`Driver`](crate::driver::Driver) ends through
+    /// [`Driver::end`](crate::driver::Driver::end) instead, which also tells the driver's hub
+    /// (so that it refuses later requests and ignores late updates for the call).
     pub fn end(mut self) -> Ended {
         self.state.revoke();
         self.transition_audit(CallState::Ended, "call ended");

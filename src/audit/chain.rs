@@ -91,7 +91,7 @@ const CHAIN_CLOSE: &[u8] = b"\",";
 /// std::fs::OpenOptions::new().append(true).open(&path)?.write_all(b"{\"seq\":2,\"ch")?;
 ///
 /// let trail = JsonLinesSink::read(&path)?;
-/// let torn = trail.torn_tail.expect("the last line is torn");
+/// let torn = trail.torn_tail.ok_or("the last line should be torn")?;
 /// assert_eq!((torn.offset, torn.bytes), (whole, 12));
 /// assert_eq!(trail.events.len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

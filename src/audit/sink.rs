@@ -268,7 +268,8 @@ impl JsonLinesSink {
     /// let event = AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 });
     /// JsonLinesSink::open(&path)?.record(&event)?;
     /// JsonLinesSink::open(&path)?.record(&event)?; // continues at seq 2
-    /// assert!(std::fs::read_to_string(&path)?.lines().nth(1).unwrap().starts_with("{\"seq\":2,"));
+    /// let trail = std::fs::read_to_string(&path)?;
+    /// assert!(trail.lines().nth(1).is_some_and(|line| line.starts_with("{\"seq\":2,")));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
@@ -320,7 +321,7 @@ impl JsonLinesSink {
     /// std::fs::write(&path, b"{\"seq\":1,\"cha")?; // power loss mid-line
     ///
     /// let sink = JsonLinesSink::open(&path)?;
-    /// let torn = sink.repaired().expect("a torn tail");
+    /// let torn = sink.repaired().ok_or("the tail should have been repaired")?;
     /// assert_eq!((torn.offset, torn.bytes), (0, 13));
     /// let trail = JsonLinesSink::read(&path)?;
     /// assert!(matches!(trail.events[0].kind, AuditKind::TrailResumed { offset: 0, torn_bytes: 13 }));

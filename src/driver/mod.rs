@@ -77,35 +77,35 @@ impl Default for DriverConfig {
 impl DriverConfig {
     /// Sets [`pending_deadline`](Self::pending_deadline).
     #[must_use]
-    pub fn with_pending_deadline(mut self, d: Duration) -> Self {
+    pub const fn with_pending_deadline(mut self, d: Duration) -> Self {
         self.pending_deadline = d;
         self
     }
 
     /// Sets [`drain_deadline`](Self::drain_deadline).
     #[must_use]
-    pub fn with_drain_deadline(mut self, d: Duration) -> Self {
+    pub const fn with_drain_deadline(mut self, d: Duration) -> Self {
         self.drain_deadline = d;
         self
     }
 
     /// Sets [`retry`](Self::retry).
     #[must_use]
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub const fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
     /// Sets [`memory`](Self::memory).
     #[must_use]
-    pub fn with_memory(mut self, d: Duration) -> Self {
+    pub const fn with_memory(mut self, d: Duration) -> Self {
         self.memory = d;
         self
     }
 
     /// Sets [`memory_bytes`](Self::memory_bytes).
     #[must_use]
-    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+    pub const fn with_memory_bytes(mut self, bytes: usize) -> Self {
         self.memory_bytes = bytes;
         self
     }
