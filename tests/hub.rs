@@ -343,3 +343,63 @@ async fn ended_calls_count_against_the_byte_budget() {
         "the newest ended call is still remembered"
     );
 }
+
+/// Found in review: with ended calls counted against the byte budget and forgotten right after
+/// settled requests, a flood of held updates made the hub forget a call Graph had terminated
+/// while its `recording` request was pending; the late `completed` was then routed to it, and
+/// the call entered `Recording` with live retention after its termination (G8). Ended calls
+/// are now the last thing the hub forgets for bytes.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_held_updates_does_not_make_the_hub_forget_a_terminated_call() {
+    let (driver, mut events, audit) = driver(DriverConfig::default().with_memory_bytes(4_096));
+    let d2 = driver.clone();
+    let waiting = tokio::spawn(async move { d2.begin_recording(d2.call(call(1)).unwrap()).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##,
+        upper(call(1).as_str())
+    );
+    let d = driver
+        .hub()
+        .deliver(&proof(), terminated.as_bytes())
+        .unwrap();
+    assert_eq!(d.terminated, 1);
+    // Early updates for calls nobody waits for, far over the budget.
+    for round in 0..10 {
+        driver
+            .hub()
+            .deliver(
+                &proof(),
+                &completions(1_000 + round * 20..1_020 + round * 20),
+            )
+            .unwrap();
+    }
+    assert!(driver.hub().remembered_bytes() <= 4_096);
+    let d = driver.hub().deliver(&proof(), &completions([1])).unwrap();
+    assert_eq!(
+        (d.routed, d.ignored),
+        (0, 1),
+        "an ended call's update is ignored"
+    );
+    match waiting.await.unwrap() {
+        Ok(Started::Failed(_)) | Err(_) => {}
+        Ok(Started::Recording(c)) => {
+            let handle = c.retention_handle().unwrap();
+            let mut writer = recording_status::RetentionWriter::new(handle, Vec::new());
+            assert!(
+                std::io::Write::write_all(&mut writer, b"x").is_err(),
+                "a terminated call's retention must be revoked"
+            );
+        }
+        Ok(other) => panic!("{other:?}"),
+    }
+    let mut forgot_ended = false;
+    while let Ok(event) = events.try_recv() {
+        if let DriverEvent::Forgotten(f) = event {
+            forgot_ended |= f.kind == ForgottenKind::EndedCall;
+        }
+    }
+    assert!(!forgot_ended, "held updates go before ended calls");
+    verify(&audit.events()).unwrap();
+}

@@ -482,8 +482,9 @@ impl HubState {
             notes.push(forgotten(ForgottenKind::EndedCall, &call, "expired"));
         }
         // Over the byte budget: settled requests go first (they only catch duplicates), then
-        // ended calls (Graph refuses requests for them anyway), then held updates, then
-        // abandoned requests (each reported for reconciliation).
+        // held updates, then abandoned requests (each reported for reconciliation), and ended
+        // calls last: forgetting one would let a late `completed` put a call Graph terminated
+        // while it was pending into `Recording` (G8).
         while self.bytes() > self.budget.max_bytes {
             if let Some(key) = self.settled.pop_oldest() {
                 notes.push(forgotten(
@@ -491,12 +492,12 @@ impl HubState {
                     &key.call,
                     "over budget",
                 ));
-            } else if let Some(call) = self.ended.pop(None) {
-                notes.push(forgotten(ForgottenKind::EndedCall, &call, "over budget"));
             } else if let Some((_, update)) = self.held.pop_oldest() {
                 notes.push(forgotten_update(&update, "over budget"));
             } else if let Some(a) = self.abandoned.pop_oldest() {
                 notes.push(unresolved(a));
+            } else if let Some(call) = self.ended.pop(None) {
+                notes.push(forgotten(ForgottenKind::EndedCall, &call, "over budget"));
             } else {
                 break;
             }
@@ -648,7 +649,7 @@ impl Hub {
     }
 
     /// How many bytes the hub's memories hold now (held updates, abandoned and settled
-    /// requests), as it counts them against
+    /// requests, ended calls), as it counts them against
     /// [`DriverConfig::memory_bytes`](super::DriverConfig::memory_bytes).
     pub fn remembered_bytes(&self) -> usize {
         self.lock().bytes()

@@ -57,7 +57,7 @@ pub struct DriverConfig {
     pub memory: Duration,
     /// How many bytes those memories may hold together (default 64 MiB, about 200,000 entries:
     /// 10,000 concurrent calls fit many times over). Past it the oldest entries are forgotten,
-    /// settled requests first, then ended calls, then held updates, then abandoned requests;
+    /// settled requests first, then held updates, then abandoned requests, then ended calls;
     /// each is audited and surfaced like an expired one.
     pub memory_bytes: usize,
 }
@@ -548,7 +548,10 @@ impl<T: Transport + 'static> Driver<T> {
     }
 
     /// The call terminated: its retention is revoked, and no request will be sent for it
-    /// again by this driver (including reconciliation and orphan reports).
+    /// again by this driver (including reconciliation and orphan reports) while the hub
+    /// remembers that it ended: [`DriverConfig::memory`] (10 minutes by default), or less if
+    /// [`DriverConfig::memory_bytes`] runs out (ended calls are the last thing the hub forgets
+    /// for bytes, and each one forgotten is a [`DriverEvent::Forgotten`]).
     ///
     /// Call it when the call is over (the bot left, or [`DriverEvent::CallTerminated`]), not
     /// to discard a `Failed` value early: a [`LateCompletion`] that arrives afterwards can no
