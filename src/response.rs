@@ -47,8 +47,13 @@ pub struct ResultInfo {
 ///   a `playPromptOperation` (or any other type) never does, whatever its id or context.
 ///
 /// It serialises and deserialises symmetrically, for a bot that stores operations: a
-/// round trip keeps what [`reports_error`](Self::reports_error) decides.
+/// round trip keeps what [`reports_error`](Self::reports_error) decides. That serde form is
+/// the crate's own (snake_case fields); read Graph's JSON with [`from_json`](Self::from_json).
+/// Deserialising refuses unknown fields, so Graph's camelCase body (with its `resultInfo`,
+/// `completionReason` or `@odata.type`) is an error rather than an operation read without
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Operation {
     /// The operation id (`id`), if present.
@@ -710,6 +715,20 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(body.to_vec()).unwrap()
+    }
+
+    /// Found in review: deserialising Graph's own camelCase body as an `Operation` dropped
+    /// `resultInfo`, `completionReason` and `@odata.type` as unknown fields and read a failed,
+    /// cancelled prompt operation as a successful completion that may settle a recording.
+    /// Graph's JSON is read with `from_json`; the serde form is the crate's stored form only.
+    #[test]
+    fn graph_json_is_not_read_as_a_stored_operation() {
+        let graph = r##"{"id":"op-1","status":"completed","resultInfo":{"code":500},
+            "completionReason":"mediaOperationCanceled",
+            "@odata.type":"#microsoft.graph.playPromptOperation"}"##;
+        assert!(serde_json::from_str::<Operation>(graph).is_err());
+        let read = Operation::from_json(&serde_json::from_str(graph).unwrap()).unwrap();
+        assert!(!read.is_successful_completion() && !read.may_settle_recording());
     }
 
     #[test]

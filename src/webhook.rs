@@ -185,17 +185,13 @@ impl VerifyingKey {
     /// padding, as a JWKS lists them.
     ///
     /// # Errors
-    /// [`AuthError::Keys`] if either is not base64url.
+    /// [`AuthError::Keys`] if either is not base64url. Values that decode but do not make a
+    /// usable RSA key are not detected here: every token checked against that key then fails
+    /// as [`AuthError::BadSignature`], as with a key that did not sign it.
     pub fn from_rsa_components(modulus: &str, exponent: &str) -> Result<Self, AuthError> {
         DecodingKey::from_rsa_components(modulus, exponent)
             .map(Self)
             .map_err(|e| KeysError::caused_by("the rsa key components are not base64url", e).into())
-    }
-
-    /// A key from a DER-encoded PKCS#1 `RSAPublicKey`. The bytes are checked when a token is
-    /// verified: a bad key then fails as [`AuthError::Keys`].
-    pub fn from_rsa_der(der: &[u8]) -> Self {
-        Self(DecodingKey::from_rsa_der(der))
     }
 }
 
