@@ -181,36 +181,16 @@ impl Operation {
     /// `value` is not a JSON object.
     pub fn from_json(value: &Value) -> Option<Self> {
         let obj = value.as_object()?;
-        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-        let raw_text = |k: &str| match obj.get(k) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
-        };
-        let (result_info, result_info_unreadable) = match obj.get("resultInfo") {
-            None | Some(Value::Null) => (None, false),
-            Some(Value::Object(info)) => {
-                let code = info.get("code").unwrap_or(&Value::Null);
-                let unreadable = !code.is_null() && read_integer(code).is_none();
-                (
-                    serde_json::from_value(Value::Object(info.clone())).ok(),
-                    unreadable,
-                )
-            }
-            Some(_) => (None, true),
-        };
-        Some(Self {
-            id: text("id"),
-            client_context: text("clientContext"),
-            status: obj
-                .get("status")
-                .and_then(Value::as_str)
-                .map(OperationStatus::parse),
-            result_info,
-            completion_reason: raw_text("completionReason"),
-            odata_type: raw_text("@odata.type"),
-            result_info_unreadable,
-        })
+        let member = |k: &str| obj.get(k).cloned();
+        // One reading for both sources: the members are taken as `from_slice` takes them.
+        Some(Self::from_members(Members {
+            id: member("id"),
+            client_context: member("clientContext"),
+            status: member("status"),
+            result_info: member("resultInfo"),
+            completion_reason: member("completionReason"),
+            odata_type: member("@odata.type"),
+        }))
     }
 
     /// [`from_json`](Self::from_json) straight from the body's bytes, without building a JSON
