@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
-use crate::graph::{Attempts, Exchanged, Graph, Scope, Sent, exchange_unrecorded, record};
+use crate::graph::{Attempts, Exchanged, Graph, Opening, Scope, Sent, exchange_unrecorded, record};
 use crate::registry::Seat;
 use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
@@ -300,10 +300,6 @@ impl<S: State> Call<S> {
         }
     }
 
-    fn try_transition_audit(&self, to: CallState, reason: &str) -> Result<(), AuditError> {
-        self.sink().record(&self.transition(to, reason))
-    }
-
     /// The event of a transition from `S`, for recording alone or in a batch with the event
     /// that leads to it.
     fn transition(&self, to: CallState, reason: &str) -> AuditEvent {
@@ -319,14 +315,17 @@ impl<S: State> Call<S> {
     }
 
     /// Sends `status` (retrying as the graph's policy allows), leaving the final answer for
-    /// the caller to record with the step it leads to.
+    /// the caller to record with the step it leads to; with an `opening`, the first request is
+    /// written with the step that leads to it (see [`Opening`]).
     async fn exchange<T: Transport>(
         &self,
         graph: &Graph<T>,
         status: RecordingStatus,
         attempts: Attempts,
+        opening: Option<Opening<'_>>,
     ) -> Result<Exchanged, Error> {
-        exchange_unrecorded(graph, self.sink(), &self.id, status, attempts, Scope::Any).await
+        let sink = self.sink();
+        exchange_unrecorded(graph, sink, &self.id, status, attempts, Scope::Any, opening).await
     }
 
     fn into_state<N: State>(self, state: N) -> Call<N> {
@@ -340,7 +339,7 @@ impl<S: State> Call<S> {
     /// Reports `failed` best effort and enters `Failed`.
     async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
         let exchanged = self
-            .exchange(graph, RecordingStatus::Failed, Attempts::Once)
+            .exchange(graph, RecordingStatus::Failed, Attempts::Once, None)
             .await;
         // The answer and the transition are written together; the transition is forced, so
         // it is written alone if they are refused (or nothing was answered).
@@ -371,37 +370,36 @@ impl<S: State> Call<S> {
     }
 
     /// `NotRecording`/`Failed` → `PendingRecording` → …
+    ///
+    /// The transition to `PendingRecording` is written with the `recording` request it sends,
+    /// in one batch, once the token is in hand: a begin that sends nothing leaves nothing in
+    /// the trail, and the call as it was.
     async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
-        // A new episode: from here on, no report of an earlier one is sent (G7).
-        let (episode, audited) = self.seat.line.begin_episode(|episode| {
-            self.try_transition_audit(
-                CallState::PendingRecording,
-                &format!("recording requested (episode {episode})"),
-            )
-        });
-        if let Err(error) = audited {
-            return Err(NotSent {
-                call: self,
-                error: error.into(),
-            });
-        }
-        match self
-            .exchange(graph, RecordingStatus::Recording, Attempts::Policy)
-            .await
-        {
-            Err(error) => {
-                let _ = record(
-                    self.sink(),
-                    &self.id,
-                    AuditKind::Transition {
-                        from: CallState::PendingRecording,
-                        to: S::STATE,
-                        reason: "request not sent".to_owned(),
-                    },
+        let mut begun = None;
+        let mut open = |request_sent: AuditEvent| {
+            // A new episode: from here on, no report of an earlier one is sent (G7).
+            let (episode, audited) = self.seat.line.begin_episode(|episode| {
+                let pending = self.transition(
+                    CallState::PendingRecording,
+                    &format!("recording requested (episode {episode})"),
                 );
-                Err(NotSent { call: self, error })
-            }
-            Ok(exchanged) => {
+                self.sink().record_batch(&[pending, request_sent])
+            });
+            begun = Some(episode);
+            audited
+        };
+        let exchanged = self
+            .exchange(
+                graph,
+                RecordingStatus::Recording,
+                Attempts::Policy,
+                Some(&mut open),
+            )
+            .await;
+        match (exchanged, begun) {
+            (Err(error), _) => Err(NotSent { call: self, error }),
+            (Ok(_), None) => unreachable!("a request is sent only once its opening is written"),
+            (Ok(exchanged), Some(episode)) => {
                 let pending = self.into_state(PendingRecording {
                     context: exchanged.update.client_context().clone(),
                     client_request_id: exchanged.update.client_request_id().to_owned(),
@@ -855,21 +853,53 @@ impl Call<Recording> {
         drain_deadline: D,
     ) -> Result<(Self, Exchanged), StopError> {
         let outstanding = self.state.shared.raise_stop();
-        if let Err(e) = self.audit(AuditKind::DrainStarted { outstanding }) {
-            return Err(self.still_recording(e.into()));
-        }
-        if let Err(outstanding) = self.state.shared.drain(drain_deadline).await {
-            let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
-            return Err(self.still_recording(Error::DrainTimeout { outstanding }));
-        }
+        let signal = AuditEvent::now(
+            self.id.normalized(),
+            AuditKind::DrainStarted { outstanding },
+        );
+        // With capabilities alive, the drain is a step of its own: the signal is in the trail
+        // before it waits. With none, nothing lies between the signal and the request, and
+        // they are written together.
+        let mut signal = if outstanding == 0 {
+            Some(signal)
+        } else {
+            if let Err(e) = self.sink().record(&signal) {
+                return Err(self.still_recording(e.into()));
+            }
+            if let Err(outstanding) = self.state.shared.drain(drain_deadline).await {
+                let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
+                return Err(self.still_recording(Error::DrainTimeout { outstanding }));
+            }
+            None
+        };
         // Every owned handle is gone, and no borrowed one can exist: `self` was moved in. An
         // end the sink refused earlier must be in the trail before the report (G9).
         if let Err(e) = self.state.shared.record_unrecorded() {
             return Err(self.still_recording(e.into()));
         }
-        let exchanged = match self.exchange(graph, status, Attempts::Policy).await {
+        let sink = self.sink();
+        let batched = signal.is_some();
+        let mut open = |request_sent: AuditEvent| match signal.take() {
+            Some(signal) => sink.record_batch(&[signal, request_sent]),
+            None => sink.record(&request_sent),
+        };
+        let opening = if batched {
+            Some(&mut open as Opening<'_>)
+        } else {
+            None
+        };
+        let exchanged = self
+            .exchange(graph, status, Attempts::Policy, opening)
+            .await;
+        let exchanged = match exchanged {
             Ok(exchanged) => exchanged,
-            Err(e) => return Err(self.still_recording(e)),
+            Err(e) => {
+                // Nothing was sent; the stop signal was raised all the same.
+                if let Some(signal) = signal.take() {
+                    let _ = self.sink().record(&signal);
+                }
+                return Err(self.still_recording(e));
+            }
         };
         let mut call = self;
         call.state.armed = false;

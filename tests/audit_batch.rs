@@ -1,7 +1,8 @@
-//! Adjacent audit events written as one batch (G9): a `recording` or `notRecording` answer
-//! and the transition it leads to, a notification's `completed` and the transition to
-//! `Recording`. A refused batch leaves none of its events in the trail, and its step is not
-//! taken.
+//! Adjacent audit events written as one batch (G9): the transition to `PendingRecording` and
+//! the `recording` request it sends, the stop signal and the `notRecording` request when no
+//! capability is left to drain, a `recording` or `notRecording` answer and the transition it
+//! leads to, a notification's `completed` and the transition to `Recording`. A refused batch
+//! leaves none of its events in the trail, and its step is not taken.
 #![cfg(feature = "driver")]
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,9 @@ use recording_status::driver::{Driver, DriverConfig, Started};
 use recording_status::error::AuditError;
 use recording_status::response::Operation;
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, CallId, CallState, Graph, StopError};
+use recording_status::{
+    AccessToken, CallId, CallState, Graph, StopError, TokenError, TokenFuture, TokenSource,
+};
 
 const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
 const OP: &str = "0fe0623f-d628-42ed-b4bd-8ac290072cc5";
@@ -118,11 +121,9 @@ async fn each_answer_is_written_with_the_transition_it_leads_to() {
     assert_eq!(
         writes,
         [
-            vec!["transition:PendingRecording"],
-            vec!["request_sent"],
+            vec!["transition:PendingRecording", "request_sent"],
             vec!["response_received", "transition:Recording"],
-            vec!["drain_started"],
-            vec!["request_sent"],
+            vec!["drain_started", "request_sent"],
             vec!["response_received", "transition:NotRecording"],
             vec!["transition:Ended"],
         ],
@@ -147,7 +148,147 @@ async fn a_call_that_retains_once_makes_ten_events() {
     assert_eq!(sink.events().len(), 10);
     drop(driver.end(call));
     assert_eq!(sink.events().len(), 11);
-    assert_eq!(sink.writes().len(), 9);
+    assert_eq!(sink.writes().len(), 7);
+}
+
+/// With a capability alive when the stop begins, the drain is a step of its own: the stop
+/// signal is in the trail before the drain waits, and the capability's end before the
+/// `notRecording` request.
+#[tokio::test(start_paused = true)]
+async fn a_capability_alive_at_the_stop_is_drained_between_the_signal_and_the_request() {
+    let sink = Shaped::new(never);
+    let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
+    let call = driver.call(call_id()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("completed")
+    };
+    let handle = call.retention_handle().unwrap();
+    let media = tokio::spawn(async move {
+        handle.stopping().await;
+        drop(handle);
+    });
+    let call = driver.stop_recording(call).await.unwrap();
+    media.await.unwrap();
+    let writes = sink.writes();
+    let writes: Vec<Vec<&str>> = writes
+        .iter()
+        .map(|w| w.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        writes[2..],
+        [
+            vec!["retention_started"],
+            vec!["drain_started"],
+            vec!["retention_ended"],
+            vec!["request_sent"],
+            vec!["response_received", "transition:NotRecording"],
+        ],
+    );
+    drop(driver.end(call));
+    verify(&sink.events()).unwrap();
+}
+
+/// A token source that cannot give a token.
+#[derive(Debug)]
+struct NoToken;
+
+impl TokenSource for NoToken {
+    fn token(&self, _refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async { Err(TokenError::from("identity platform unreachable")) })
+    }
+}
+
+/// Before: the trail said the call went `PendingRecording` and back although no request was
+/// ever sent. The request is now written with the transition it opens, so a begin that could
+/// not send leaves nothing, and the call is as it was.
+#[tokio::test(start_paused = true)]
+async fn a_begin_without_a_token_leaves_nothing_in_the_trail() {
+    let sink = Shaped::new(never);
+    let transport = ScriptedTransport::new();
+    let graph = Graph::with_token_source(transport.clone(), Arc::new(NoToken));
+    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let Err(not_sent) = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+    else {
+        panic!("nothing can be sent without a token")
+    };
+    assert!(
+        matches!(not_sent.error, recording_status::Error::Token(_)),
+        "{:?}",
+        not_sent.error
+    );
+    assert_eq!(not_sent.call.state(), CallState::NotRecording);
+    assert!(sink.events().is_empty(), "{:?}", labels(&sink.events()));
+    assert!(transport.requests().is_empty());
+}
+
+/// The transition to `PendingRecording` and its request are refused together: neither is in
+/// the trail and nothing is sent.
+#[tokio::test(start_paused = true)]
+async fn a_refused_request_and_transition_to_pending_leave_neither_and_send_nothing() {
+    let sink = Shaped::new(|kind| matches!(kind, AuditKind::RequestSent { .. }));
+    let transport = ScriptedTransport::new();
+    transport.push(Step::completed());
+    let graph = Graph::new(transport.clone(), AccessToken::new("secret-token-value"));
+    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let Err(not_sent) = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+    else {
+        panic!("a request the trail refused must not be sent")
+    };
+    assert!(matches!(not_sent.error, recording_status::Error::Audit(_)));
+    assert!(sink.events().is_empty(), "{:?}", labels(&sink.events()));
+    assert!(transport.requests().is_empty());
+}
+
+/// A stop that cannot get a token sends nothing and keeps the call recording; the stop
+/// signal it raised is in the trail.
+#[tokio::test(start_paused = true)]
+async fn a_stop_without_a_token_still_writes_its_signal() {
+    let sink = Shaped::new(never);
+    let transport = ScriptedTransport::new();
+    transport.push(Step::completed());
+    let tokens = Arc::new(FirstOnly(std::sync::atomic::AtomicBool::new(false)));
+    let graph = Graph::with_token_source(transport.clone(), tokens);
+    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let Ok(Started::Recording(call)) = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+    else {
+        panic!("completed")
+    };
+    let Err(StopError::StillRecording { call, error }) = driver.stop_recording(call).await else {
+        panic!("nothing can be sent without a token")
+    };
+    assert!(
+        matches!(error, recording_status::Error::Token(_)),
+        "{error:?}"
+    );
+    assert_eq!(call.state(), CallState::Recording);
+    let writes = sink.writes();
+    assert_eq!(writes.last().unwrap(), &["drain_started"]);
+    assert_eq!(transport.requests().len(), 1);
+    verify(&sink.events()).unwrap();
+    drop(call);
+}
+
+/// Gives one token, then none.
+#[derive(Debug)]
+struct FirstOnly(std::sync::atomic::AtomicBool);
+
+impl TokenSource for FirstOnly {
+    fn token(&self, _refresh: bool) -> TokenFuture<'_> {
+        let given = self.0.swap(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if given {
+                Err(TokenError::from("identity platform unreachable"))
+            } else {
+                Ok(AccessToken::new("secret-token-value"))
+            }
+        })
+    }
 }
 
 #[tokio::test(start_paused = true)]

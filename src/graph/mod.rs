@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind, TransportFailure};
 use crate::endpoint::Endpoint;
-use crate::error::Error;
+use crate::error::{AuditError, Error};
 use crate::registry::{Line, Superseded};
 use crate::request::UpdateRequest;
 use crate::response::{Outcome, interpret_response};
@@ -322,7 +322,7 @@ pub(crate) async fn exchange_with<T: Transport>(
     attempts: Attempts,
     scope: Scope<'_>,
 ) -> Result<(Sent, UpdateRequest), Error> {
-    let exchanged = exchange_unrecorded(graph, audit, call, status, attempts, scope).await?;
+    let exchanged = exchange_unrecorded(graph, audit, call, status, attempts, scope, None).await?;
     let (sent, update, _) = exchanged.record(audit, None);
     Ok((sent, update))
 }
@@ -378,9 +378,21 @@ impl Exchanged {
     }
 }
 
+/// Writes the first attempt's `request_sent` (given to it) together with the event of the
+/// step that leads to the request, when nothing lies between them: one
+/// [`AuditSink::record_batch`], so both are in the trail or neither is, and the request is
+/// sent only if they are. See [`exchange_unrecorded`].
+pub(crate) type Opening<'o> = &'o mut (dyn FnMut(AuditEvent) -> Result<(), AuditError> + Send);
+
 /// As [`exchange_with`], leaving the final answer's `response_received` unrecorded for the
 /// caller (see [`Exchanged`]). Answers that are retried (throttling, a `401` before the token
 /// is refreshed) are recorded before the retry.
+///
+/// With an `opening`, the first attempt's `request_sent` is written by it (with the step that
+/// leads to the request) instead of alone; later attempts' are written alone. The opening runs
+/// under the call's turn, once the token is in hand, right before the request leaves. If this
+/// returns `Err`, nothing was sent and the opening either never ran or wrote nothing (with a
+/// sink whose batches are all or nothing).
 pub(crate) async fn exchange_unrecorded<T: Transport>(
     graph: &Graph<T>,
     audit: &dyn AuditSink,
@@ -388,6 +400,7 @@ pub(crate) async fn exchange_unrecorded<T: Transport>(
     status: RecordingStatus,
     attempts: Attempts,
     scope: Scope<'_>,
+    mut opening: Option<Opening<'_>>,
 ) -> Result<Exchanged, Error> {
     let span = tracing::info_span!("update_recording_status", call_id = %call, %status);
     async {
@@ -417,20 +430,23 @@ pub(crate) async fn exchange_unrecorded<T: Transport>(
                 Err(e) if !sent_any => return Err(e.into()),
                 Err(e) => return Ok(done(Sent::Lost(e.into()), update, None)),
             };
-            let request_sent = || {
-                record(
-                    audit,
-                    call,
-                    AuditKind::RequestSent {
-                        status,
-                        client_context: update.client_context().as_str().to_owned(),
-                        client_request_id: update.client_request_id().to_owned(),
-                    },
-                )
+            // One spelling per call in the trail (G7): the normalised id.
+            let request_sent = AuditEvent::now(
+                call.normalized(),
+                AuditKind::RequestSent {
+                    status,
+                    client_context: update.client_context().as_str().to_owned(),
+                    client_request_id: update.client_request_id().to_owned(),
+                },
+            );
+            let opened = opening.take();
+            let write = || match opened {
+                Some(open) => open(request_sent),
+                None => audit.record(&request_sent),
             };
             let audited = match scope {
-                Scope::Any => request_sent(),
-                Scope::Episode(line, episode) => match line.within_episode(episode, request_sent) {
+                Scope::Any => write(),
+                Scope::Episode(line, episode) => match line.within_episode(episode, write) {
                     Ok(audited) => audited,
                     Err(Superseded { current }) => {
                         let _ = record(
