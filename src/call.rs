@@ -713,6 +713,10 @@ impl Call<PendingRecording> {
 impl Call<Recording> {
     /// A borrowed retention capability. While it is alive the call cannot be stopped.
     ///
+    /// Once the call's retention was revoked (Graph terminated the call), the capability
+    /// cannot write, and neither its start nor its end is audited; the same holds for
+    /// [`retention_handle`](Self::retention_handle).
+    ///
     /// # Errors
     /// The audit sink refused the start event; no capability exists.
     pub fn retention(&self) -> Result<Retention<'_>, AuditError> {

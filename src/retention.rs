@@ -100,17 +100,20 @@ impl RetentionShared {
         crate::graph::record(&*self.line.registry.audit, &self.call_id, kind)
     }
 
-    /// Mints a capability number and records its start. The capability exists only if the
-    /// start was recorded.
-    fn start(&self, owned: bool) -> Result<u64, AuditError> {
-        let capability = self
-            .line
-            .registry
-            .capabilities
-            .fetch_add(1, Ordering::Relaxed);
-        self.audit(AuditKind::RetentionStarted { capability, owned })?;
-        self.gate.mint(owned);
-        Ok(capability)
+    /// Mints a capability: a number, with its start recorded (`Some`), or, once retention was
+    /// revoked, one that can never write and is not audited (`None`). The capability exists
+    /// only if this returns `Ok`.
+    fn start(&self, owned: bool) -> Result<Option<u64>, AuditError> {
+        let mut capability = 0;
+        let started = self.gate.mint_unless_revoked(owned, || {
+            capability = self
+                .line
+                .registry
+                .capabilities
+                .fetch_add(1, Ordering::Relaxed);
+            self.audit(AuditKind::RetentionStarted { capability, owned })
+        })?;
+        Ok(started.then_some(capability))
     }
 
     /// Records a capability's end, then releases it. The order matters (G4): the drain may
@@ -226,12 +229,19 @@ fn revoked() -> io::Error {
 pub struct Retention<'c> {
     shared: &'c RetentionShared,
     capability: u64,
+    /// `false` for a capability minted after revocation (Graph terminated the call): it never
+    /// writes, and neither its start nor its end is audited.
+    audited: bool,
 }
 
 impl<'c> Retention<'c> {
     pub(crate) fn new(shared: &'c RetentionShared) -> Result<Self, AuditError> {
-        let capability = shared.start(false)?;
-        Ok(Self { shared, capability })
+        let started = shared.start(false)?;
+        Ok(Self {
+            shared,
+            capability: started.unwrap_or(0),
+            audited: started.is_some(),
+        })
     }
 
     /// The call this capability belongs to.
@@ -247,7 +257,11 @@ impl<'c> Retention<'c> {
 
 impl Drop for Retention<'_> {
     fn drop(&mut self) {
-        self.shared.end(self.capability, false);
+        if self.audited {
+            self.shared.end(self.capability, false);
+        } else {
+            self.shared.gate.release(false);
+        }
     }
 }
 
@@ -301,15 +315,12 @@ pub struct RetentionHandle {
 
 impl RetentionHandle {
     pub(crate) fn new(shared: Arc<RetentionShared>) -> Result<Self, AuditError> {
-        // Retention was revoked (Graph terminated the call): a handle that cannot write.
-        if shared.is_revoked() {
-            return Ok(Self::inert(&shared));
-        }
-        let capability = shared.start(true)?;
+        // Once retention was revoked (Graph terminated the call), a handle that cannot write.
+        let started = shared.start(true)?;
         Ok(Self {
             shared,
-            capability,
-            audited: true,
+            capability: started.unwrap_or(0),
+            audited: started.is_some(),
         })
     }
 
@@ -329,9 +340,6 @@ impl RetentionHandle {
     /// # Errors
     /// The audit sink refused the start event; no capability was minted.
     pub fn try_clone(&self) -> Result<Self, AuditError> {
-        if self.shared.is_revoked() {
-            return Ok(Self::inert(&self.shared));
-        }
         Self::new(self.shared.clone())
     }
 
@@ -455,6 +463,9 @@ pub trait Capability: capability_sealed::Sealed + fmt::Debug {
 impl capability_sealed::Sealed for Retention<'_> {
     #[inline]
     fn usable(&self) -> io::Result<&Gate> {
+        if !self.audited {
+            return Err(revoked());
+        }
         Ok(&self.shared.gate)
     }
 }

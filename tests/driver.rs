@@ -1138,6 +1138,51 @@ async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
     verify(&audit.events()).unwrap();
 }
 
+/// Before: a borrowed `Retention` minted from a call Graph had terminated was audited as a
+/// start after the revocation, and the trail of a bot that never wrote failed `verify`
+/// (`RetentionOutsideRecording`). Now it is inert, like a handle minted then: it cannot write
+/// and leaves nothing in the trail.
+#[tokio::test(start_paused = true)]
+async fn capabilities_minted_after_graph_terminated_the_call_cannot_write_and_are_not_audited() {
+    let (driver, _events, audit, _transport) = driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = recording(&driver).await;
+    let body = format!(
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
+            "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
+            "resourceUrl":"/communications/calls/{CALL_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    assert_eq!(
+        driver
+            .hub()
+            .deliver(&proof(), body.as_bytes())
+            .unwrap()
+            .terminated,
+        1
+    );
+    let before = audit.events().len();
+    {
+        let borrowed = call.retention().unwrap();
+        let mut writer = RetentionWriter::new(borrowed, Vec::new());
+        assert!(std::io::Write::write_all(&mut writer, b"frame").is_err());
+        let handle = call.retention_handle().unwrap();
+        assert!(handle.is_revoked());
+        let mut writer = RetentionWriter::new(handle, Vec::new());
+        assert!(std::io::Write::write_all(&mut writer, b"frame").is_err());
+    }
+    assert_eq!(
+        audit.events().len(),
+        before,
+        "{:?}",
+        &audit.events()[before..]
+    );
+    drop(driver.end(call));
+    verify(&audit.events()).unwrap();
+}
+
 /// Before: against a silent Graph, `begin_recording` with a 3-second deadline returned after
 /// 6 seconds, because the best-effort `failed` report waited out a deadline of its own. Now a
 /// transition, its report included, ends within its deadline plus `report_grace` (1 s).

@@ -5,9 +5,11 @@
 //!
 //! The property, in every model: once revocation has returned, no inner write is in progress
 //! and none starts; a drain completes only when every owned capability is gone, and it is
-//! always woken. `naive_check_then_write_is_caught` runs the same model over the old design (a
-//! flag checked before the write, not held during it) and expects loom to find the
-//! interleaving that breaks it, so the model is known to be able to fail.
+//! always woken; and no capability's start is audited after its call's revocation (G9).
+//! `naive_check_then_write_is_caught` runs the same model over the old design (a flag checked
+//! before the write, not held during it) and expects loom to find the interleaving that
+//! breaks it, so the model is known to be able to fail; so does
+//! `checking_revocation_before_auditing_the_start_is_caught` for the audit.
 //!
 //! Runs as an ordinary test (`cargo test --test loom`, a few seconds). The two-thread models
 //! explore every interleaving; the three-thread one bounds preemptions to four (a few seconds; unbounded, it runs for minutes).
@@ -109,10 +111,12 @@ fn a_clone_made_during_revocation_cannot_write_after_it() {
         let cloner = {
             let (gate, storage) = (gate.clone(), storage.clone());
             thread::spawn(move || {
-                // `RetentionHandle::try_clone`: refused (inert) once revoked, else minted.
-                if !gate.is_revoked() {
-                    gate.mint(true);
-                    media_task(&gate, &storage, 1);
+                // `RetentionHandle::try_clone`: inert once revoked (counted, never writes),
+                // else minted.
+                if gate.mint_unless_revoked(true, || Ok::<(), ()>(())).unwrap() {
+                    media_task(&gate, &storage, 1); // ends with the clone's release
+                } else {
+                    gate.release(true);
                 }
                 // The original handle ends too.
                 gate.release(true);
@@ -122,6 +126,87 @@ fn a_clone_made_during_revocation_cannot_write_after_it() {
         storage.revocation_returned.store(true, Ordering::SeqCst);
         cloner.join().unwrap();
         assert_eq!(gate.outstanding(), 0);
+    });
+}
+
+/// The trail of one call's capabilities and its revocation, in the order they were audited.
+#[derive(Default)]
+struct Trail {
+    events: loom::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Trail {
+    fn push(&self, event: &'static str) {
+        self.events.lock().unwrap().push(event);
+    }
+
+    /// G9: no capability's start is audited after its call's revocation.
+    fn check(&self) {
+        let events = self.events.lock().unwrap();
+        if let Some(revoked) = events.iter().position(|e| *e == "retention_revoked") {
+            assert!(
+                !events[revoked..].contains(&"retention_started"),
+                "a start was audited after the revocation: {events:?}"
+            );
+        }
+    }
+}
+
+/// `RetentionShared::revoke`: revoke the gate, then audit it.
+fn revoke_and_audit(gate: &Gate, trail: &Trail) {
+    gate.revoke();
+    trail.push("retention_revoked");
+}
+
+#[test]
+fn a_capability_minted_during_revocation_is_audited_before_it_or_not_at_all() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let trail = Arc::new(Trail::default());
+        let minter = {
+            let (gate, trail) = (gate.clone(), trail.clone());
+            thread::spawn(move || {
+                // `Call::retention` / `RetentionHandle::try_clone`: audited under the gate's
+                // lock unless revoked, else inert.
+                let started = gate
+                    .mint_unless_revoked(false, || {
+                        trail.push("retention_started");
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+                if started {
+                    trail.push("retention_ended");
+                }
+                gate.release(false);
+            })
+        };
+        revoke_and_audit(&gate, &trail);
+        minter.join().unwrap();
+        trail.check();
+        assert_eq!(gate.outstanding(), 0);
+    });
+}
+
+/// The design before: revocation checked, then the start audited outside the gate's lock.
+#[test]
+#[should_panic(expected = "a start was audited after the revocation")]
+fn checking_revocation_before_auditing_the_start_is_caught() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new());
+        let trail = Arc::new(Trail::default());
+        let minter = {
+            let (gate, trail) = (gate.clone(), trail.clone());
+            thread::spawn(move || {
+                if !gate.is_revoked() {
+                    trail.push("retention_started");
+                }
+                gate.mint(false);
+                gate.release(false);
+            })
+        };
+        revoke_and_audit(&gate, &trail);
+        minter.join().unwrap();
+        trail.check();
     });
 }
 

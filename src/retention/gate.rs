@@ -97,6 +97,30 @@ impl Gate {
         }
     }
 
+    /// Counts a new capability as alive once `start` (which audits it) succeeds, unless the
+    /// gate was revoked: then `start` does not run and the capability is counted all the same,
+    /// as one that can never write. Returns whether `start` ran.
+    ///
+    /// Under the gate's lock, so that a revocation falls wholly before the check or wholly
+    /// after `start`: a capability's start is never audited after its call's revocation.
+    pub(crate) fn mint_unless_revoked<E>(
+        &self,
+        owned: bool,
+        start: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let mut counts = self.lock();
+        let live = self.state.load(Ordering::Acquire) & REVOKED == 0;
+        if live {
+            start()?;
+        }
+        if owned {
+            counts.owned += 1;
+        } else {
+            counts.borrowed += 1;
+        }
+        Ok(live)
+    }
+
     /// Counts a capability as gone, waking the drain when the last owned one goes.
     pub(crate) fn release(&self, owned: bool) {
         let wakers = {
