@@ -1,6 +1,9 @@
 //! Test doubles for bots: [`ScriptedTransport`], an in-memory transport that answers from a
 //! script and records every request; with the `proptest` feature, [`strategies`] generating
 //! Graph's answers.
+//!
+#![cfg_attr(feature = "proptest", doc = "[`strategies`]: self::strategies")]
+#![cfg_attr(not(feature = "proptest"), doc = "[`strategies`]: self")]
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -181,8 +181,10 @@ pub enum AuditKind {
         reason: String,
     },
     /// The webhook's signing keys changed on a refresh
-    /// ([`JwksKeys`](crate::webhook::JwksKeys)): from now on tokens signed with the added keys
-    /// are accepted and those signed with the removed ones are refused. Not about a call.
+    #[cfg_attr(feature = "jwt", doc = "([`JwksKeys`](crate::webhook::JwksKeys)):")]
+    #[cfg_attr(not(feature = "jwt"), doc = "(`webhook::JwksKeys`, feature `jwt`):")]
+    /// from now on tokens signed with the added keys are accepted and those signed with the
+    /// removed ones are refused. Not about a call.
     KeysRotated {
         /// Key ids newly published.
         added: Vec<String>,

@@ -6,6 +6,16 @@
 //! | `reqwest-0_13` | [`reqwest_0_13`]   | `ReqwestTransport` (reqwest 0.13)      | async    |
 //! | `ureq-3`       | [`ureq_3`]         | `UreqTransport` (ureq 3)               | blocking |
 //!
+#![cfg_attr(
+    not(all(feature = "reqwest-0_13", feature = "ureq-3")),
+    doc = "In this build some of these features are off: their modules link back to this page."
+)]
+//!
+#![cfg_attr(feature = "reqwest-0_13", doc = "[`reqwest_0_13`]: self::reqwest_0_13")]
+#![cfg_attr(not(feature = "reqwest-0_13"), doc = "[`reqwest_0_13`]: self")]
+#![cfg_attr(feature = "ureq-3", doc = "[`ureq_3`]: self::ureq_3")]
+#![cfg_attr(not(feature = "ureq-3"), doc = "[`ureq_3`]: self")]
+//!
 //! # Versioned names
 //!
 //! Features and modules carry the client's major version. When a client ships a new major
