@@ -160,7 +160,10 @@ fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
         if let Ok(date) = DateTime::parse_from_rfc2822(value) {
             return Some(date.with_timezone(&Utc));
         }
-        // RFC 850: two-digit year, chrono maps 00–68 to 20xx and 69–99 to 19xx.
+        // RFC 850: two-digit year; chrono maps 00–69 to 20xx and 70–99 to 19xx. RFC 9110
+        // asks for the most recent matching year not more than 50 years ahead; the two agree
+        // on every year a `Retry-After` can sensibly name (one decades away is absurd either
+        // way, and refused).
         if let Ok(date) = NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT") {
             return Some(date.and_utc());
         }
@@ -393,6 +396,15 @@ mod tests {
         assert_eq!(
             parse_retry_after("Fri Nov 27 06:00:00 2026", now()),
             Some(secs(120))
+        );
+        // RFC 850's two-digit years: `70` is 1970 (past: retry now), `69` is 2069 (absurd).
+        assert_eq!(
+            parse_retry_after("Thursday, 01-Jan-70 00:00:00 GMT", now()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Tuesday, 01-Jan-69 00:00:00 GMT", now()),
+            None
         );
         let early = Utc.with_ymd_and_hms(2026, 11, 6, 5, 59, 0).unwrap();
         assert_eq!(
