@@ -239,3 +239,7 @@
 //!   damage and careless edits, not a forger who recomputes it. Lines removed from the end leave
 //!   a shorter chain that is still whole, and a trail cut between two episodes looks complete to
 //!   the verifier (nothing is open): keep the trail where the bot cannot rewrite it.
+//! - **Two storage failures in a row.** A refused write's bytes are cut off the file at once,
+//!   before the next write, and when the sink is dropped. If the file system refuses every one
+//!   of those cuts and the process then dies, whole lines of the refused write stay in the file
+//!   and read as events (a write cut short leaves a torn tail instead, which is detected).

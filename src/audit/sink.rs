@@ -200,7 +200,8 @@ impl JsonLinesOptions {
 /// - **Refused means absent.** When writing, flushing or syncing fails, every event of that
 ///   write is refused and the file is cut back to its last durable length: a refused event
 ///   never appears later. The next write starts from there (cutting back again first, if that
-///   failed too), so a failure does not stop later events from being written.
+///   failed too, and again when the sink is dropped), so a failure does not stop later events
+///   from being written.
 /// - **Group commit.** Concurrent `record`s share writes: whoever finds no write in progress
 ///   takes every waiting line, writes them with one write (and one sync), and wakes the others.
 /// - **Sequenced and in time order.** The sink stamps `at` when it assigns the line's `seq`,
@@ -806,10 +807,7 @@ impl Journal {
     /// the chain. On failure, nothing of it stays: the file is cut back to its durable length
     /// (now, or before the next write if that fails too) and the chain does not advance.
     fn commit<R: Rest>(&mut self, prefix: &[u8], entries: &[R]) -> Result<(), AuditError> {
-        if self.dirty {
-            self.storage.truncate(self.len)?;
-            self.dirty = false;
-        }
+        self.cut_back()?;
         let mut buf = mem::take(&mut self.buf);
         buf.clear();
         buf.extend_from_slice(prefix);
@@ -839,12 +837,9 @@ impl Journal {
             }
             Err(e) => {
                 self.dirty = true;
-                if self.storage.truncate(self.len).is_ok() {
-                    self.dirty = false;
-                    if self.durability == Durability::Synced {
-                        let _ = self.storage.sync();
-                    }
-                }
+                // If this fails too, it is tried again before the next write, and when the
+                // sink is dropped.
+                let _ = self.cut_back();
                 Err(e.into())
             }
         }
@@ -856,6 +851,33 @@ impl Journal {
             self.storage.sync()?;
         }
         Ok(())
+    }
+
+    /// Cuts the file back to its durable length if a refused batch may have left bytes past
+    /// it, and at `Synced` syncs the cut (best effort: the bytes are gone from the file either
+    /// way).
+    fn cut_back(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.storage.truncate(self.len)?;
+            self.dirty = false;
+            if self.durability == Durability::Synced {
+                let _ = self.storage.sync();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// A refused batch whose bytes could not be cut off yet is cut off now, when the sink goes
+    /// (the bot shutting down): otherwise a later `open` would read its lines as events. If the
+    /// file system still refuses, nothing more can be done here; see the limits in the module
+    /// documentation of `audit`.
+    fn drop(&mut self) {
+        if let Err(e) = self.cut_back() {
+            tracing::error!(error = %e, durable_len = self.len,
+                "audit trail: the lines of a refused batch could not be cut off and remain after the trail's durable length");
+        }
     }
 }
 
@@ -1131,6 +1153,36 @@ mod tests {
         let bytes = file.bytes();
         assert_eq!(capabilities(&bytes), [1, 4]);
         check_chain(&bytes, None).unwrap();
+    }
+
+    /// Before: a sink dropped (the bot shutting down) while the bytes of a refused batch were
+    /// still in the file left them there, and a later `open` read them as events.
+    #[test]
+    fn a_sink_dropped_with_refused_bytes_in_the_file_cuts_them_off() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        sink.record(&ended(1)).unwrap();
+        // The whole batch is written, then its sync and the cut back fail.
+        file.fail_sync.store(true, Ordering::SeqCst);
+        file.fail_truncate.store(true, Ordering::SeqCst);
+        assert!(sink.record_batch(&[ended(2), ended(3)]).is_err());
+        assert_eq!(
+            capabilities(&file.bytes()),
+            [1, 2, 3],
+            "refused lines in the file"
+        );
+        file.fail_sync.store(false, Ordering::SeqCst);
+        file.fail_truncate.store(false, Ordering::SeqCst);
+        let syncs = file.syncs.load(Ordering::SeqCst);
+        drop(sink);
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [1]);
+        check_chain(&bytes, None).unwrap();
+        assert_eq!(
+            file.syncs.load(Ordering::SeqCst),
+            syncs + 1,
+            "the cut is synced too"
+        );
     }
 
     #[test]
