@@ -371,35 +371,42 @@ impl<S: State> Call<S> {
 
     /// `NotRecording`/`Failed` → `PendingRecording` → …
     ///
-    /// The transition to `PendingRecording` is written with the `recording` request it sends,
-    /// in one batch, once the token is in hand: a begin that sends nothing leaves nothing in
-    /// the trail, and the call as it was.
+    /// The episode begins, and its transition is written, before the call's turn is awaited:
+    /// a report of an earlier episode that holds the turn (sleeping out a `Retry-After`, say)
+    /// is superseded at its next attempt instead of being sent while this begin waits (G7). So
+    /// the transition is written alone, not with the request; if nothing is sent, the way back
+    /// ("request not sent") is written too.
     async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
-        let mut begun = None;
-        let mut open = |request_sent: AuditEvent| {
-            // A new episode: from here on, no report of an earlier one is sent (G7).
-            let (episode, audited) = self.seat.line.begin_episode(|episode| {
-                let pending = self.transition(
-                    CallState::PendingRecording,
-                    &format!("recording requested (episode {episode})"),
-                );
-                self.sink().record_batch(&[pending, request_sent])
+        // A new episode: from here on, no report of an earlier one is sent (G7).
+        let (episode, audited) = self.seat.line.begin_episode(|episode| {
+            self.sink().record(&self.transition(
+                CallState::PendingRecording,
+                &format!("recording requested (episode {episode})"),
+            ))
+        });
+        if let Err(error) = audited {
+            return Err(NotSent {
+                call: self,
+                error: error.into(),
             });
-            begun = Some(episode);
-            audited
-        };
-        let exchanged = self
-            .exchange(
-                graph,
-                RecordingStatus::Recording,
-                Attempts::Policy,
-                Some(&mut open),
-            )
-            .await;
-        match (exchanged, begun) {
-            (Err(error), _) => Err(NotSent { call: self, error }),
-            (Ok(_), None) => unreachable!("a request is sent only once its opening is written"),
-            (Ok(exchanged), Some(episode)) => {
+        }
+        match self
+            .exchange(graph, RecordingStatus::Recording, Attempts::Policy, None)
+            .await
+        {
+            Err(error) => {
+                let _ = record(
+                    self.sink(),
+                    &self.id,
+                    AuditKind::Transition {
+                        from: CallState::PendingRecording,
+                        to: S::STATE,
+                        reason: "request not sent".to_owned(),
+                    },
+                );
+                Err(NotSent { call: self, error })
+            }
+            Ok(exchanged) => {
                 let pending = self.into_state(PendingRecording {
                     context: exchanged.update.client_context().clone(),
                     client_request_id: exchanged.update.client_request_id().to_owned(),
@@ -879,6 +886,10 @@ impl Call<Recording> {
         // Every owned handle is gone, and no borrowed one can exist: `self` was moved in. An
         // end the sink refused earlier must be in the trail before the report (G9).
         if let Err(e) = self.state.shared.record_unrecorded() {
+            // Nothing is sent; the stop signal was raised all the same.
+            if let Some(signal) = signal.take() {
+                let _ = self.sink().record(&signal);
+            }
             return Err(self.still_recording(e.into()));
         }
         let sink = self.sink();

@@ -10,7 +10,9 @@
 //! - [`RetentionWriter`] wraps any [`std::io::Write`] (and, with the `tokio` feature,
 //!   `tokio::io::AsyncWrite`) so that bytes reach storage only through a capability.
 //!
-//! Every capability's start and end is an [`AuditEvent`](crate::audit::AuditEvent).
+//! Every capability's start and end is an [`AuditEvent`](crate::audit::AuditEvent), but for
+//! capabilities minted after the call's retention was revoked: those can never write, and
+//! neither their start nor their end is audited.
 //!
 //! # Revocation is final (G8)
 //!
@@ -249,7 +251,8 @@ impl<'c> Retention<'c> {
         &self.shared.call_id
     }
 
-    /// The capability's number in the audit trail (its `retention_started` event).
+    /// The capability's number in the audit trail (its `retention_started` event); `0` for a
+    /// capability minted after revocation, which has no such event (numbers start at 1).
     pub fn number(&self) -> u64 {
         self.capability
     }
@@ -348,7 +351,8 @@ impl RetentionHandle {
         &self.shared.call_id
     }
 
-    /// The capability's number in the audit trail (its `retention_started` event).
+    /// The capability's number in the audit trail (its `retention_started` event); `0` for a
+    /// capability minted after revocation, which has no such event (numbers start at 1).
     pub fn number(&self) -> u64 {
         self.capability
     }

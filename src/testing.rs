@@ -3,7 +3,12 @@
 //! Graph's answers.
 //!
 #![cfg_attr(feature = "proptest", doc = "[`strategies`]: self::strategies")]
-#![cfg_attr(not(feature = "proptest"), doc = "[`strategies`]: self")]
+#![cfg_attr(
+    not(feature = "proptest"),
+    doc = "The `proptest` feature is off in this build: `strategies` links back to this page.",
+    doc = "",
+    doc = "[`strategies`]: self"
+)]
 
 use std::collections::VecDeque;
 use std::fmt;

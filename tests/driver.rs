@@ -905,6 +905,50 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
     verify(&audit.events()).unwrap();
 }
 
+/// Found in review of 6c0f7e4, which began the episode only once the call's turn was free:
+/// an orphan report throttled with `Retry-After` kept the turn through its retries, each one
+/// sent although a new episode was waiting to begin, and the begin waited out the report's
+/// whole retry policy (24 s here). The begin must mark its episode before it waits for the
+/// turn, so that the report's next attempt is superseded.
+#[tokio::test(start_paused = true)]
+async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its_retries() {
+    let throttled = Step::Respond {
+        status: 429,
+        headers: vec![("Retry-After".into(), "5".into())],
+        body: br#"{"error":{"code":"TooManyRequests","message":"scripted"}}"#.to_vec(),
+    };
+    // The first episode's `recording`; its orphan `notRecording`, throttled; then whatever
+    // comes next is completed.
+    let steps = vec![
+        Step::completed(),
+        throttled,
+        Step::completed(),
+        Step::completed(),
+    ];
+    let (driver, mut events, audit, transport) = driver(steps, DriverConfig::default());
+    drop(recording(&driver).await); // revoked; its report goes out and is throttled
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(transport.statuses(), ["recording", "notRecording"]);
+    let start = tokio::time::Instant::now();
+    let new = recording(&driver).await;
+    assert!(
+        start.elapsed() <= Duration::from_secs(5),
+        "the begin waited {:?} for the earlier episode's report",
+        start.elapsed()
+    );
+    // The report's retry was not sent: the new episode's request was.
+    assert_eq!(
+        transport.statuses(),
+        ["recording", "notRecording", "recording"]
+    );
+    let Some(DriverEvent::OrphanNotReported { reason, .. }) = events.recv().await else {
+        panic!("the superseded orphan report must be surfaced")
+    };
+    assert!(reason.contains("superseded"), "{reason}");
+    drop(driver.stop_recording(new).await.unwrap());
+    verify(&audit.events()).unwrap();
+}
+
 /// Before: a bot that retried after an unknown outcome and was recording again called
 /// `reconcile` for the first attempt's late completion, and `notRecording` went out while two
 /// capabilities of the new episode were alive.

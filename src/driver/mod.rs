@@ -14,7 +14,8 @@
 //!   runtime. If the bot opens the call again and begins a new recording episode before that
 //!   report goes out, the report is cancelled rather than waited for: the new episode's own
 //!   request decides what Graph shows, the trail records `report_superseded`, and the bot gets
-//!   [`DriverEvent::OrphanNotReported`]. A begin never waits for an earlier episode's report.
+//!   [`DriverEvent::OrphanNotReported`]. A begin waits at most for the attempt such a report
+//!   has under way (or the `Retry-After` pause it is in), never for its retries.
 
 use std::fmt;
 use std::sync::Arc;
