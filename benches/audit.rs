@@ -2,8 +2,8 @@
 //! [`Durability`] levels.
 //!
 //! - `trail/{sequential,in_flight_64}/{memory,flushed,synced}`: whole calls (`begin` then
-//!   `stop`: eight audit events in four writes, each request written with the step that
-//!   leads to it and each answer with the transition it leads to) through the async [`Driver`] and the reqwest transport against the Graph
+//!   `stop`: eight audit events in five writes, the stop signal written with the request it
+//!   leads to and each answer with the transition it leads to) through the async [`Driver`] and the reqwest transport against the Graph
 //!   emulator on loopback, one call after another or 64 calls in flight.
 //! - `record/{1_thread,8_threads}/{memory,flushed,synced}`: `record` alone, from one thread or
 //!   from eight at once (where group commit shares writes and syncs).
