@@ -863,21 +863,26 @@ impl Call<Recording> {
         status: RecordingStatus,
         drain_deadline: D,
     ) -> Result<(Self, Exchanged), StopError> {
-        let outstanding = self.state.shared.raise_stop();
+        // The stop signal is raised only once its event is in the trail (G9): a refused signal
+        // leaves the call as it was. With capabilities alive, the drain is a step of its own:
+        // the signal is written and raised before it waits. With none, nothing lies between
+        // the signal and the request: they are written together, and the signal raised then
+        // (meanwhile no capability can be minted: `self` was moved in, and none is alive to
+        // be cloned).
+        let shared = &self.state.shared;
+        let outstanding = shared.outstanding();
         let signal = AuditEvent::now(
             self.id.normalized(),
             AuditKind::DrainStarted { outstanding },
         );
-        // With capabilities alive, the drain is a step of its own: the signal is in the trail
-        // before it waits. With none, nothing lies between the signal and the request, and
-        // they are written together.
         let mut signal = if outstanding == 0 {
             Some(signal)
         } else {
             if let Err(e) = self.sink().record(&signal) {
                 return Err(self.still_recording(e.into()));
             }
-            if let Err(outstanding) = self.state.shared.drain(drain_deadline).await {
+            shared.raise_stop();
+            if let Err(outstanding) = shared.drain(drain_deadline).await {
                 let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
                 return Err(self.still_recording(Error::DrainTimeout { outstanding }));
             }
@@ -885,17 +890,18 @@ impl Call<Recording> {
         };
         // Every owned handle is gone, and no borrowed one can exist: `self` was moved in. An
         // end the sink refused earlier must be in the trail before the report (G9).
-        if let Err(e) = self.state.shared.record_unrecorded() {
-            // Nothing is sent; the stop signal was raised all the same.
-            if let Some(signal) = signal.take() {
-                let _ = self.sink().record(&signal);
-            }
+        if let Err(e) = shared.record_unrecorded() {
+            self.signal_alone(signal.take());
             return Err(self.still_recording(e.into()));
         }
         let sink = self.sink();
         let batched = signal.is_some();
         let mut open = |request_sent: AuditEvent| match signal.take() {
-            Some(signal) => sink.record_batch(&[signal, request_sent]),
+            Some(signal) => {
+                sink.record_batch(&[signal, request_sent])?;
+                shared.raise_stop();
+                Ok(())
+            }
             None => sink.record(&request_sent),
         };
         let opening = if batched {
@@ -909,16 +915,23 @@ impl Call<Recording> {
         let exchanged = match exchanged {
             Ok(exchanged) => exchanged,
             Err(e) => {
-                // Nothing was sent; the stop signal was raised all the same.
-                if let Some(signal) = signal.take() {
-                    let _ = self.sink().record(&signal);
-                }
+                self.signal_alone(signal.take());
                 return Err(self.still_recording(e));
             }
         };
         let mut call = self;
         call.state.armed = false;
         Ok((call, exchanged))
+    }
+
+    /// A stop that sends nothing, with nothing to drain, still took its first step: its signal
+    /// is written alone (best effort) and, once written, raised.
+    fn signal_alone(&self, signal: Option<AuditEvent>) {
+        if let Some(signal) = signal
+            && self.sink().record(&signal).is_ok()
+        {
+            self.state.shared.raise_stop();
+        }
     }
 
     fn still_recording(self, error: Error) -> StopError {

@@ -241,5 +241,7 @@
 //!   the verifier (nothing is open): keep the trail where the bot cannot rewrite it.
 //! - **Two storage failures in a row.** A refused write's bytes are cut off the file at once,
 //!   before the next write, and when the sink is dropped. If the file system refuses every one
-//!   of those cuts and the process then dies, whole lines of the refused write stay in the file
-//!   and read as events (a write cut short leaves a torn tail instead, which is detected).
+//!   of those cuts, or the process dies (killed, aborted, `exit`) before the next of them,
+//!   whole lines of the refused write stay in the file and read as events; at `Synced`, a cut
+//!   whose sync failed can also come back after a power loss. A write cut short leaves a torn
+//!   tail instead, which is detected.

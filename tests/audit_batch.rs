@@ -281,6 +281,49 @@ async fn a_stop_without_a_token_still_writes_its_signal() {
     drop(call);
 }
 
+/// Found in review: the stop signal was raised before its event was written, so a refused
+/// `drain_started` left the call's capabilities told to stop with nothing in the trail saying
+/// so (G9: a step whose event was refused does not happen). Both with nothing to drain (the
+/// signal batched with the request) and with a capability alive.
+#[tokio::test(start_paused = true)]
+async fn a_refused_stop_signal_is_not_raised() {
+    let sink = Shaped::new(|kind| matches!(kind, AuditKind::DrainStarted { .. }));
+    let driver = driver(vec![Step::completed()], sink.clone());
+    let Ok(Started::Recording(call)) = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await
+    else {
+        panic!("completed")
+    };
+    // Nothing to drain: the signal would go with the request.
+    let Err(StopError::StillRecording { call, .. }) = driver.stop_recording(call).await else {
+        panic!("a refused signal stops nothing")
+    };
+    let handle = call.retention_handle().unwrap();
+    assert!(
+        !handle.is_stopping(),
+        "raised although its event was refused"
+    );
+    // A capability alive: the signal alone, before the drain.
+    let Err(StopError::StillRecording { call, .. }) = driver.stop_recording(*call).await else {
+        panic!("a refused signal stops nothing")
+    };
+    assert!(
+        !handle.is_stopping(),
+        "raised although its event was refused"
+    );
+    let trail = labels(&sink.events());
+    assert!(!trail.iter().any(|l| l == "drain_started"), "{trail:?}");
+    // Nothing was sent for either stop: only the begin's request is in the trail.
+    assert_eq!(
+        trail.iter().filter(|l| *l == "request_sent").count(),
+        1,
+        "{trail:?}"
+    );
+    drop(handle);
+    drop(call);
+}
+
 /// Gives one token, then none.
 #[derive(Debug)]
 struct FirstOnly(std::sync::atomic::AtomicBool);

@@ -907,9 +907,11 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
 
 /// Found in review of 6c0f7e4, which began the episode only once the call's turn was free:
 /// an orphan report throttled with `Retry-After` kept the turn through its retries, each one
-/// sent although a new episode was waiting to begin, and the begin waited out the report's
-/// whole retry policy (24 s here). The begin must mark its episode before it waits for the
-/// turn, so that the report's next attempt is superseded.
+/// sent although a new episode was waiting to begin (the reviewer's script of repeated 429s
+/// made the begin wait 24 s). The begin must mark its episode before it waits for the turn,
+/// so that the report's next attempt is superseded: here, the report's retry would take the
+/// scripted `completed` meant for the begin, and the statuses would show a second
+/// `notRecording`.
 #[tokio::test(start_paused = true)]
 async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its_retries() {
     let throttled = Step::Respond {

@@ -871,8 +871,8 @@ impl Journal {
 impl Drop for Journal {
     /// A refused batch whose bytes could not be cut off yet is cut off now, when the sink goes
     /// (the bot shutting down): otherwise a later `open` would read its lines as events. If the
-    /// file system still refuses, nothing more can be done here; see the limits in the module
-    /// documentation of `audit`.
+    /// file system still refuses, nothing more can be done here; see the honest limits on the
+    /// [`compliance`](crate::compliance) page.
     fn drop(&mut self) {
         if let Err(e) = self.cut_back() {
             tracing::error!(error = %e, durable_len = self.len,

@@ -15,7 +15,8 @@
 //!   report goes out, the report is cancelled rather than waited for: the new episode's own
 //!   request decides what Graph shows, the trail records `report_superseded`, and the bot gets
 //!   [`DriverEvent::OrphanNotReported`]. A begin waits at most for the attempt such a report
-//!   has under way (or the `Retry-After` pause it is in), never for its retries.
+//!   has under way and the `Retry-After` pause after it (the report then fetches its token,
+//!   finds the later episode, and stops), never for its further retries.
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,8 +133,10 @@ pub enum DriverEvent {
     /// A `Call<Recording>` was dropped without stopping; its retention was revoked, but
     /// `notRecording` was not reported. `reason` says why: the bot began a later recording
     /// episode of the call first (that episode's outcome now decides what Graph shows: nothing
-    /// to do), or the audit trail refused the revocation or a capability's end (fix the sink;
-    /// Graph still shows `recording`).
+    /// to do, unless that begin then sent nothing, returning [`NotSent`] or dropped before its
+    /// request left; Graph then still shows `recording`: begin again, or begin and stop), or
+    /// the audit trail refused the revocation or a capability's end (fix the sink; Graph still
+    /// shows `recording`).
     OrphanNotReported {
         /// The call.
         call_id: CallId,
