@@ -826,17 +826,20 @@ impl Journal {
             buf.push(b'\n');
             at = Some(stamp);
         }
+        // Bytes past `len` are the refused batch's until the write is known to be durable,
+        // even if the storage panics midway.
+        self.dirty = true;
         let written = self.write(&buf);
         let len = buf.len() as u64;
         self.buf = buf;
         match written {
             Ok(()) => {
+                self.dirty = false;
                 self.len += len;
                 (self.seq, self.head, self.at) = (seq, head, at);
                 Ok(())
             }
             Err(e) => {
-                self.dirty = true;
                 // If this fails too, it is tried again before the next write, and when the
                 // sink is dropped.
                 let _ = self.cut_back();
@@ -967,6 +970,8 @@ mod tests {
         fail_append: Arc<AtomicBool>,
         fail_sync: Arc<AtomicBool>,
         fail_truncate: Arc<AtomicBool>,
+        /// The next append writes its bytes, then panics.
+        panic_append: Arc<AtomicBool>,
         syncs: Arc<AtomicUsize>,
         appends: Arc<AtomicUsize>,
         /// Fails the append with this number (counted from 1; 0 for none).
@@ -1003,6 +1008,10 @@ mod tests {
             let gate = self.gate.lock().unwrap().take();
             if let Some(gate) = gate {
                 gate.recv().unwrap();
+            }
+            if self.panic_append.swap(false, Ordering::SeqCst) {
+                self.data.lock().unwrap().extend_from_slice(bytes);
+                panic!("storage panicked after writing");
             }
             let mut data = self.data.lock().unwrap();
             let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
@@ -1183,6 +1192,29 @@ mod tests {
             syncs + 1,
             "the cut is synced too"
         );
+    }
+
+    /// A storage that panics after writing leaves bytes nobody acknowledged: they are the
+    /// refused batch's, cut off when the sink goes.
+    #[test]
+    fn bytes_of_a_write_that_panicked_are_cut_off() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Flushed);
+        sink.record(&ended(1)).unwrap();
+        file.panic_append.store(true, Ordering::SeqCst);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = sink.record(&ended(2));
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            capabilities(&file.bytes()),
+            [1, 2],
+            "written, never acknowledged"
+        );
+        drop(sink);
+        let bytes = file.bytes();
+        assert_eq!(capabilities(&bytes), [1]);
+        check_chain(&bytes, None).unwrap();
     }
 
     #[test]
