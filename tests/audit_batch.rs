@@ -85,7 +85,20 @@ fn driver(steps: Vec<Step>, sink: Arc<dyn AuditSink>) -> Driver<ScriptedTranspor
     for s in steps {
         transport.push(s);
     }
-    let graph = Graph::new(transport, AccessToken::new("secret-token-value"));
+    driver_on(&transport, Arc::new(token()), sink)
+}
+
+fn token() -> AccessToken {
+    AccessToken::new("secret-token-value")
+}
+
+/// A driver on `transport` (shared, to read what was sent), with tokens from `tokens`.
+fn driver_on(
+    transport: &ScriptedTransport,
+    tokens: Arc<dyn TokenSource>,
+    sink: Arc<dyn AuditSink>,
+) -> Driver<ScriptedTransport> {
+    let graph = Graph::with_token_source(transport.clone(), tokens);
     Driver::new(graph, sink, DriverConfig::default()).0
 }
 
@@ -206,8 +219,7 @@ impl TokenSource for NoToken {
 async fn a_begin_without_a_token_writes_its_episode_and_the_way_back() {
     let sink = Shaped::new(never);
     let transport = ScriptedTransport::new();
-    let graph = Graph::with_token_source(transport.clone(), Arc::new(NoToken));
-    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let driver = driver_on(&transport, Arc::new(NoToken), sink.clone());
     let Err(not_sent) = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
@@ -234,8 +246,7 @@ async fn a_refused_request_is_not_sent_and_the_way_back_is_written() {
     let sink = Shaped::new(|kind| matches!(kind, AuditKind::RequestSent { .. }));
     let transport = ScriptedTransport::new();
     transport.push(Step::completed());
-    let graph = Graph::new(transport.clone(), AccessToken::new("secret-token-value"));
-    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let driver = driver_on(&transport, Arc::new(token()), sink.clone());
     let Err(not_sent) = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
@@ -258,8 +269,7 @@ async fn a_stop_without_a_token_still_writes_its_signal() {
     let transport = ScriptedTransport::new();
     transport.push(Step::completed());
     let tokens = Arc::new(FirstOnly(std::sync::atomic::AtomicBool::new(false)));
-    let graph = Graph::with_token_source(transport.clone(), tokens);
-    let driver = Driver::new(graph, sink.clone(), DriverConfig::default()).0;
+    let driver = driver_on(&transport, tokens, sink.clone());
     let Ok(Started::Recording(call)) = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
@@ -335,7 +345,7 @@ impl TokenSource for FirstOnly {
             if given {
                 Err(TokenError::from("identity platform unreachable"))
             } else {
-                Ok(AccessToken::new("secret-token-value"))
+                Ok(token())
             }
         })
     }
@@ -433,7 +443,7 @@ async fn a_notification_completed_is_written_with_the_transition_to_recording() 
     let sink = Shaped::new(never);
     let graph = Graph::new(
         ScriptedTransport::new().then(Step::operation(Some("running"))),
-        AccessToken::new("secret-token-value"),
+        token(),
     );
     let calls = recording_status::Calls::new(sink.clone());
     let call = calls.open(call_id()).unwrap();
@@ -468,7 +478,7 @@ async fn a_refused_notification_and_transition_leave_neither_and_do_not_record()
         ScriptedTransport::new()
             .then(Step::operation(Some("running")))
             .then(Step::completed()),
-        AccessToken::new("secret-token-value"),
+        token(),
     );
     let calls = recording_status::Calls::new(sink.clone());
     let call = calls.open(call_id()).unwrap();

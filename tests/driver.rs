@@ -58,6 +58,23 @@ fn notification(call: &str, status: &str) -> Vec<u8> {
 }
 
 /// Starts recording on the test call, which the script must let through.
+/// Delivers Graph's call-state notification that the call terminated (the upper-case
+/// dash-less spelling of its id), and checks that the hub read it.
+fn graph_terminates_the_call(driver: &Driver<ScriptedTransport>) {
+    let body = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}",
+            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    assert_eq!(
+        driver
+            .hub()
+            .deliver(&proof(), body.as_bytes())
+            .unwrap()
+            .terminated,
+        1
+    );
+}
+
 async fn recording(
     driver: &Driver<ScriptedTransport>,
 ) -> recording_status::Call<recording_status::Recording> {
@@ -1195,20 +1212,7 @@ async fn capabilities_minted_after_graph_terminated_the_call_cannot_write_and_ar
         DriverConfig::default(),
     );
     let call = recording(&driver).await;
-    let body = format!(
-        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
-            "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
-            "resourceUrl":"/communications/calls/{CALL_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
-    );
-    assert_eq!(
-        driver
-            .hub()
-            .deliver(&proof(), body.as_bytes())
-            .unwrap()
-            .terminated,
-        1
-    );
+    graph_terminates_the_call(&driver);
     let before = audit.events().len();
     {
         let borrowed = call.retention().unwrap();
@@ -1461,18 +1465,7 @@ async fn a_call_terminated_while_pending_never_records_with_live_retention() {
     let waiting =
         tokio::spawn(async move { d2.begin_recording(d2.call(call_id()).unwrap()).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let terminated = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
-    );
-    assert_eq!(
-        driver
-            .hub()
-            .deliver(&proof(), terminated.as_bytes())
-            .unwrap()
-            .terminated,
-        1
-    );
+    graph_terminates_the_call(&driver);
     let d = driver
         .hub()
         .deliver(&proof(), &notification(CALL_UPPER, "completed"))
