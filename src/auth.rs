@@ -11,7 +11,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthMethod {
-    /// The `Authorization: Bearer` JWT was validated (issuer, audience, signature, lifetime).
+    /// The `Authorization: Bearer` JWT was validated (issuer, audience, signature, lifetime,
+    /// tenant id).
     BotFrameworkJwt,
     /// The bot says it authenticated the request itself, as described.
     Elsewhere(&'static str),
@@ -36,10 +37,10 @@ pub struct Authenticated {
 
 impl Authenticated {
     #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    pub(crate) fn bot_framework(tenant: Option<String>) -> Self {
+    pub(crate) fn bot_framework(tenant: String) -> Self {
         Self {
             method: AuthMethod::BotFrameworkJwt,
-            tenant,
+            tenant: Some(tenant),
         }
     }
 
@@ -59,7 +60,8 @@ impl Authenticated {
         &self.method
     }
 
-    /// The tenant (`tid`) the token was issued for, when known.
+    /// The tenant id the token was issued for: always present for a validated token
+    /// ([`AuthMethod::BotFrameworkJwt`]), `None` for a request authenticated elsewhere.
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
     }

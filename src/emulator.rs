@@ -23,7 +23,9 @@
 //! requests are recorded but consume no [`Behavior`].
 //!
 //! With [`Emulator::sign_notifications_for`], it signs notifications like Bot Framework (RS256
-//! with a [`TestKey`], issuer `https://api.botframework.com`, the bot's app id as audience),
+//! with a [`TestKey`], the bot's app id as audience, a tenant id, and alternately each of the
+//! two issuers Microsoft's reference validator accepts: `https://api.botframework.com` and
+//! `https://graph.microsoft.com`),
 //! publishes the keys at [`Emulator::openid_configuration_url`], and rotates them on
 //! [`Emulator::rotate_signing_key`].
 //!
@@ -205,12 +207,7 @@ impl Emulator {
                 default_positions: HashMap::new(),
                 requests: VecDeque::new(),
                 statuses: HashMap::new(),
-                signing: Signing {
-                    app_id: None,
-                    key: TestKey::FIRST,
-                    published: vec![TestKey::FIRST],
-                    token: None,
-                },
+                signing: Signing::new(),
             }),
             notifications_sent: AtomicUsize::new(0),
             notifications_refused: AtomicUsize::new(0),
@@ -321,8 +318,9 @@ impl Emulator {
     }
 
     /// Signs every notification from now on as Bot Framework does, for the bot whose app id is
-    /// `app_id`: `Authorization: Bearer <RS256 JWT>` with issuer `https://api.botframework.com`
-    /// and audience `app_id`, signed with [`signing_key`](Self::signing_key), whose public half
+    /// `app_id`: `Authorization: Bearer <RS256 JWT>` with audience `app_id`, tenant
+    /// [`TestKey::TENANT_ID`], and issuer `https://api.botframework.com` and
+    /// `https://graph.microsoft.com` in turn (both are Graph's), signed with [`signing_key`](Self::signing_key), whose public half
     /// is served at [`openid_configuration_url`](Self::openid_configuration_url)'s `jwks_uri`.
     /// A [`NotifyStyle::bearer`] set on a behaviour still wins (to send a forged token).
     ///
@@ -349,7 +347,7 @@ impl Emulator {
     pub fn sign_notifications_for(&self, app_id: impl Into<String>) {
         let mut state = self.shared.lock();
         state.signing.app_id = Some(app_id.into());
-        state.signing.token = None;
+        state.signing.forget_tokens();
     }
 
     /// The OpenID configuration Bot Framework publishes, emulated:
@@ -372,7 +370,7 @@ impl Emulator {
         let next = state.signing.key.next();
         state.signing.published = vec![state.signing.key, next];
         state.signing.key = next;
-        state.signing.token = None;
+        state.signing.forget_tokens();
         tracing::info!(kid = next.kid(), "graph emulator: signing key rotated");
         next
     }

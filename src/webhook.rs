@@ -6,19 +6,25 @@
 //! check anyone who can reach the webhook could forge a `completed` notification and unlock
 //! persistence, so validate before reading the body.
 //!
-//! The token is an RS256 JWT whose issuer is `https://api.botframework.com`, whose `aud` is the
-//! bot's app id and whose `tid` is the tenant. Its signing keys are published as a JWKS at the
-//! `jwks_uri` of the OpenID configuration at [`OPENID_CONFIGURATION_URL`]. With the `driver`
+//! The token is an RS256 JWT whose `aud` is the bot's app id and whose `tid` is the tenant. Its
+//! issuer is `https://api.botframework.com` or `https://graph.microsoft.com`: Microsoft's
+//! documentation names the first, and Microsoft's reference validator for calling
+//! notifications (`Samples/Common/Sample.Common/Authentication/AuthenticationProvider.cs` in
+//! microsoftgraph/microsoft-graph-comms-samples, "the incoming token should be issued by
+//! graph") accepts both, requires a tenant id claim and hands it to the bot; this validator does
+//! the same ([`BotFrameworkValidator::ISSUERS`]). Its signing keys are published as a JWKS at
+//! the `jwks_uri` of the OpenID configuration at [`OPENID_CONFIGURATION_URL`]. With the `driver`
 //! feature, [`JwksKeys`] fetches both through the bot's [`Transport`](crate::Transport),
 //! caches the keys, refreshes them on a schedule and on an unknown `kid` (rate-limited), and
 //! keeps the last good keys when a refresh fails. [`StaticKeys`] is a fixed source built from
 //! JWKS JSON, for tests or a bot that fetches keys its own way.
 //!
 //! [`BotFrameworkValidator::validate`] turns the raw header value into an [`Authenticated`]
-//! proof (what the notification hub requires) or an [`AuthError`]. It accepts RS256 only (so `alg: none` and the HS256
-//! key-confusion attack are refused before any key is looked up), requires `exp`, checks
-//! `nbf`, `iss`, `aud` and optionally `tid`, and never copies the token into an error, a
-//! `Debug` output or a log.
+//! proof (what the notification hub requires, carrying the token's tenant id) or an
+//! [`AuthError`]. It accepts RS256 only (so `alg: none` and the HS256 key-confusion attack are
+//! refused before any key is looked up), requires `exp` and a tenant id, checks `nbf`, `iss`,
+//! `aud` and optionally which tenant, and never copies the token into an error, a `Debug`
+//! output or a log.
 //!
 //! # From the webhook to the hub
 //!
@@ -52,7 +58,7 @@
 //!     hub: Hub,
 //! }
 //!
-//! async fn notifications<T: Transport>(
+//! async fn notifications<T: Transport + 'static>(
 //!     State(webhook): State<Webhook<T>>,
 //!     headers: HeaderMap,
 //!     body: Bytes,
@@ -110,11 +116,11 @@ pub const OPENID_CONFIGURATION_URL: &str =
 /// Bot Framework tokens are around 1–2 KiB.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-/// The claims of a validated Bot Framework token that this crate checks.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The claims of a validated notification token that this crate checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Claims {
-    /// Issuer; always [`BotFrameworkValidator::ISSUER`] once validated.
+    /// Issuer; one of [`BotFrameworkValidator::ISSUERS`] once validated.
     pub iss: String,
     /// Audience; the bot's app id once validated.
     pub aud: String,
@@ -122,8 +128,10 @@ pub struct Claims {
     pub exp: i64,
     /// Not-before, unix seconds, if the token has one.
     pub nbf: Option<i64>,
-    /// The tenant id, if the token has one.
-    pub tid: Option<String>,
+    /// The tenant id: the `tid` claim (or its long form,
+    /// [`TENANT_ID_CLAIM`](BotFrameworkValidator::TENANT_ID_CLAIM)); never empty once
+    /// validated.
+    pub tid: String,
 }
 
 /// Where signing keys come from.
@@ -333,20 +341,34 @@ impl<K: fmt::Debug> fmt::Debug for BotFrameworkValidator<K> {
 }
 
 impl<K: KeySource> BotFrameworkValidator<K> {
-    /// The issuer of tokens on calling notifications.
+    /// Bot Framework's issuer, the one Microsoft's calling-notifications page names.
     pub const ISSUER: &'static str = "https://api.botframework.com";
+
+    /// Microsoft Graph's issuer, which Microsoft's reference validator accepts beside
+    /// [`ISSUER`](Self::ISSUER) ("the incoming token should be issued by graph").
+    pub const GRAPH_ISSUER: &'static str = "https://graph.microsoft.com";
+
+    /// Every issuer accepted: those of Microsoft's reference validator for calling
+    /// notifications (`AuthenticationProvider.cs` in microsoft-graph-comms-samples), with the
+    /// keys of [`OPENID_CONFIGURATION_URL`].
+    pub const ISSUERS: [&'static str; 2] = [Self::ISSUER, Self::GRAPH_ISSUER];
+
+    /// The long name of the tenant id claim, which .NET's token handler maps `tid` to and
+    /// Microsoft's reference validator reads; accepted in place of `tid`.
+    pub const TENANT_ID_CLAIM: &'static str =
+        "http://schemas.microsoft.com/identity/claims/tenantid";
 
     /// The default clock-skew allowance, in seconds (as in the Bot Framework SDKs).
     pub const DEFAULT_LEEWAY_SECS: u64 = 300;
 
     /// A validator for tokens addressed to the bot whose app (client) id is `app_id`, checked
-    /// against `keys`, with a [`DEFAULT_LEEWAY_SECS`](Self::DEFAULT_LEEWAY_SECS) leeway and no
-    /// tenant restriction.
+    /// against `keys`, with a [`DEFAULT_LEEWAY_SECS`](Self::DEFAULT_LEEWAY_SECS) leeway, any of
+    /// the [`ISSUERS`](Self::ISSUERS), and any tenant (a tenant id is still required).
     pub fn new(app_id: impl Into<String>, keys: K) -> Self {
         let app_id = app_id.into();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.set_issuer(&[Self::ISSUER]);
+        validation.set_issuer(&Self::ISSUERS);
         validation.set_audience(&[app_id.as_str()]);
         // Time claims are checked against the caller's clock in `validate_at`.
         validation.validate_exp = false;
@@ -369,7 +391,8 @@ impl<K: KeySource> BotFrameworkValidator<K> {
         self
     }
 
-    /// Also requires the token's `tid` claim to be `tid` (a token without `tid` is refused).
+    /// Also requires the token's tenant id to be `tid` (every token must carry one; this says
+    /// which).
     #[must_use]
     pub fn with_tenant(mut self, tid: impl Into<String>) -> Self {
         self.tenant = Some(tid.into());
@@ -384,7 +407,7 @@ impl<K: KeySource> BotFrameworkValidator<K> {
     /// Validates `authorization`, the raw `Authorization` header value (`"Bearer eyJ…"`), at
     /// `now_unix` (unix seconds). Pure apart from the [`KeySource`] lookup. The proof records
     /// [`AuthMethod::BotFrameworkJwt`](crate::auth::AuthMethod::BotFrameworkJwt) and the
-    /// token's `tid`.
+    /// token's tenant id ([`Authenticated::tenant`]).
     ///
     /// # Errors
     ///
@@ -440,13 +463,12 @@ impl<K: KeySource> BotFrameworkValidator<K> {
         {
             return Err(AuthError::NotYetValid);
         }
-        if let Some(tenant) = &self.tenant
-            && raw.tid.as_deref() != Some(tenant.as_str())
-        {
+        let tid = raw.tenant()?;
+        if self.tenant.as_ref().is_some_and(|tenant| *tenant != tid) {
             return Err(AuthError::WrongTenant);
         }
         // jsonwebtoken checked both; defend in depth against a change in its semantics.
-        if raw.iss != Self::ISSUER {
+        if !Self::ISSUERS.contains(&raw.iss.as_str()) {
             return Err(AuthError::WrongIssuer);
         }
         if !raw.aud.contains(&self.app_id) {
@@ -457,7 +479,7 @@ impl<K: KeySource> BotFrameworkValidator<K> {
             aud: self.app_id.clone(),
             exp: raw.exp,
             nbf: raw.nbf,
-            tid: raw.tid,
+            tid,
         };
         Ok((Authenticated::bot_framework(claims.tid.clone()), claims))
     }
@@ -506,14 +528,19 @@ pub enum AuthError {
     /// server's clock.
     #[error("bearer token is not valid yet")]
     NotYetValid,
-    /// `iss` is not `https://api.botframework.com`. Refuse the request.
-    #[error("bearer token issuer is not the bot framework")]
+    /// `iss` is none of [`BotFrameworkValidator::ISSUERS`]. Refuse the request.
+    #[error("bearer token issuer is neither bot framework nor graph")]
     WrongIssuer,
     /// `aud` is not this bot's app id: the token was issued to another bot. Refuse the request;
     /// if every request fails so, check the app id the validator was built with.
     #[error("bearer token audience is not this bot")]
     WrongAudience,
-    /// `tid` is missing or is not the tenant set with
+    /// The token carries no tenant id (`tid`, or
+    /// [`TENANT_ID_CLAIM`](BotFrameworkValidator::TENANT_ID_CLAIM)), or an empty one, or two
+    /// that differ. Microsoft's reference validator refuses such a token; so does this one.
+    #[error("bearer token carries no tenant id")]
+    MissingTenant,
+    /// The tenant id is not the tenant set with
     /// [`with_tenant`](BotFrameworkValidator::with_tenant). Refuse the request.
     #[error("bearer token tenant is not the expected tenant")]
     WrongTenant,
@@ -689,6 +716,36 @@ struct RawClaims {
     nbf: Option<i64>,
     #[serde(default)]
     tid: Option<String>,
+    #[serde(
+        default,
+        rename = "http://schemas.microsoft.com/identity/claims/tenantid"
+    )]
+    tenant_id: Option<String>,
+}
+
+impl RawClaims {
+    /// The tenant id, from `tid` or its long form; both present must agree.
+    fn tenant(&self) -> Result<String, AuthError> {
+        let tid = match (self.tid.as_deref(), self.tenant_id.as_deref()) {
+            (Some(short), Some(long)) if short != long => return Err(AuthError::MissingTenant),
+            (Some(tid), _) | (None, Some(tid)) => tid,
+            (None, None) => return Err(AuthError::MissingTenant),
+        };
+        if tid.trim().is_empty() {
+            return Err(AuthError::MissingTenant);
+        }
+        Ok(tid.to_owned())
+    }
+}
+
+/// The `kid` a token names, if its header can be read.
+#[cfg_attr(not(feature = "driver"), allow(dead_code))]
+fn token_kid(authorization: &str) -> Option<String> {
+    let token = bearer_token(authorization).ok()?;
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    parse_header(token).ok()?.kid
 }
 
 #[derive(Deserialize)]
@@ -806,14 +863,8 @@ mod tests {
         let (proof, c) = validator().validate_claims_at(&header, NOW).unwrap();
         assert_eq!(proof, auth);
         assert_eq!(
-            (
-                c.iss.as_str(),
-                c.aud.as_str(),
-                c.exp,
-                c.nbf,
-                c.tid.as_deref()
-            ),
-            (ISSUER, APP_ID, NOW + 3600, Some(NOW - 60), Some(TENANT))
+            (c.iss.as_str(), c.aud.as_str(), c.exp, c.nbf, c.tid.as_str()),
+            (ISSUER, APP_ID, NOW + 3600, Some(NOW - 60), TENANT)
         );
     }
 
@@ -831,14 +882,59 @@ mod tests {
             v.validate_at(&header(&other), NOW).unwrap_err(),
             AuthError::WrongTenant
         );
+        // Without `with_tenant`, any tenant is accepted.
+        assert!(check(&sign(&other)).is_ok());
+    }
+
+    /// As Microsoft's reference validator: a token without a tenant id is refused, with or
+    /// without `with_tenant`; the long claim name .NET maps `tid` to is read too.
+    #[test]
+    fn a_tenant_id_is_required_and_handed_to_the_bot() {
         let mut none = claims();
         none.as_object_mut().unwrap().remove("tid");
-        assert_eq!(
-            v.validate_at(&header(&none), NOW).unwrap_err(),
-            AuthError::WrongTenant
+        for v in [validator(), validator().with_tenant(TENANT)] {
+            assert_eq!(
+                v.validate_at(&format!("Bearer {}", sign(&none)), NOW),
+                Err(AuthError::MissingTenant)
+            );
+        }
+        for empty in [json!(""), json!("  ")] {
+            let err = check(&sign(&with(claims(), "tid", empty))).unwrap_err();
+            assert_eq!(err, AuthError::MissingTenant);
+        }
+        let err = check(&sign(&with(claims(), "tid", json!(7)))).unwrap_err();
+        assert_eq!(err, AuthError::Malformed);
+
+        let long = BotFrameworkValidator::<StaticKeys>::TENANT_ID_CLAIM;
+        let only_long = with(none.clone(), long, json!(TENANT));
+        let auth = check(&sign(&only_long)).unwrap();
+        assert_eq!(auth.tenant(), Some(TENANT));
+        let both = with(claims(), long, json!(TENANT));
+        assert!(check(&sign(&both)).is_ok(), "both names, one tenant");
+        let differ = with(
+            claims(),
+            long,
+            json!("00000000-0000-0000-0000-000000000000"),
         );
-        // Without `with_tenant`, any tenant (or none) is accepted.
-        assert!(check(&sign(&none)).is_ok());
+        assert_eq!(check(&sign(&differ)), Err(AuthError::MissingTenant));
+    }
+
+    /// Microsoft's reference validator for calling notifications accepts Graph's issuer beside
+    /// Bot Framework's (`AuthenticationProvider.cs` in microsoft-graph-comms-samples).
+    #[test]
+    fn tokens_issued_by_graph_are_accepted() {
+        let graph = BotFrameworkValidator::<StaticKeys>::GRAPH_ISSUER;
+        assert_eq!(
+            BotFrameworkValidator::<StaticKeys>::ISSUERS,
+            [
+                "https://api.botframework.com",
+                "https://graph.microsoft.com"
+            ]
+        );
+        let header = format!("Bearer {}", sign(&with(claims(), "iss", json!(graph))));
+        let (proof, c) = validator().validate_claims_at(&header, NOW).unwrap();
+        assert_eq!(c.iss, graph);
+        assert_eq!(proof.tenant(), Some(TENANT));
     }
 
     #[test]
@@ -861,6 +957,9 @@ mod tests {
         for iss in [
             json!("https://sts.windows.net/x/"),
             json!("https://api.botframework.com/"),
+            json!("https://graph.microsoft.com/"),
+            json!("https://GRAPH.microsoft.com"),
+            json!("https://graph.microsoft.us"),
         ] {
             let err = check(&sign(&with(claims(), "iss", iss))).unwrap_err();
             assert_eq!(err, AuthError::WrongIssuer);

@@ -48,7 +48,7 @@ use recording_status::driver::RetryPolicy;
 use recording_status::driver::{Driver, DriverConfig, DriverEvent, EndStatus, Hub, Started};
 use recording_status::emulator::Emulator;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
-use recording_status::webhook::{BotFrameworkValidator, JwksConfig, JwksKeys};
+use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksKeys};
 use recording_status::{AccessToken, CallId, Endpoint, Graph, RetentionWriter};
 use tokio::sync::Semaphore;
 
@@ -249,10 +249,9 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let validator = match openid_url {
         Some(url) if !args.insecure_unauthenticated_webhook => {
-            // 60 s between refreshes caused by unknown `kid`s is the default; the emulator
-            // rotates its key a second into the run, so the example allows one a second.
-            let config = JwksConfig::default().with_min_refresh_interval(Duration::from_secs(1));
-            let keys = JwksKeys::fetch_with(transport.clone(), &url, config)
+            // The default configuration: the emulator rotates its key a second into the run,
+            // and a key published after the first fetch is fetched at once.
+            let keys = JwksKeys::fetch(transport.clone(), &url)
                 .await?
                 .with_audit(audit.clone());
             tokio::spawn({
@@ -420,7 +419,8 @@ struct Webhook {
 
 impl Webhook {
     /// `202` once the hub has the body, `401` for a token that does not validate (the body is
-    /// not read), `400` for a body that is not a `commsNotifications` document.
+    /// not read), `500` when no key could be had to check it, `400` for a body that is not a
+    /// `commsNotifications` document.
     async fn handle(State(webhook): State<Self>, headers: HeaderMap, body: Bytes) -> StatusCode {
         let proof = match &webhook.validator {
             Some(validator) => {
@@ -433,7 +433,11 @@ impl Webhook {
                     Err(e) => {
                         webhook.refused.fetch_add(1, Ordering::Relaxed);
                         eprintln!("webhook: refused a notification: {e}");
-                        return StatusCode::UNAUTHORIZED;
+                        // No key could be had: the bot's side failed, not the sender.
+                        return match e {
+                            AuthError::Keys(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                            _ => StatusCode::UNAUTHORIZED,
+                        };
                     }
                 }
             }

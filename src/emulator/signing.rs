@@ -86,9 +86,12 @@ impl TestKey {
         StaticKeys::from_jwks_json(&Self::jwks(&[*self])).expect("the test key is a valid jwk")
     }
 
+    /// The tenant id the emulator's tokens carry (`tid`).
+    pub const TENANT_ID: &'static str = "00000000-0000-4000-8000-0000000e0a70";
+
     /// An `Authorization` header value (`Bearer eyJ…`) as Bot Framework sends with a calling
-    /// notification: RS256, issuer `https://api.botframework.com`, audience `app_id`, valid
-    /// from a minute ago for an hour.
+    /// notification: RS256, issuer `https://api.botframework.com`, audience `app_id`, tenant
+    /// [`TENANT_ID`](Self::TENANT_ID), valid from a minute ago for an hour.
     ///
     /// # Example
     /// ```
@@ -100,10 +103,28 @@ impl TestKey {
     /// assert!(validator.validate(&TestKey::FIRST.mint("another-bot")).is_err());
     /// ```
     pub fn mint(&self, app_id: &str) -> String {
+        self.mint_issued_by(BotFrameworkValidator::<StaticKeys>::ISSUER, app_id)
+    }
+
+    /// [`mint`](Self::mint) with another issuer: Graph signs calling notifications as
+    /// `https://graph.microsoft.com` too ([`BotFrameworkValidator::ISSUERS`]).
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::emulator::TestKey;
+    /// use recording_status::webhook::{BotFrameworkValidator, StaticKeys};
+    ///
+    /// let validator = BotFrameworkValidator::new("my-app-id", TestKey::FIRST.static_keys());
+    /// let graph = BotFrameworkValidator::<StaticKeys>::GRAPH_ISSUER;
+    /// let proof = validator.validate(&TestKey::FIRST.mint_issued_by(graph, "my-app-id"));
+    /// assert_eq!(proof.unwrap().tenant(), Some(TestKey::TENANT_ID));
+    /// ```
+    pub fn mint_issued_by(&self, issuer: &str, app_id: &str) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = json!({
-            "iss": BotFrameworkValidator::<StaticKeys>::ISSUER,
+            "iss": issuer,
             "aud": app_id,
+            "tid": Self::TENANT_ID,
             "nbf": now - 60,
             "exp": now + 3600,
             "serviceurl": "https://api.botframework.com/",
@@ -135,22 +156,43 @@ pub(super) struct Signing {
     pub(super) app_id: Option<String>,
     pub(super) key: TestKey,
     pub(super) published: Vec<TestKey>,
-    /// The token minted last, reused for a while as Bot Framework does.
-    pub(super) token: Option<(String, tokio::time::Instant)>,
+    /// The token minted last for each issuer, reused for a while as Bot Framework does.
+    pub(super) tokens: [Option<(String, tokio::time::Instant)>; 2],
+    /// How many notifications were signed: they alternate between the two issuers.
+    pub(super) signed: usize,
 }
 
 impl Signing {
+    pub(super) fn new() -> Self {
+        Self {
+            app_id: None,
+            key: TestKey::FIRST,
+            published: vec![TestKey::FIRST],
+            tokens: [None, None],
+            signed: 0,
+        }
+    }
+
+    /// Forgets the minted tokens (a new key, a new audience).
+    pub(super) fn forget_tokens(&mut self) {
+        self.tokens = [None, None];
+    }
+
+    /// The next notification's `Authorization`, signed alternately as Bot Framework and as
+    /// Graph, the two issuers Microsoft's reference validator accepts.
     pub(super) fn authorization(&mut self) -> Option<String> {
         let app_id = self.app_id.as_deref()?;
-        let fresh = self
-            .token
+        let which = self.signed % 2;
+        self.signed = self.signed.wrapping_add(1);
+        let fresh = self.tokens[which]
             .as_ref()
             .filter(|(_, minted)| minted.elapsed() < TOKEN_REUSE);
         if let Some((token, _)) = fresh {
             return Some(token.clone());
         }
-        let token = self.key.mint(app_id);
-        self.token = Some((token.clone(), tokio::time::Instant::now()));
+        let issuer = BotFrameworkValidator::<StaticKeys>::ISSUERS[which];
+        let token = self.key.mint_issued_by(issuer, app_id);
+        self.tokens[which] = Some((token.clone(), tokio::time::Instant::now()));
         Some(token)
     }
 }
