@@ -13,12 +13,11 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
 use crate::graph::{Attempts, Exchanged, Graph, Opening, Scope, Sent, exchange_unrecorded, record};
-use crate::registry::Seat;
+use crate::protocol::CallState;
+use crate::registry::{Calls, Claim};
 use crate::response::{Operation, Outcome};
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
-use crate::state::{
-    CallState, Failed, NotRecording, PendingRecording, Recording, State, Unsettled,
-};
+use crate::state::{Failed, NotRecording, PendingRecording, Recording, State, Unsettled};
 use crate::status::{OperationStatus, RecordingStatus};
 use crate::transport::{BlockingTransport, Transport};
 use crate::types::{CallId, normalize_id};
@@ -51,18 +50,10 @@ const ACKNOWLEDGED: &str = "recording acknowledged as completed";
 #[must_use = "dropping a call loses track of its Graph recording status"]
 pub struct Call<S: State> {
     id: CallId,
-    /// This value's place in its registry: the call's line (episodes, audit sink), freed when
-    /// the value is dropped.
-    seat: Seat,
+    /// This value's claim on its registry entry (episodes, audit sink), freed when the value
+    /// is dropped.
+    claim: Claim,
     state: S,
-}
-
-/// Told when a `Call<Recording>` is dropped without leaving `Recording` (after its retention
-/// was revoked), so that a best-effort `notRecording` can be queued.
-pub(crate) trait OrphanHook: Send + Sync {
-    /// `retention` is already revoked (no write is in flight and none can start); the report
-    /// belongs to `retention`'s episode.
-    fn orphaned(&self, retention: Arc<RetentionShared>);
 }
 
 impl<S: State> fmt::Debug for Call<S> {
@@ -228,16 +219,6 @@ macro_rules! any_call_from {
 }
 any_call_from!(NotRecording, PendingRecording, Recording, Failed);
 
-#[cfg(feature = "driver")]
-impl From<crate::driver::Started> for AnyCall {
-    fn from(started: crate::driver::Started) -> Self {
-        match started {
-            crate::driver::Started::Recording(c) => Self::Recording(c),
-            crate::driver::Started::Failed(c) => Self::Failed(c),
-        }
-    }
-}
-
 impl From<Begin> for AnyCall {
     fn from(b: Begin) -> Self {
         match b {
@@ -279,7 +260,7 @@ impl<S: State> Call<S> {
     }
 
     fn sink(&self) -> &dyn AuditSink {
-        &*self.seat.line.registry.audit
+        &*self.claim.entry.registry.audit
     }
 
     /// Records a transition; a failure is logged (the state change itself already happened
@@ -331,7 +312,7 @@ impl<S: State> Call<S> {
     fn into_state<N: State>(self, state: N) -> Call<N> {
         Call {
             id: self.id,
-            seat: self.seat,
+            claim: self.claim,
             state,
         }
     }
@@ -378,7 +359,7 @@ impl<S: State> Call<S> {
     /// ("request not sent") is written too.
     async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
         // A new episode: from here on, no report of an earlier one is sent (G7).
-        let (episode, audited) = self.seat.line.begin_episode(|episode| {
+        let (episode, audited) = self.claim.entry.begin_episode(|episode| {
             self.sink().record(&self.transition(
                 CallState::PendingRecording,
                 &format!("recording requested (episode {episode})"),
@@ -419,14 +400,20 @@ impl<S: State> Call<S> {
     }
 }
 
-impl Call<NotRecording> {
-    /// A call not yet recording, in `seat` (see [`Calls::open`](crate::Calls::open)).
-    pub(crate) fn open(id: CallId, seat: Seat) -> Self {
-        Self {
+// `Calls` is the registry's; opening a value is this layer's, so `open` is defined here.
+impl Calls {
+    /// Opens `id`: a new `Call<NotRecording>`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling of its id) is
+    /// alive: use that one, or drop it first.
+    pub fn open(&self, id: CallId) -> Result<Call<NotRecording>, Error> {
+        let claim = self.claim(&id)?;
+        Ok(Call {
             id,
-            seat,
+            claim,
             state: NotRecording { _priv: () },
-        }
+        })
     }
 }
 
@@ -707,9 +694,12 @@ impl Call<PendingRecording> {
 
     /// Enters `Recording`, once the transition is in the trail.
     fn into_recording(self) -> Call<Recording> {
-        let shared =
-            RetentionShared::new(self.id.clone(), self.seat.line.clone(), self.state.episode);
-        self.seat.line.set_recording(&shared);
+        let shared = RetentionShared::new(
+            self.id.clone(),
+            self.claim.entry.clone(),
+            self.state.episode,
+        );
+        self.claim.entry.set_recording(&shared);
         self.into_state(Recording {
             shared,
             armed: true,

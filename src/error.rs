@@ -8,56 +8,8 @@ use thiserror::Error;
 
 use crate::response::{GraphError, Operation, Permanent};
 use crate::types::CallId;
-
-/// A string that is not a valid Graph call id. See [`CallId`].
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum InvalidCallId {
-    /// The id is empty. Pass the id Graph gave in the incoming-call notification.
-    #[error("call id is empty")]
-    Empty,
-    /// The id is longer than [`CallId::MAX_LEN`](crate::CallId::MAX_LEN) bytes; it did
-    /// not come from Graph.
-    #[error("call id is {len} bytes long, more than the 256 allowed")]
-    TooLong {
-        /// The length in bytes.
-        len: usize,
-    },
-    /// The id holds a character that could change the URL's path, query or fragment, or a
-    /// whitespace or control character; it did not come from Graph.
-    #[error("call id contains the forbidden character {ch:?}")]
-    ForbiddenChar {
-        /// The first forbidden character.
-        ch: char,
-    },
-    /// The id is `.` or contains `..`, a path-traversal attempt.
-    #[error("call id contains a dot segment")]
-    DotSegment,
-}
-
-/// A string that is not a valid `clientContext`. See [`ClientContext`](crate::ClientContext).
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum InvalidClientContext {
-    /// The context is empty; use [`ClientContext::fresh`](crate::ClientContext::fresh).
-    #[error("client context is empty")]
-    Empty,
-    /// The context is longer than Graph's limit of 256 characters; shorten it.
-    #[error("client context is {len} characters long, more than the 256 allowed")]
-    TooLong {
-        /// The length in characters.
-        len: usize,
-    },
-    /// The context holds a character outside printable ASCII; Graph declares the field
-    /// non-Unicode. Encode it (e.g. hex or base64) first.
-    #[error("client context character {index} ({ch:?}) is not printable ascii")]
-    NotPrintableAscii {
-        /// The character's position, counted in characters.
-        index: usize,
-        /// The character.
-        ch: char,
-    },
-}
+// The id rules' errors live with the ids; named here too, with every other error.
+pub use crate::types::{InvalidCallId, InvalidClientContext};
 
 /// A base URL that cannot serve as a Graph [`Endpoint`](crate::Endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

@@ -117,7 +117,7 @@
 //!
 //! Exported by the `#[typestate]` protocol spec in `tests/protocol_spec.rs`, whose every edge
 //! calls this crate's API; a test fails if this copy drifts from the export or from
-//! [`state::TRANSITIONS`]. Choice nodes (`<<choice>>`) are the outcomes Graph decides.
+//! [`protocol::TRANSITIONS`]. Choice nodes (`<<choice>>`) are the outcomes Graph decides.
 //!
 //! ```text
 #![doc = include_str!("../docs/states.mmd")]
@@ -132,6 +132,29 @@
 //! [`driver::Hub`] or failed at a deadline, late completions surfaced as
 //! [`driver::DriverEvent`]s, one request in flight per call, and a best-effort `notRecording`
 //! for calls dropped while recording.
+//!
+//! # Layers
+//!
+//! Modules import downwards only, in this order (bottom first); a lower layer that needs a
+//! higher one defines a trait the higher one implements (`retention` → `registry`: the owner of
+//! a recording's capabilities; `registry` → `driver`: the hook told of a dropped recording
+//! call):
+//!
+//! 1. **Values and codecs**: ids and contexts (`types`), statuses, the protocol's states and
+//!    transition table, the authentication proof ([`auth`]), the [`transport`] trait and
+//!    tokens, the pure request and response codecs ([`request`], [`response`],
+//!    [`notification`]), retry decisions, [`error`]s.
+//! 2. **[`audit`]**: events, sinks, the chain and the verifier.
+//! 3. **[`retention`] and the states**: capabilities, the gate they write through, and the
+//!    four typestates.
+//! 4. **The registry** of live calls ([`Calls`]): one value per Graph call, recording episodes.
+//! 5. **The client** ([`Graph`]): endpoint, tokens, transport, and the exchange of one status
+//!    update (audited, retried).
+//! 6. **The calls** ([`Call`]): the transitions.
+//! 7. **The [`driver`]** and its hub, on tokio.
+//!
+//! The webhook authenticator, the transports, the test kit ([`testing`]) and the emulator sit
+//! beside these, on the values and the audit trail.
 //!
 //! # What this crate does not do
 //!
@@ -168,6 +191,7 @@ mod endpoint;
 pub mod error;
 mod graph;
 pub mod notification;
+mod protocol;
 mod registry;
 pub mod request;
 pub mod response;
@@ -191,12 +215,13 @@ pub use endpoint::Endpoint;
 pub use error::Error;
 pub use graph::Graph;
 pub use http;
+pub use protocol::CallState;
 pub use registry::Calls;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
-pub use state::{CallState, Failed, NotRecording, PendingRecording, Recording, State};
 // The transition table, for the protocol spec test (`tests/protocol_spec.rs`), not for bots.
 #[doc(hidden)]
-pub use state::{TRANSITIONS, Transition};
+pub use protocol::{TRANSITIONS, Transition};
+pub use state::{Failed, NotRecording, PendingRecording, Recording, State};
 pub use status::{OperationStatus, RecordingStatus};
 pub use token::{TokenError, TokenFuture, TokenSource};
 pub use transport::{BlockingTransport, Transport};

@@ -23,14 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::audit::AuditSink;
-use crate::call::{Call, OrphanHook};
 use crate::error::Error;
-use crate::retention::RetentionShared;
-use crate::state::NotRecording;
+use crate::retention::{RetentionOwner, RetentionShared};
 use crate::types::CallId;
 
-/// The live calls of a bot: the only way to get a [`Call`]. Cheap to clone (clones share the
-/// same calls); keep one per bot, or use the [driver](crate::driver::Driver), which keeps one.
+/// The live calls of a bot: the only way to get a [`Call`](crate::Call) ([`Calls::open`]).
+/// Cheap to clone (clones share the same calls); keep one per bot, or use the
+/// [driver](crate::driver::Driver), which keeps one.
 ///
 /// # Example
 /// ```
@@ -55,38 +54,46 @@ pub struct Calls {
     registry: Arc<Registry>,
 }
 
-pub(crate) struct Registry {
-    pub(crate) audit: Arc<dyn AuditSink>,
-    pub(crate) orphan: Option<Arc<dyn OrphanHook>>,
-    /// Keyed by the call (a reference-counted clone, compared by its normalised form).
-    lines: Mutex<HashMap<CallId, Weak<Line>>>,
-    episodes: AtomicU64,
-    /// Numbers retention capabilities, unique across every call and episode of the registry.
-    pub(crate) capabilities: AtomicU64,
+/// Told when a recording call is dropped without leaving `Recording` (its retention already
+/// revoked), so that a best-effort `notRecording` can be sent: the driver implements it.
+pub(crate) trait OrphanHook: Send + Sync {
+    /// `retention` is revoked (no write is in flight and none can start); the report belongs
+    /// to `episode` of `entry`'s call, the episode `retention` recorded.
+    fn orphaned(&self, entry: Arc<CallEntry>, episode: u64, retention: Arc<RetentionShared>);
 }
 
-/// The shared state of one Graph call: whether a value for it is live, and its current
+pub(crate) struct Registry {
+    pub(crate) audit: Arc<dyn AuditSink>,
+    orphan: Option<Arc<dyn OrphanHook>>,
+    /// Keyed by the call (a reference-counted clone, compared by its normalised form).
+    entries: Mutex<HashMap<CallId, Weak<CallEntry>>>,
+    episodes: AtomicU64,
+    /// Numbers retention capabilities, unique across every call and episode of the registry.
+    capabilities: AtomicU64,
+}
+
+/// The registry's entry for one Graph call: whether a value for it is live, and its current
 /// recording episode. Lives while a value, a capability or a pending report needs it.
-pub(crate) struct Line {
+pub(crate) struct CallEntry {
     key: CallId,
     pub(crate) registry: Arc<Registry>,
-    state: Mutex<LineState>,
+    state: Mutex<EntryState>,
 }
 
 /// The retention of the episode recording now, so that a call Graph terminated can be revoked
 /// at once, wherever its value is.
 #[derive(Default)]
-struct Recording(Weak<RetentionShared>);
+struct LiveRetention(Weak<RetentionShared>);
 
 #[derive(Debug, Default)]
-struct LineState {
+struct EntryState {
     live: bool,
     /// The latest episode begun on this call; 0 for none.
     episode: u64,
-    recording: Recording,
+    retention: LiveRetention,
 }
 
-impl fmt::Debug for Recording {
+impl fmt::Debug for LiveRetention {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.strong_count() > 0 {
             "Recording"
@@ -96,9 +103,10 @@ impl fmt::Debug for Recording {
     }
 }
 
-/// The seat a live [`Call`] value holds: dropping it frees the call for a new value.
-pub(crate) struct Seat {
-    pub(crate) line: Arc<Line>,
+/// The claim a live [`Call`](crate::Call) value holds on its entry: dropping it frees the
+/// call for a new value.
+pub(crate) struct Claim {
+    pub(crate) entry: Arc<CallEntry>,
 }
 
 impl Calls {
@@ -115,33 +123,34 @@ impl Calls {
             registry: Arc::new(Registry {
                 audit,
                 orphan,
-                lines: Mutex::new(HashMap::new()),
+                entries: Mutex::new(HashMap::new()),
                 episodes: AtomicU64::new(0),
                 capabilities: AtomicU64::new(1),
             }),
         }
     }
 
-    /// Opens `id`: a new `Call<NotRecording>`.
+    /// Claims `id` for a new value (see [`Calls::open`]).
     ///
     /// # Errors
-    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling of its id) is
-    /// alive: use that one, or drop it first.
-    pub fn open(&self, id: CallId) -> Result<Call<NotRecording>, Error> {
-        let line = self.line(&id);
+    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling) is alive.
+    pub(crate) fn claim(&self, id: &CallId) -> Result<Claim, Error> {
+        let entry = self.entry(id);
         {
-            let mut state = line.lock();
+            let mut state = entry.lock();
             if state.live {
-                return Err(Error::AlreadyOpen { call_id: id });
+                return Err(Error::AlreadyOpen {
+                    call_id: id.clone(),
+                });
             }
             state.live = true;
         }
-        Ok(Call::open(id, Seat { line }))
+        Ok(Claim { entry })
     }
 
     /// Whether a value for `id` (under any spelling) is alive.
     pub fn is_open(&self, id: &CallId) -> bool {
-        self.existing_line(id).is_some_and(|l| l.lock().live)
+        self.existing_entry(id).is_some_and(|e| e.lock().live)
     }
 
     /// The audit sink the calls write to.
@@ -149,19 +158,19 @@ impl Calls {
         &self.registry.audit
     }
 
-    /// The line of `id`, created if nobody holds one.
-    pub(crate) fn line(&self, id: &CallId) -> Arc<Line> {
-        let mut lines = self.registry.lock_lines();
-        if let Some(line) = lines.get(id).and_then(Weak::upgrade) {
-            return line;
+    /// The entry of `id`, created if nobody holds one.
+    pub(crate) fn entry(&self, id: &CallId) -> Arc<CallEntry> {
+        let mut entries = self.registry.lock_entries();
+        if let Some(entry) = entries.get(id).and_then(Weak::upgrade) {
+            return entry;
         }
-        let line = Arc::new(Line {
+        let entry = Arc::new(CallEntry {
             key: id.clone(),
             registry: self.registry.clone(),
-            state: Mutex::new(LineState::default()),
+            state: Mutex::new(EntryState::default()),
         });
-        lines.insert(line.key.clone(), Arc::downgrade(&line));
-        line
+        entries.insert(entry.key.clone(), Arc::downgrade(&entry));
+        entry
     }
 
     /// Revokes the retention of `id`'s current recording episode, if it has one (Graph
@@ -169,8 +178,8 @@ impl Calls {
     #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     pub(crate) fn revoke(&self, id: &CallId) -> bool {
         let recording = self
-            .existing_line(id)
-            .and_then(|line| line.lock().recording.0.upgrade());
+            .existing_entry(id)
+            .and_then(|entry| entry.lock().retention.0.upgrade());
         match recording {
             Some(shared) => {
                 shared.revoke();
@@ -180,24 +189,24 @@ impl Calls {
         }
     }
 
-    fn existing_line(&self, id: &CallId) -> Option<Arc<Line>> {
-        self.registry.lock_lines().get(id).and_then(Weak::upgrade)
+    fn existing_entry(&self, id: &CallId) -> Option<Arc<CallEntry>> {
+        self.registry.lock_entries().get(id).and_then(Weak::upgrade)
     }
 }
 
 impl fmt::Debug for Calls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines = self.registry.lock_lines();
+        let entries = self.registry.lock_entries();
         f.debug_struct("Calls")
-            .field("lines", &lines.len())
+            .field("entries", &entries.len())
             .field("audit", &self.registry.audit)
             .finish_non_exhaustive()
     }
 }
 
 impl Registry {
-    fn lock_lines(&self) -> MutexGuard<'_, HashMap<CallId, Weak<Line>>> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_entries(&self) -> MutexGuard<'_, HashMap<CallId, Weak<CallEntry>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -208,8 +217,8 @@ pub(crate) struct Superseded {
     pub(crate) current: u64,
 }
 
-impl Line {
-    fn lock(&self) -> MutexGuard<'_, LineState> {
+impl CallEntry {
+    fn lock(&self) -> MutexGuard<'_, EntryState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -241,7 +250,7 @@ impl Line {
 
     /// Remembers the retention of the episode that entered `Recording`.
     pub(crate) fn set_recording(&self, shared: &Arc<RetentionShared>) {
-        self.lock().recording = Recording(Arc::downgrade(shared));
+        self.lock().retention = LiveRetention(Arc::downgrade(shared));
     }
 
     /// The latest episode begun on this call (0 for none).
@@ -250,26 +259,46 @@ impl Line {
     }
 }
 
-impl Drop for Line {
-    fn drop(&mut self) {
-        let mut lines = self.registry.lock_lines();
-        // A new line for the same call may already have taken the slot.
-        if lines.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
-            lines.remove(&self.key);
+/// Retention reaches its call's trail, capability numbers and orphan hook through its entry.
+impl RetentionOwner for CallEntry {
+    fn audit(&self) -> &dyn AuditSink {
+        &*self.registry.audit
+    }
+
+    fn next_capability(&self) -> u64 {
+        self.registry.capabilities.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn orphaned(self: Arc<Self>, retention: Arc<RetentionShared>) {
+        if let Some(hook) = self.registry.orphan.clone() {
+            hook.orphaned(self, retention.episode(), retention);
         }
     }
 }
 
-impl Drop for Seat {
+impl Drop for CallEntry {
     fn drop(&mut self) {
-        self.line.lock().live = false;
+        let mut entries = self.registry.lock_entries();
+        // A new entry for the same call may already have taken the slot.
+        if entries
+            .get(&self.key)
+            .is_some_and(|w| w.strong_count() == 0)
+        {
+            entries.remove(&self.key);
+        }
     }
 }
 
-impl fmt::Debug for Seat {
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.entry.lock().live = false;
+    }
+}
+
+impl fmt::Debug for Claim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Seat")
-            .field("episode", &self.line.episode())
+        f.debug_struct("Claim")
+            .field("episode", &self.entry.episode())
             .finish()
     }
 }

@@ -41,13 +41,11 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use crate::audit::AuditKind;
+use crate::audit::{AuditKind, AuditSink, record_for};
 use crate::error::AuditError;
-use crate::registry::Line;
 use crate::types::CallId;
 
 mod gate;
@@ -55,13 +53,26 @@ mod sync;
 
 use gate::{Gate, Slot, WriteGuard};
 
+/// What the retention of one recording episode needs from the call it belongs to, supplied by
+/// the registry of live calls above this layer: where its events go, numbers for its
+/// capabilities, and who to tell when the recording call is dropped.
+pub(crate) trait RetentionOwner: Send + Sync {
+    /// The trail the call's events go to.
+    fn audit(&self) -> &dyn AuditSink;
+    /// A capability number, unique in the trail.
+    fn next_capability(&self) -> u64;
+    /// The recording call was dropped and `retention` revoked: a best-effort report may be
+    /// owed to Graph (the driver sends it).
+    fn orphaned(self: Arc<Self>, retention: Arc<RetentionShared>);
+}
+
+/// The state every capability of one recording episode shares: the gate writes pass, the stop
+/// signal, and the events the sink refused.
 pub(crate) struct RetentionShared {
     call_id: CallId,
-    /// The call's line in its registry: audit sink, orphan hook, capability numbers, episodes.
-    line: Arc<Line>,
+    owner: Arc<dyn RetentionOwner>,
     /// The recording episode these capabilities belong to (its orphan report is checked
     /// against it).
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     episode: u64,
     gate: Gate,
     /// Ends (and a revocation) the audit sink refused: recorded again before any
@@ -70,22 +81,16 @@ pub(crate) struct RetentionShared {
 }
 
 impl RetentionShared {
-    pub(crate) fn new(call_id: CallId, line: Arc<Line>, episode: u64) -> Arc<Self> {
+    pub(crate) fn new(call_id: CallId, owner: Arc<dyn RetentionOwner>, episode: u64) -> Arc<Self> {
         Arc::new(Self {
             call_id,
-            line,
+            owner,
             episode,
             gate: Gate::new(),
             unrecorded: Mutex::new(Vec::new()),
         })
     }
 
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
-    pub(crate) fn line(&self) -> &Arc<Line> {
-        &self.line
-    }
-
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     pub(crate) fn episode(&self) -> u64 {
         self.episode
     }
@@ -99,7 +104,7 @@ impl RetentionShared {
     }
 
     fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
-        crate::graph::record(&*self.line.registry.audit, &self.call_id, kind)
+        record_for(self.owner.audit(), &self.call_id, kind)
     }
 
     /// Mints a capability: a number, with its start recorded (`Some`), or, once retention was
@@ -108,11 +113,7 @@ impl RetentionShared {
     fn start(&self, owned: bool) -> Result<Option<u64>, AuditError> {
         let mut capability = 0;
         let started = self.gate.mint_unless_revoked(owned, || {
-            capability = self
-                .line
-                .registry
-                .capabilities
-                .fetch_add(1, Ordering::Relaxed);
+            capability = self.owner.next_capability();
             self.audit(AuditKind::RetentionStarted { capability, owned })
         })?;
         Ok(started.then_some(capability))
@@ -172,9 +173,7 @@ impl RetentionShared {
     /// every capability has ended.
     pub(crate) fn orphaned(self: &Arc<Self>) {
         self.revoke();
-        if let Some(hook) = &self.line.registry.orphan {
-            hook.orphaned(self.clone());
-        }
+        self.owner.clone().orphaned(self.clone());
     }
 
     fn is_stopping(&self) -> bool {

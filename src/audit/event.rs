@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::state::CallState;
+use crate::protocol::CallState;
 use crate::status::RecordingStatus;
 
 /// One audited step.
@@ -180,9 +180,7 @@ pub enum AuditKind {
         /// Why: expired, over budget, and what follows.
         reason: String,
     },
-    /// The webhook's signing keys changed on a refresh
-    #[cfg_attr(feature = "jwt", doc = "([`JwksKeys`](crate::webhook::JwksKeys)):")]
-    #[cfg_attr(not(feature = "jwt"), doc = "(`webhook::JwksKeys`, feature `jwt`):")]
+    /// The webhook's signing keys changed on a refresh (`webhook::JwksKeys`, feature `jwt`):
     /// from now on tokens signed with the added keys are accepted and those signed with the
     /// removed ones are refused. Not about a call.
     KeysRotated {

@@ -24,3 +24,16 @@ pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use report::{CallSummary, summary, timeline};
 pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};
 pub use verify::{OpenCall, Rule, Unauthenticated, Verified, Violation, verify};
+
+use crate::error::AuditError;
+use crate::types::CallId;
+
+/// Records `kind` about `call` under its normalised id: one spelling per call in the trail
+/// (G7), whichever spelling the caller holds.
+pub(crate) fn record_for(
+    audit: &dyn AuditSink,
+    call: &CallId,
+    kind: AuditKind,
+) -> Result<(), AuditError> {
+    audit.record(&AuditEvent::now(call.normalized(), kind))
+}

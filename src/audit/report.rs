@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{AuditEvent, AuditKind, ResponseKind};
-use crate::state::CallState;
+use crate::protocol::CallState;
 use crate::status::RecordingStatus;
 use crate::types::normalize_id;
 

@@ -1331,7 +1331,7 @@ mod tests {
     /// One event of every kind, with escapes and `null`s.
     fn every_kind() -> Vec<AuditEvent> {
         use crate::audit::{ResponseKind, TransportFailure};
-        use crate::state::CallState;
+        use crate::protocol::CallState;
         use crate::status::RecordingStatus;
         let s = || "a \"quoted\" \\ line\n\u{1}é".to_owned();
         [

@@ -11,7 +11,7 @@ use std::fmt;
 
 use super::{AuditEvent, AuditKind, ResponseKind};
 use crate::auth::AuthMethod;
-use crate::state::CallState;
+use crate::protocol::CallState;
 use crate::status::RecordingStatus;
 use crate::types::normalize_id;
 

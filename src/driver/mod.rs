@@ -25,10 +25,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::audit::AuditSink;
-use crate::call::{Begin, Call, CanBegin, Ended, NotSent, OrphanHook, StopError};
+use crate::call::{AnyCall, Begin, Call, CanBegin, Ended, NotSent, StopError};
 use crate::error::Error;
 use crate::graph::{Attempts, Graph, Scope, SendGuard, exchange_with};
-use crate::registry::{Calls, Line};
+use crate::registry::{CallEntry, Calls, OrphanHook};
 
 mod hub;
 
@@ -347,7 +347,7 @@ impl<T: Transport + 'static> Driver<T> {
                 let (hub, calls) = (sent_hub.clone(), sent_calls.clone());
                 let (call, context) = (call.clone(), context.to_owned());
                 SendGuard::new(move || {
-                    let episode = calls.line(&call).episode();
+                    let episode = calls.entry(&call).episode();
                     let key = Key {
                         call: call.normalized().to_owned(),
                         operation: None,
@@ -587,8 +587,8 @@ impl<T: Transport + 'static> Driver<T> {
             EndStatus::NotRecording => RecordingStatus::NotRecording,
             EndStatus::Failed => RecordingStatus::Failed,
         };
-        let line = self.inner.calls.line(&late.call_id);
-        self.send_end_status(&late.call_id, status, &line, late.episode)
+        let entry = self.inner.calls.entry(&late.call_id);
+        self.send_end_status(&late.call_id, status, &entry, late.episode)
             .await
     }
 
@@ -596,7 +596,7 @@ impl<T: Transport + 'static> Driver<T> {
         &self,
         call: &CallId,
         status: RecordingStatus,
-        line: &Line,
+        entry: &CallEntry,
         episode: u64,
     ) -> Result<(), Error> {
         if self.inner.hub.has_ended(call) {
@@ -608,10 +608,19 @@ impl<T: Transport + 'static> Driver<T> {
             call,
             status,
             Attempts::Policy,
-            Scope::Episode(line, episode),
+            Scope::Episode(entry, episode),
         )
         .await?;
         sent.accepted()
+    }
+}
+
+impl From<Started> for AnyCall {
+    fn from(started: Started) -> Self {
+        match started {
+            Started::Recording(c) => Self::Recording(c),
+            Started::Failed(c) => Self::Failed(c),
+        }
     }
 }
 
@@ -622,7 +631,7 @@ struct Orphans<T> {
 }
 
 impl<T: Transport + 'static> OrphanHook for Orphans<T> {
-    fn orphaned(&self, retention: Arc<RetentionShared>) {
+    fn orphaned(&self, entry: Arc<CallEntry>, episode: u64, retention: Arc<RetentionShared>) {
         let call = retention.call_id().clone();
         let Some(inner) = self.driver.upgrade() else {
             tracing::warn!(call_id = %call, "driver gone: cannot report `notRecording` for a dropped recording call");
@@ -643,8 +652,8 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
                         .send_end_status(
                             &call,
                             RecordingStatus::NotRecording,
-                            retention.line(),
-                            retention.episode(),
+                            &entry,
+                            episode,
                         )
                         .await
                 }

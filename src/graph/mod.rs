@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind, TransportFailure};
 use crate::endpoint::Endpoint;
 use crate::error::{AuditError, Error};
-use crate::registry::{Line, Superseded};
+use crate::registry::{CallEntry, Superseded};
 use crate::request::UpdateRequest;
 use crate::response::{Outcome, interpret_response};
 use crate::status::RecordingStatus;
@@ -292,10 +292,10 @@ pub(crate) enum Scope<'l> {
     /// The call's current one: the caller holds the call's value.
     Any,
     /// A given episode, whose report must not be sent once a later episode of the call has
-    /// begun (G7): checked, under the line's lock, with each attempt's `RequestSent`. Only
+    /// begun (G7): checked, under the entry's lock, with each attempt's `RequestSent`. Only
     /// the driver sends such reports.
     #[cfg_attr(not(feature = "driver"), allow(dead_code))]
-    Episode(&'l Line, u64),
+    Episode(&'l CallEntry, u64),
 }
 
 /// How many attempts an exchange may make.
@@ -446,7 +446,7 @@ pub(crate) async fn exchange_unrecorded<T: Transport>(
             };
             let audited = match scope {
                 Scope::Any => write(),
-                Scope::Episode(line, episode) => match line.within_episode(episode, write) {
+                Scope::Episode(entry, episode) => match entry.within_episode(episode, write) {
                     Ok(audited) => audited,
                     Err(Superseded { current }) => {
                         let _ = record(
