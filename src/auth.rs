@@ -36,7 +36,7 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    #[allow(dead_code)] // Used by the webhook validator (feature `jwt`).
     pub(crate) fn bot_framework(tenant: String) -> Self {
         Self {
             method: AuthMethod::BotFrameworkJwt,

@@ -1,26 +1,32 @@
 //! [`Call<S>`](Call): a call whose recording status is tracked in its type, and the
 //! transitions between states, each of which consumes the call.
+//!
+//! Every transition is a sequence of steps with no I/O: a first step that writes the trail
+//! and returns the [`StatusUpdate`] to exchange with Graph (or, for a notification, the next
+//! state at once), and the update's own steps ([`exchange`](crate::exchange)), whose result is
+//! the next typed state. [`Graph`](crate::Graph) runs them (async, or blocking); so can the
+//! driver, or a bot's own loop.
 
 use std::fmt;
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
-use crate::graph::{Attempts, Exchanged, Graph, Opening, Scope, Sent, exchange_unrecorded, record};
+use crate::exchange::{Attempts, Exchange, Flow, Opening, Scope, StatusUpdate, Step};
 use crate::protocol::CallState;
 use crate::registry::{Calls, Claim};
-use crate::response::{Operation, Outcome};
+use crate::response::Operation;
 use crate::retention::{Retention, RetentionHandle, RetentionShared};
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State, Unsettled};
 use crate::status::{OperationStatus, RecordingStatus};
-use crate::transport::{BlockingTransport, Transport};
 use crate::types::{CallId, normalize_id};
+
+mod flows;
+
+use flows::{BeginFlow, FailFlow, FailureFlow, Leaving, StopFlow};
 
 /// The reason of the transition to `Recording`.
 const ACKNOWLEDGED: &str = "recording acknowledged as completed";
@@ -38,7 +44,8 @@ const ACKNOWLEDGED: &str = "recording acknowledged as completed";
 ///    → `Call<NotRecording>`. There is one live value per Graph call (G7): a second one for the
 ///    same call, under any spelling of its id, is refused.
 /// 2. [`begin_recording`](Call::begin_recording) → [`Begin`]: `Recording` if Graph answered
-///    `completed`, `Pending` if the operation is still running, `Failed` otherwise.
+///    `completed`, `Pending` if the operation is still running, `Failed` otherwise. (Each
+///    transition also exists as steps with no I/O: here [`start_recording`](Call::start_recording).)
 /// 3. While pending, feed operation updates from notifications to
 ///    [`handle_operation`](Call::handle_operation), or [`abandon`](Call::abandon) at the deadline.
 /// 4. While recording, persist media through retention capabilities only.
@@ -255,12 +262,12 @@ impl<S: State> Call<S> {
         }
     }
 
-    fn audit(&self, kind: AuditKind) -> Result<(), AuditError> {
-        record(self.sink(), &self.id, kind)
+    fn audit(&self) -> &Arc<dyn AuditSink> {
+        &self.claim.entry.registry.audit
     }
 
     fn sink(&self) -> &dyn AuditSink {
-        &*self.claim.entry.registry.audit
+        &**self.audit()
     }
 
     /// Records a transition; a failure is logged (the state change itself already happened
@@ -295,18 +302,15 @@ impl<S: State> Call<S> {
         )
     }
 
-    /// Sends `status` (retrying as the graph's policy allows), leaving the final answer for
-    /// the caller to record with the step it leads to; with an `opening`, the first request is
-    /// written with the step that leads to it (see [`Opening`]).
-    async fn exchange<T: Transport>(
-        &self,
-        graph: &Graph<T>,
-        status: RecordingStatus,
-        attempts: Attempts,
-        opening: Option<Opening<'_>>,
-    ) -> Result<Exchanged, Error> {
-        let sink = self.sink();
-        exchange_unrecorded(graph, sink, &self.id, status, attempts, Scope::Any, opening).await
+    /// An exchange of `status` for this call, as `attempts` allow.
+    fn exchange(&self, status: RecordingStatus, attempts: Attempts) -> Exchange {
+        Exchange::new(
+            self.id.clone(),
+            self.audit().clone(),
+            status,
+            attempts,
+            Scope::Current,
+        )
     }
 
     fn into_state<N: State>(self, state: N) -> Call<N> {
@@ -317,86 +321,25 @@ impl<S: State> Call<S> {
         }
     }
 
-    /// Reports `failed` best effort and enters `Failed`.
-    async fn fail<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
-        let exchanged = self
-            .exchange(graph, RecordingStatus::Failed, Attempts::Once, None)
-            .await;
-        // The answer and the transition are written together; the transition is forced, so
-        // it is written alone if they are refused (or nothing was answered).
-        let transition = self.transition(CallState::Failed, &reason.to_string());
-        let (sent, unrecorded) = match exchanged {
-            Ok(exchanged) => {
-                let (sent, _, unrecorded) = exchanged.record(self.sink(), Some(transition));
-                (Ok(sent), unrecorded)
-            }
-            Err(e) => (Err(e), Some(transition)),
-        };
-        match sent {
-            Ok(Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })) => {}
-            Ok(Sent::Answered(outcome)) => {
-                tracing::warn!(call_id = %self.id, ?outcome, "`failed` report not acknowledged");
-            }
-            Ok(Sent::Lost(e)) | Err(e) => {
-                tracing::warn!(call_id = %self.id, error = %e, "could not report `failed`");
-            }
-        }
-        if let Some(transition) = unrecorded {
-            self.forced(&transition);
-        }
-        self.into_state(Failed {
-            reason,
-            unsettled: None,
-        })
-    }
-
-    /// `NotRecording`/`Failed` → `PendingRecording` → …
-    ///
-    /// The episode begins, and its transition is written, before the call's turn is awaited:
-    /// a report of an earlier episode that holds the turn (sleeping out a `Retry-After`, say)
-    /// is superseded at its next attempt instead of being sent while this begin waits (G7). So
-    /// the transition is written alone, not with the request; if nothing is sent, the way back
-    /// ("request not sent") is written too.
-    async fn begin<T: Transport>(self, graph: &Graph<T>) -> Result<Begin, NotSent<S>> {
-        // A new episode: from here on, no report of an earlier one is sent (G7).
-        let (episode, audited) = self.claim.entry.begin_episode(|episode| {
-            self.sink().record(&self.transition(
-                CallState::PendingRecording,
-                &format!("recording requested (episode {episode})"),
-            ))
-        });
-        if let Err(error) = audited {
-            return Err(NotSent {
+    /// Enters `Failed` for `reason`, reporting `failed` best effort: the next step is that
+    /// report (one attempt, within the retry policy's grace), whose result `wrap` turns into
+    /// the transition's.
+    fn fail<O: 'static>(
+        self,
+        reason: Error,
+        unsettled: Option<Box<Unsettled>>,
+        wrap: fn(Call<Failed>) -> O,
+    ) -> StatusUpdate<O> {
+        let exchange = self.exchange(RecordingStatus::Failed, Attempts::Once);
+        StatusUpdate::new(
+            exchange,
+            Box::new(FailFlow {
                 call: self,
-                error: error.into(),
-            });
-        }
-        match self
-            .exchange(graph, RecordingStatus::Recording, Attempts::Policy, None)
-            .await
-        {
-            Err(error) => {
-                let _ = record(
-                    self.sink(),
-                    &self.id,
-                    AuditKind::Transition {
-                        from: CallState::PendingRecording,
-                        to: S::STATE,
-                        reason: "request not sent".to_owned(),
-                    },
-                );
-                Err(NotSent { call: self, error })
-            }
-            Ok(exchanged) => {
-                let pending = self.into_state(PendingRecording {
-                    context: exchanged.update.client_context().clone(),
-                    client_request_id: exchanged.update.client_request_id().to_owned(),
-                    operation_id: None,
-                    episode,
-                });
-                Ok(pending.answered(graph, exchanged).await)
-            }
-        }
+                reason,
+                unsettled,
+                wrap,
+            }),
+        )
     }
 }
 
@@ -423,8 +366,8 @@ impl Call<Failed> {
         &self.state.reason
     }
 
-    /// The `recording` attempt whose outcome is unknown, if the failure was ambiguous.
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    /// The `recording` attempt whose outcome is unknown, if the failure was ambiguous (for
+    /// the driver, which remembers it).
     pub(crate) fn unsettled(&self) -> Option<&Unsettled> {
         self.state.unsettled.as_deref()
     }
@@ -442,37 +385,47 @@ pub trait CanBegin: State + begin_sealed::Sealed {}
 impl CanBegin for NotRecording {}
 impl CanBegin for Failed {}
 
-impl<S: CanBegin> Call<S> {
-    /// Reports `recording` to Graph (fresh `clientContext` and `client-request-id` per
-    /// attempt). From `Failed` this is a retry, which needs its own acknowledgement.
-    ///
-    /// Only a 2xx whose operation is `completed` leads to [`Begin::Recording`].
-    ///
-    /// # Errors
-    /// [`NotSent`] with the call unchanged if nothing was sent (bad token, audit failure).
-    ///
-    /// # Cancellation
-    /// The call is moved in, so dropping this future drops it. Dropped before the request
-    /// left, nothing was sent; dropped while it was in flight, Graph may or may not apply it,
-    /// and without the driver's hub nothing remembers it: the trail shows the request with no
-    /// answer. Use [`Driver`](crate::driver::Driver) to have a late completion surfaced.
-    pub async fn begin_recording<T: Transport>(
-        self,
-        graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<S>> {
-        self.begin(graph).await
-    }
+/// What a `recording` update comes to: see [`Call::start_recording`].
+pub type Beginning<S> = StatusUpdate<Result<Begin, NotSent<S>>>;
 
-    /// The blocking twin of [`begin_recording`](Self::begin_recording). Do not call it from
-    /// async code.
+impl<S: CanBegin> Call<S> {
+    /// The first step of [`begin_recording`](Self::begin_recording), with no I/O: begins a
+    /// recording episode (from now on no report of an earlier one is sent, G7) and writes the
+    /// transition to `PendingRecording`; returns the `recording` update to exchange with Graph
+    /// (fresh `clientContext` and `client-request-id` per attempt). Its result: only a 2xx whose
+    /// operation is `completed` leads to [`Begin::Recording`]; a failure first reports `failed`
+    /// best effort (the update's next step), unless Graph refused the request outright.
     ///
     /// # Errors
-    /// As [`begin_recording`](Self::begin_recording).
-    pub fn begin_recording_blocking<T: BlockingTransport + Sync>(
-        self,
-        graph: &Graph<T>,
-    ) -> Result<Begin, NotSent<S>> {
-        block_on(self.begin(&graph.blocking()))
+    /// [`NotSent`] with the call unchanged if the transition could not be written.
+    pub fn start_recording(self) -> Result<Beginning<S>, NotSent<S>>
+    where
+        S: 'static,
+    {
+        // A new episode: from here on, no report of an earlier one is sent (G7). It begins,
+        // and its transition is written, before any turn of the call is awaited: a report of
+        // an earlier episode that holds the turn (sleeping out a `Retry-After`) is superseded
+        // at its next attempt instead of being sent while this begin waits.
+        let (episode, audited) = self.claim.entry.begin_episode(|episode| {
+            self.sink().record(&self.transition(
+                CallState::PendingRecording,
+                &format!("recording requested (episode {episode})"),
+            ))
+        });
+        if let Err(error) = audited {
+            return Err(NotSent {
+                call: self,
+                error: error.into(),
+            });
+        }
+        let exchange = self.exchange(RecordingStatus::Recording, Attempts::Policy);
+        Ok(StatusUpdate::new(
+            exchange,
+            Box::new(BeginFlow {
+                call: self,
+                episode,
+            }),
+        ))
     }
 }
 
@@ -493,8 +446,7 @@ impl Call<PendingRecording> {
     }
 
     /// The recording episode the outstanding request began.
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
-    pub(crate) fn episode(&self) -> u64 {
+    pub fn episode(&self) -> u64 {
         self.state.episode
     }
 
@@ -535,24 +487,16 @@ impl Call<PendingRecording> {
         }
     }
 
-    /// Applies an operation update (from a `commsNotification`).
+    /// The steps of [`handle_operation`](Self::handle_operation), with no I/O: writes the
+    /// update to the trail and applies it. [`Step::Done`] with the next state, unless the
+    /// operation failed: then [`Step::Next`], the best-effort `failed` report to send, whose
+    /// result is [`Begin::Failed`].
     ///
     /// An update for another request, or one that is not final, leaves the call pending.
-    /// `completed` leads to `Recording`; `failed` to `Failed` (reporting `failed` best effort).
-    ///
-    /// `proof` shows the notification's webhook request was authenticated (see
-    /// [`crate::auth`]): a forged `completed` would otherwise unlock retention. How it was
-    /// authenticated is written to the audit trail with the update.
-    ///
-    /// # Cancellation
-    /// Only a `failed` outcome awaits anything (the best-effort `failed` report); dropped
-    /// then, the call is dropped and the report may or may not have been sent.
-    pub async fn handle_operation<T: Transport>(
-        self,
-        graph: &Graph<T>,
-        proof: &Authenticated,
-        operation: &Operation,
-    ) -> Begin {
+    /// `completed` leads to `Recording`. `proof` shows the notification's webhook request was
+    /// authenticated (see [`crate::auth`]): a forged `completed` would otherwise unlock
+    /// retention. How it was authenticated is written to the trail with the update.
+    pub fn apply_operation(self, proof: &Authenticated, operation: &Operation) -> Step<Begin> {
         let mismatch = self.mismatch(operation);
         let update = AuditEvent::now(
             self.id.normalized(),
@@ -575,65 +519,46 @@ impl Call<PendingRecording> {
             self.sink().record(&update)
         };
         if let Err(e) = audited {
-            return Begin::Failed(self.fail_pending(graph, e.into()).await);
+            return self.fail_pending(e.into(), Begin::Failed);
         }
         if mismatch.is_some() {
-            return Begin::Pending(self);
+            return Step::Done(Begin::Pending(self));
         }
         if acknowledged {
-            return Begin::Recording(self.into_recording());
+            return Step::Done(Begin::Recording(self.into_recording()));
         }
         match operation.status {
             // `failed`, or `completed` with an error: never an acknowledgement (fail closed).
-            Some(OperationStatus::Failed | OperationStatus::Completed) => Begin::Failed(
-                self.fail_pending(graph, Error::OperationFailed(Box::new(operation.clone())))
-                    .await,
+            Some(OperationStatus::Failed | OperationStatus::Completed) => self.fail_pending(
+                Error::OperationFailed(Box::new(operation.clone())),
+                Begin::Failed,
             ),
-            _ => Begin::Pending(self),
+            _ => Step::Done(Begin::Pending(self)),
         }
     }
 
-    /// The blocking twin of [`handle_operation`](Self::handle_operation).
-    pub fn handle_operation_blocking<T: BlockingTransport + Sync>(
-        self,
-        graph: &Graph<T>,
-        proof: &Authenticated,
-        operation: &Operation,
-    ) -> Begin {
-        block_on(self.handle_operation(&graph.blocking(), proof, operation))
+    /// The steps of [`abandon`](Self::abandon), with no I/O: the outcome is unknown, so the
+    /// call enters `Failed`; the next step is the best-effort `failed` report.
+    pub fn give_up_waiting(self) -> Step<Call<Failed>> {
+        self.fail_pending(Error::Abandoned, std::convert::identity)
     }
 
-    /// Gives up waiting (the deadline passed): the outcome is unknown, so the call enters
-    /// `Failed` and `failed` is reported best effort.
-    ///
-    /// # Cancellation
-    /// Dropped while the `failed` report is in flight, the call is dropped and the report may
-    /// or may not have been sent.
-    pub async fn abandon<T: Transport>(self, graph: &Graph<T>) -> Call<Failed> {
-        self.fail_pending(graph, Error::Abandoned).await
-    }
-
-    /// The blocking twin of [`abandon`](Self::abandon).
-    pub fn abandon_blocking<T: BlockingTransport + Sync>(self, graph: &Graph<T>) -> Call<Failed> {
-        block_on(self.abandon(&graph.blocking()))
-    }
-
-    /// As `fail`, remembering the attempt when its outcome is unknown, so that a late
-    /// `completed` for it can still be recognised.
+    /// Enters `Failed`, remembering the attempt when its outcome is unknown, so that a late
+    /// `completed` for it can still be recognised; `failed` is reported best effort.
     ///
     /// When Graph refused the `recording` request outright (`400`, `403`, `404`, `8506`, …),
     /// nothing was accepted and Graph would refuse a `failed` report too: the call enters
     /// `Failed` without one, and the trail says so.
-    async fn fail_pending<T: Transport>(self, graph: &Graph<T>, reason: Error) -> Call<Failed> {
+    fn fail_pending<O: 'static>(self, reason: Error, wrap: fn(Call<Failed>) -> O) -> Step<O> {
         if reason.is_refused_outright() {
             self.transition_audit(
                 CallState::Failed,
                 &format!("{reason} (refused outright: no `failed` report)"),
             );
-            return self.into_state(Failed {
+            return Step::Done(wrap(self.into_state(Failed {
                 reason,
                 unsettled: None,
-            });
+            })));
         }
         let unsettled = reason.is_unknown_outcome().then(|| {
             Box::new(Unsettled {
@@ -642,53 +567,9 @@ impl Call<PendingRecording> {
                 episode: self.state.episode,
             })
         });
-        let mut failed = self.fail(graph, reason).await;
-        failed.state.unsettled = unsettled;
-        failed
-    }
-
-    /// Records the `recording` request's answer, with the transition to `Recording` when it
-    /// acknowledges the request (one batch: both or neither), and settles it.
-    async fn answered<T: Transport>(self, graph: &Graph<T>, exchanged: Exchanged) -> Begin {
-        let acknowledged = matches!(
-            &exchanged.sent,
-            Sent::Answered(Outcome::Completed { operation, .. })
-                if operation.client_context.as_deref().is_none_or(|c| c == self.client_context())
-        );
-        let transition = acknowledged.then(|| self.transition(CallState::Recording, ACKNOWLEDGED));
-        match exchanged.record(self.sink(), transition).0 {
-            // Lost, or the answer refused by the trail: as if it had not come.
-            Sent::Lost(error) => Begin::Failed(self.fail_pending(graph, error).await),
-            Sent::Answered(Outcome::Completed { operation, .. }) if acknowledged => {
-                let mut pending = self;
-                pending.state.operation_id = operation.id;
-                Begin::Recording(pending.into_recording())
-            }
-            Sent::Answered(outcome) => self.settle(graph, outcome).await,
-        }
-    }
-
-    /// Settles an answer that does not acknowledge the request (already in the trail).
-    async fn settle<T: Transport>(mut self, graph: &Graph<T>, outcome: Outcome) -> Begin {
-        match outcome {
-            Outcome::Completed { .. } => {
-                // Completed for another `clientContext`: not this request's acknowledgement.
-                Begin::Failed(self.fail_pending(graph, Error::ContextMismatch).await)
-            }
-            Outcome::Pending { operation, .. } => {
-                self.state.operation_id = operation.and_then(|o| o.id);
-                Begin::Pending(self)
-            }
-            Outcome::Failed { operation } => Begin::Failed(
-                self.fail_pending(graph, Error::OperationFailed(Box::new(operation)))
-                    .await,
-            ),
-            Outcome::GraphError(e) => {
-                Begin::Failed(self.fail_pending(graph, Error::Graph(Box::new(e))).await)
-            }
-            Outcome::Unparseable { body, .. } => {
-                Begin::Failed(self.fail_pending(graph, Error::Unparseable(body)).await)
-            }
+        Step::Next {
+            update: self.fail(reason, unsettled, wrap),
+            after: Duration::ZERO,
         }
     }
 
@@ -704,6 +585,119 @@ impl Call<PendingRecording> {
             shared,
             armed: true,
         })
+    }
+}
+
+/// What leaving `Recording` comes to: see [`Call::start_stop`] and
+/// [`Call::start_failure_report`].
+pub type Stopping = Draining<Result<Call<NotRecording>, StopError>>;
+
+/// See [`Stopping`].
+pub type ReportingFailure = Draining<Result<Call<Failed>, StopError>>;
+
+/// A call leaving `Recording`, its stop signal raised (or, with no capability alive, ready to
+/// be written with the request): wait until every retention capability has ended
+/// ([`drained`](Self::drained)), then exchange the status update it returns. The request is
+/// built only after that point (G2).
+///
+/// Dropping it drops the call: a `Call<Recording>` dropped, revoked at once.
+#[must_use = "leaving `Recording` needs the drain, then the request"]
+pub struct Draining<O> {
+    call: Call<Recording>,
+    /// The stop signal, when no capability was alive: written with the first request.
+    signal: Option<AuditEvent>,
+    leaving: Leaving,
+    flow: fn(Call<Recording>, Leaving) -> Box<dyn Flow<O>>,
+}
+
+impl<O> fmt::Debug for Draining<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Draining")
+            .field("call", &self.call)
+            .field("leaving", &self.leaving)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<O: 'static> Draining<O> {
+    /// How many capabilities are still alive.
+    pub fn outstanding(&self) -> usize {
+        self.call.outstanding()
+    }
+
+    /// Waits until every capability has ended, or `deadline` completes first (e.g.
+    /// `tokio::time::sleep(…)`; any future, so no runtime is assumed): then the status update
+    /// to exchange. Waiting is not I/O: capabilities wake it as they end.
+    ///
+    /// # Errors
+    /// [`StopError::StillRecording`] if capabilities outlived the deadline
+    /// ([`Error::DrainTimeout`]), or an end the trail refused earlier still cannot be written;
+    /// the stop signal stays raised.
+    ///
+    /// # Cancellation
+    /// Dropping the future drops the call: a `Call<Recording>` dropped, revoked at once.
+    pub async fn drained<D: Future<Output = ()>>(
+        self,
+        deadline: D,
+    ) -> Result<StatusUpdate<O>, StopError> {
+        if self.signal.is_none()
+            && let Err(outstanding) = self.call.state.shared.drain(deadline).await
+        {
+            return Err(self.timed_out(outstanding));
+        }
+        self.into_update()
+    }
+
+    /// [`drained`](Self::drained) on this thread, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`drained`](Self::drained).
+    pub fn drained_blocking(self, timeout: Duration) -> Result<StatusUpdate<O>, StopError> {
+        if self.signal.is_none()
+            && let Err(outstanding) = self.call.state.shared.drain_blocking(timeout)
+        {
+            return Err(self.timed_out(outstanding));
+        }
+        self.into_update()
+    }
+
+    fn timed_out(self, outstanding: usize) -> StopError {
+        let _ = crate::audit::record_for(
+            self.call.sink(),
+            &self.call.id,
+            AuditKind::DrainTimedOut { outstanding },
+        );
+        self.call
+            .still_recording(Error::DrainTimeout { outstanding })
+    }
+
+    /// Every owned handle is gone, and no borrowed one can exist: the call was moved in. An end
+    /// the sink refused earlier must be in the trail before the report (G9).
+    fn into_update(self) -> Result<StatusUpdate<O>, StopError> {
+        let Self {
+            call,
+            signal,
+            leaving,
+            flow,
+        } = self;
+        if let Err(e) = call.state.shared.record_unrecorded() {
+            call.signal_alone(signal);
+            return Err(call.still_recording(e.into()));
+        }
+        let mut exchange = call.exchange(leaving.status(), Attempts::Policy);
+        let shared = call.state.shared.clone();
+        if let Some(event) = signal {
+            // Nothing lies between the signal and the request: written together, and the
+            // signal raised then (meanwhile no capability can be minted: the call was moved
+            // in, and none is alive to be cloned).
+            exchange = exchange.with_opening(Opening {
+                event,
+                then: Box::new(move || {
+                    shared.raise_stop();
+                }),
+            });
+        }
+        Ok(StatusUpdate::new(exchange, flow(call, leaving)))
     }
 }
 
@@ -734,184 +728,68 @@ impl Call<Recording> {
         self.state.shared.outstanding()
     }
 
-    /// Stops recording: raises the stop signal, waits until every retention capability has
-    /// ended (or `drain_deadline` completes, e.g. `tokio::time::sleep(…)`), and only then
-    /// reports `notRecording`.
+    /// The first step of [`stop_recording`](Self::stop_recording), with no I/O: raises the
+    /// stop signal (written to the trail first, G9) and returns the call [`Draining`]. With no
+    /// capability alive, the signal is written with the `notRecording` request instead,
+    /// nothing lying between them.
     ///
-    /// Graph's answer counts as acknowledged when it is a 2xx whose operation is `completed`
-    /// or not yet final (`running`, `notStarted`, `null`): retention has ended either way, and
-    /// the call is `NotRecording` as far as media is concerned.
+    /// The result: Graph's answer counts as acknowledged when it is a 2xx whose operation is
+    /// `completed` or not yet final (`running`, `notStarted`, `null`): retention has ended
+    /// either way. Otherwise `failed` is reported best effort and the result is
+    /// [`StopError::Unacknowledged`].
     ///
     /// # Errors
-    /// [`StopError::StillRecording`] if capabilities outlived the deadline or nothing could be
-    /// sent; [`StopError::Unacknowledged`] if Graph did not acknowledge the report.
-    ///
-    /// # Cancellation
-    /// Dropping this future drops the call. While draining, or while the request is in
-    /// flight, that is a `Call<Recording>` dropped: its retention is revoked at once (no write
-    /// in flight, none can start); a driver's call also queues a best-effort `notRecording`.
-    pub async fn stop_recording<T: Transport, D: Future<Output = ()> + Send>(
-        self,
-        graph: &Graph<T>,
-        drain_deadline: D,
-    ) -> Result<Call<NotRecording>, StopError> {
-        let (call, exchanged) = self
-            .leave(graph, RecordingStatus::NotRecording, drain_deadline)
-            .await?;
-        // An acknowledged answer is written with the transition it leads to: both or neither.
-        let accepted = matches!(
-            exchanged.sent,
-            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })
-        );
-        let transition =
-            accepted.then(|| call.transition(CallState::NotRecording, "notRecording reported"));
-        let (sent, _, _) = exchanged.record(call.sink(), transition);
-        match sent.accepted() {
-            Ok(()) => Ok(call.into_state(NotRecording { _priv: () })),
-            // Refused by Graph, lost, or refused by the trail (with the transition).
-            Err(reason) => Err(StopError::Unacknowledged {
-                call: call.fail(graph, reason).await,
-            }),
-        }
+    /// [`StopError::StillRecording`] if the signal could not be written (nothing changed).
+    pub fn start_stop(self) -> Result<Stopping, StopError> {
+        self.leave(Leaving::Stop, |call, _| Box::new(StopFlow { call }))
     }
 
-    /// The blocking twin of [`stop_recording`](Self::stop_recording), draining for at most
-    /// `drain_timeout`.
+    /// The first step of [`report_failure`](Self::report_failure), with no I/O: as
+    /// [`start_stop`](Self::start_stop), then `failed` is reported for `reason`.
     ///
     /// # Errors
-    /// As [`stop_recording`](Self::stop_recording).
-    pub fn stop_recording_blocking<T: BlockingTransport + Sync>(
+    /// As [`start_stop`](Self::start_stop).
+    pub fn start_failure_report(
         self,
-        graph: &Graph<T>,
-        drain_timeout: Duration,
-    ) -> Result<Call<NotRecording>, StopError> {
-        let deadline = DeadlineAt(Instant::now() + drain_timeout);
-        block_on(self.stop_recording(&graph.blocking(), deadline))
-    }
-
-    /// Recording broke: ends every capability (as [`stop_recording`](Self::stop_recording))
-    /// and then reports `failed`.
-    ///
-    /// # Errors
-    /// As [`stop_recording`](Self::stop_recording); on `Unacknowledged` the call is `Failed`
-    /// all the same.
-    ///
-    /// # Cancellation
-    /// As [`stop_recording`](Self::stop_recording).
-    pub async fn report_failure<T: Transport, D: Future<Output = ()> + Send>(
-        self,
-        graph: &Graph<T>,
         reason: impl Into<String>,
-        drain_deadline: D,
-    ) -> Result<Call<Failed>, StopError> {
-        let reason = reason.into();
-        let (call, exchanged) = self
-            .leave(graph, RecordingStatus::Failed, drain_deadline)
-            .await?;
-        // The answer and the (forced) transition are written together, or the transition
-        // alone if they are refused.
-        let transition = call.transition(CallState::Failed, &reason);
-        let (sent, _, unrecorded) = exchanged.record(call.sink(), Some(transition));
-        if let Some(transition) = unrecorded {
-            call.forced(&transition);
-        }
-        let reported = sent.accepted();
-        let failed = call.into_state(Failed {
-            reason: match reported {
-                Ok(()) => Error::Reported(reason),
-                Err(e) => e,
-            },
-            unsettled: None,
-        });
-        if matches!(failed.reason(), Error::Reported(_)) {
-            Ok(failed)
-        } else {
-            Err(StopError::Unacknowledged { call: failed })
-        }
+    ) -> Result<ReportingFailure, StopError> {
+        self.leave(Leaving::Failure(reason.into()), |call, leaving| {
+            Box::new(FailureFlow {
+                call,
+                reason: leaving.into_reason(),
+            })
+        })
     }
 
-    /// The blocking twin of [`report_failure`](Self::report_failure).
-    ///
-    /// # Errors
-    /// As [`report_failure`](Self::report_failure).
-    pub fn report_failure_blocking<T: BlockingTransport + Sync>(
+    /// Raises the stop signal, once its event is in the trail (G9): a refused signal leaves
+    /// the call as it was. With capabilities alive, the drain is a step of its own: the signal
+    /// is written and raised before it waits. With none, the signal waits to be written with
+    /// the request.
+    fn leave<O>(
         self,
-        graph: &Graph<T>,
-        reason: impl Into<String>,
-        drain_timeout: Duration,
-    ) -> Result<Call<Failed>, StopError> {
-        let deadline = DeadlineAt(Instant::now() + drain_timeout);
-        block_on(self.report_failure(&graph.blocking(), reason, deadline))
-    }
-
-    /// Drains, then sends `status`. Returns the call disarmed (every capability has ended, so
-    /// none can be minted and dropping it revokes nothing) and the exchange, whose answer the
-    /// caller records with the transition it leads to.
-    async fn leave<T: Transport, D: Future<Output = ()> + Send>(
-        self,
-        graph: &Graph<T>,
-        status: RecordingStatus,
-        drain_deadline: D,
-    ) -> Result<(Self, Exchanged), StopError> {
-        // The stop signal is raised only once its event is in the trail (G9): a refused signal
-        // leaves the call as it was. With capabilities alive, the drain is a step of its own:
-        // the signal is written and raised before it waits. With none, nothing lies between
-        // the signal and the request: they are written together, and the signal raised then
-        // (meanwhile no capability can be minted: `self` was moved in, and none is alive to
-        // be cloned).
-        let shared = &self.state.shared;
-        let outstanding = shared.outstanding();
+        leaving: Leaving,
+        flow: fn(Self, Leaving) -> Box<dyn Flow<O>>,
+    ) -> Result<Draining<O>, StopError> {
+        let outstanding = self.outstanding();
         let signal = AuditEvent::now(
             self.id.normalized(),
             AuditKind::DrainStarted { outstanding },
         );
-        let mut signal = if outstanding == 0 {
+        let signal = if outstanding == 0 {
             Some(signal)
         } else {
             if let Err(e) = self.sink().record(&signal) {
                 return Err(self.still_recording(e.into()));
             }
-            shared.raise_stop();
-            if let Err(outstanding) = shared.drain(drain_deadline).await {
-                let _ = self.audit(AuditKind::DrainTimedOut { outstanding });
-                return Err(self.still_recording(Error::DrainTimeout { outstanding }));
-            }
+            self.state.shared.raise_stop();
             None
         };
-        // Every owned handle is gone, and no borrowed one can exist: `self` was moved in. An
-        // end the sink refused earlier must be in the trail before the report (G9).
-        if let Err(e) = shared.record_unrecorded() {
-            self.signal_alone(signal.take());
-            return Err(self.still_recording(e.into()));
-        }
-        let sink = self.sink();
-        let batched = signal.is_some();
-        let mut open = |request_sent: AuditEvent| match signal.take() {
-            Some(signal) => {
-                sink.record_batch(&[signal, request_sent])?;
-                shared.raise_stop();
-                Ok(())
-            }
-            None => sink.record(&request_sent),
-        };
-        let opening = if batched {
-            Some(&mut open as Opening<'_>)
-        } else {
-            None
-        };
-        let exchanged = self
-            .exchange(graph, status, Attempts::Policy, opening)
-            .await;
-        let exchanged = match exchanged {
-            Ok(exchanged) => exchanged,
-            Err(e) => {
-                self.signal_alone(signal.take());
-                return Err(self.still_recording(e));
-            }
-        };
-        let mut call = self;
-        call.state.armed = false;
-        Ok((call, exchanged))
+        Ok(Draining {
+            call: self,
+            signal,
+            leaving,
+            flow,
+        })
     }
 
     /// A stop that sends nothing, with nothing to drain, still took its first step: its signal
@@ -929,42 +807,5 @@ impl Call<Recording> {
             call: Box::new(self),
             error,
         }
-    }
-}
-
-/// Completes once `Instant::now()` reaches the instant; [`block_on`] re-polls it.
-struct DeadlineAt(Instant);
-
-impl Future for DeadlineAt {
-    type Output = ();
-
-    fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs a future on the current thread. Used by the blocking twins, whose futures never wait on
-/// I/O: they wait only on the retention drain (woken) or a [`DeadlineAt`] (re-polled).
-fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        thread::park_timeout(Duration::from_millis(5));
     }
 }

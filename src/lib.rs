@@ -71,8 +71,10 @@
 //! # Without the driver
 //!
 //! The driver sits on a lower layer, with no runtime of its own: [`Calls`] opens [`Call`]
-//! values, and each transition sends one request through a [`Graph`] and returns the next
-//! state, with no retries, deadlines or notification routing. Borrowed capabilities
+//! values, and each transition runs over a [`Graph`] (async, or blocking with the `_blocking`
+//! twins) and returns the next state: retries as the graph's [`RetryPolicy`] says (the same
+//! decisions either way), no notification routing. Underneath, every transition is a sequence
+//! of steps with no I/O ([`exchange`]) that a bot with its own HTTP stack can drive itself. Borrowed capabilities
 //! ([`Retention`]) are checked statically there: stopping while one is alive does not
 //! compile.
 //!
@@ -148,10 +150,12 @@
 //! 3. **[`retention`] and the states**: capabilities, the gate they write through, and the
 //!    four typestates.
 //! 4. **The registry** of live calls ([`Calls`]): one value per Graph call, recording episodes.
-//! 5. **The client** ([`Graph`]): endpoint, tokens, transport, and the exchange of one status
-//!    update (audited, retried).
-//! 6. **The calls** ([`Call`]): the transitions.
-//! 7. **The [`driver`]** and its hub, on tokio.
+//! 5. **The steps** of one status update ([`exchange`]: audited attempts, retry decisions)
+//!    and **the calls** ([`Call`]): every transition as steps with no I/O.
+//! 6. **The client** ([`Graph`]): endpoint, tokens, transport, timer, and the two thin loops
+//!    (async and blocking) that run the steps.
+//! 7. **The [`driver`]** and its hub, on tokio: a client of the layers below through their
+//!    public API and one crate-private seam.
 //!
 //! The webhook authenticator, the transports, the test kit ([`testing`]) and the emulator sit
 //! beside these, on the values and the audit trail.
@@ -189,6 +193,7 @@ pub mod driver;
 pub mod emulator;
 mod endpoint;
 pub mod error;
+pub mod exchange;
 mod graph;
 pub mod notification;
 mod protocol;
@@ -197,27 +202,34 @@ pub mod request;
 pub mod response;
 pub mod retention;
 // Hidden: its free functions are internals that the fuzz targets reach; `RetryPolicy` is
-// `driver::RetryPolicy`.
+// re-exported below.
 #[doc(hidden)]
 pub mod retry;
+mod seam;
 mod state;
 mod status;
 pub mod testing;
 mod token;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 pub mod transport;
 pub mod transports;
 mod types;
 #[cfg(feature = "jwt")]
 pub mod webhook;
 
-pub use call::{AnyCall, Begin, Call, CanBegin, Ended, NotSent, StopError};
+pub use call::{
+    AnyCall, Begin, Beginning, Call, CanBegin, Draining, Ended, NotSent, ReportingFailure,
+    StopError, Stopping,
+};
 pub use endpoint::Endpoint;
 pub use error::Error;
-pub use graph::Graph;
+pub use graph::{Graph, ThreadTimer, Timer};
 pub use http;
 pub use protocol::CallState;
 pub use registry::Calls;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
+pub use retry::RetryPolicy;
 // The transition table, for the protocol spec test (`tests/protocol_spec.rs`), not for bots.
 #[doc(hidden)]
 pub use protocol::{TRANSITIONS, Transition};

@@ -175,7 +175,6 @@ impl Calls {
 
     /// Revokes the retention of `id`'s current recording episode, if it has one (Graph
     /// terminated the call). Returns whether there was one to revoke.
-    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
     pub(crate) fn revoke(&self, id: &CallId) -> bool {
         let recording = self
             .existing_entry(id)

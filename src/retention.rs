@@ -42,7 +42,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use crate::audit::{AuditKind, AuditSink, record_for};
 use crate::error::AuditError;
@@ -201,6 +202,35 @@ impl RetentionShared {
             }
         })
         .await
+    }
+
+    /// [`drain`](Self::drain) on this thread: parks until no owned handle is alive (the last
+    /// one to end unparks it), or `timeout` has passed.
+    pub(crate) fn drain_blocking(&self, timeout: Duration) -> Result<(), usize> {
+        let deadline = Instant::now() + timeout;
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        loop {
+            if self.gate.drained_or_register(&waker) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return match self.gate.owned() {
+                    0 => Ok(()),
+                    alive => Err(alive),
+                };
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+}
+
+/// Wakes a thread parked in [`RetentionShared::drain_blocking`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -543,6 +573,20 @@ impl<C: Capability, W> RetentionWriter<C, W> {
     /// Enters `capability`'s gate through `slot` for one inner write: the guard holds it
     /// until dropped. Takes the fields, not `self`, so that the inner writer stays free to
     /// borrow mutably.
+    /// Runs `write` on the inner writer holding the capability (G8): the async writes of the
+    /// `tokio` feature go through here, as the blocking ones go through [`enter`](Self::enter).
+    #[allow(dead_code)] // Used by the `tokio` feature's `AsyncWrite`.
+    pub(crate) fn through<R>(&mut self, write: impl FnOnce(&mut W) -> R) -> io::Result<R> {
+        let _held = Self::enter(&self.capability, &self.slot)?;
+        Ok(write(&mut self.inner))
+    }
+
+    /// The inner writer and the capability, without a flush.
+    #[allow(dead_code)] // Used by the `tokio` feature's `finish_async`.
+    pub(crate) fn into_parts(self) -> (W, C) {
+        (self.inner, self.capability)
+    }
+
     fn enter<'a>(capability: &'a C, slot: &'a Slot) -> io::Result<WriteGuard<'a>> {
         capability
             .usable()?
@@ -586,47 +630,5 @@ impl<C: Capability, W: io::Write> io::Write for RetentionWriter<C, W> {
     fn flush(&mut self) -> io::Result<()> {
         let _held = Self::enter(&self.capability, &self.slot)?;
         self.inner.flush()
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<C: Capability + Unpin, W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite
-    for RetentionWriter<C, W>
-{
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let _held = Self::enter(&this.capability, &this.slot)?;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let _held = Self::enter(&this.capability, &this.slot)?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let _held = Self::enter(&this.capability, &this.slot)?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl<C: Capability, W: tokio::io::AsyncWrite + Unpin> RetentionWriter<C, W> {
-    /// Flushes the inner async writer and returns it with the capability.
-    ///
-    /// # Errors
-    /// The flush failed.
-    pub async fn finish_async(mut self) -> io::Result<(W, C)>
-    where
-        C: Unpin,
-    {
-        tokio::io::AsyncWriteExt::flush(&mut self).await?;
-        Ok((self.inner, self.capability))
     }
 }

@@ -323,7 +323,6 @@ pub fn may_retry(policy: &RetryPolicy, attempt: u32, elapsed: Duration, wait: Du
 
 /// A jitter fraction in `[0, 1)` from the randomness of a v4 UUID (64 of its 122 random bits;
 /// the version and variant bits are skipped).
-#[cfg_attr(not(feature = "driver"), allow(dead_code))]
 pub(crate) fn jitter() -> f64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut random = [0u8; 8];

@@ -22,9 +22,10 @@ use crate::call::Call;
 use crate::notification::{NotificationError, OperationUpdate, parse_notifications};
 use crate::registry::Calls;
 use crate::response::Operation;
+use crate::seam::{MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id, revoke};
 use crate::state::PendingRecording;
 use crate::status::OperationStatus;
-use crate::types::{CallId, MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id};
+use crate::types::CallId;
 
 /// The longest operation id the hub keeps, in bytes; longer ids cannot be Graph's (GUIDs, 36
 /// bytes) and are dropped from an update before it is kept.
@@ -810,7 +811,7 @@ impl Hub {
         }
         for (call_id, info) in terminated {
             self.mark_ended(&call_id);
-            let revoked = self.calls.revoke(&call_id);
+            let revoked = revoke(&self.calls, &call_id);
             tracing::info!(%call_id, revoked, "Graph terminated the call");
             audit(
                 call_id.normalized(),

@@ -19,27 +19,51 @@
 //!   finds the later episode, and stops), never for its further retries.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::audit::AuditSink;
 use crate::call::{AnyCall, Begin, Call, CanBegin, Ended, NotSent, StopError};
 use crate::error::Error;
-use crate::graph::{Attempts, Graph, Scope, SendGuard, exchange_with};
-use crate::registry::{CallEntry, Calls, OrphanHook};
+use crate::exchange::{StatusUpdate, Step};
+use crate::graph::{Graph, Timer};
+use crate::registry::Calls;
+use crate::seam::{
+    CallEntry, OrphanHook, RecordingSent, RetentionShared, SendGuard, entry, normalize_id,
+    registry, remembered, report, revoke, unsettled,
+};
 
 mod hub;
+mod turns;
 
-use crate::retention::RetentionShared;
 pub use crate::retry::RetryPolicy;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State};
 use crate::status::RecordingStatus;
 use crate::transport::Transport;
-use crate::types::{CallId, normalize_id};
+use crate::types::CallId;
 use hub::{Budget, Key};
 pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN};
+use turns::Turns;
+
+/// tokio's clock for [`Graph`]'s waits ([`Timer`]): the driver's graph uses it, so that tests
+/// on tokio's paused clock pause the retries too.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 /// How long the driver waits, and how it retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,6 +336,10 @@ struct Inner<T> {
     config: DriverConfig,
     hub: Hub,
     events: mpsc::UnboundedSender<DriverEvent>,
+    /// One request in flight per call, in arrival order.
+    turns: Turns,
+    /// Tells the hub of every `recording` request before it is sent.
+    remember: Arc<dyn RecordingSent>,
 }
 
 impl<T: Transport + 'static> Driver<T> {
@@ -323,12 +351,14 @@ impl<T: Transport + 'static> Driver<T> {
         config: DriverConfig,
     ) -> (Self, DriverEvents) {
         let (events, rx) = mpsc::unbounded_channel();
-        let graph = graph.with_retry(config.retry.clone());
+        let graph = graph
+            .with_retry(config.retry.clone())
+            .with_timer(Arc::new(TokioTimer));
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<T>>| {
             let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
                 driver: weak.clone(),
             });
-            let calls = Calls::with_orphan_hook(audit.clone(), Some(hook));
+            let calls = registry(audit.clone(), hook);
             let hub = Hub::new(
                 audit.clone(),
                 events.clone(),
@@ -341,22 +371,10 @@ impl<T: Transport + 'static> Driver<T> {
             // The hub learns of every `recording` request before it is sent: if the exchange is
             // cancelled, or its outcome is unknown, the request is filed as abandoned so that
             // Graph's later completion surfaces as a late completion (G10).
-            let sent_hub = hub.clone();
-            let sent_calls = calls.clone();
-            let graph = graph.with_recording_sent(Arc::new(move |call: &CallId, context: &str| {
-                let (hub, calls) = (sent_hub.clone(), sent_calls.clone());
-                let (call, context) = (call.clone(), context.to_owned());
-                SendGuard::new(move || {
-                    let episode = calls.entry(&call).episode();
-                    let key = Key {
-                        call: call.normalized().to_owned(),
-                        operation: None,
-                        context,
-                        episode,
-                    };
-                    hub.abandon(&call, key);
-                })
-            }));
+            let remember: Arc<dyn RecordingSent> = Arc::new(Remember {
+                hub: hub.clone(),
+                calls: calls.clone(),
+            });
             Inner {
                 graph,
                 calls,
@@ -364,6 +382,8 @@ impl<T: Transport + 'static> Driver<T> {
                 config,
                 hub,
                 events,
+                turns: Turns::default(),
+                remember,
             }
         });
         (Self { inner }, rx)
@@ -426,7 +446,7 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
-        let pending = match call.begin_recording(&self.inner.graph).await? {
+        let pending = match self.run(call.start_recording()?).await? {
             Begin::Recording(c) => return Ok(Started::Recording(self.unless_ended(c))),
             Begin::Failed(c) => return Ok(self.failed(c)),
             Begin::Pending(c) => c,
@@ -440,7 +460,7 @@ impl<T: Transport + 'static> Driver<T> {
     fn unless_ended(&self, call: Call<Recording>) -> Call<Recording> {
         if self.inner.hub.has_ended(call.id()) {
             tracing::warn!(call_id = %call.id(), "acknowledged after Graph terminated the call; retention revoked");
-            self.inner.calls.revoke(call.id());
+            revoke(&self.inner.calls, call.id());
         }
         call
     }
@@ -448,7 +468,7 @@ impl<T: Transport + 'static> Driver<T> {
     /// A failed start whose outcome is unknown may still be completed by Graph: remember the
     /// attempt so that a late `completed` is surfaced.
     fn failed(&self, call: Call<Failed>) -> Started {
-        if let Some(unsettled) = call.unsettled() {
+        if let Some(unsettled) = unsettled(&call) {
             self.inner.hub.abandon(
                 call.id(),
                 Key {
@@ -462,8 +482,27 @@ impl<T: Transport + 'static> Driver<T> {
         Started::Failed(call)
     }
 
+    /// Runs `update` over the driver's graph, holding the call's turn (one request in flight
+    /// per call, in arrival order; the answer is in the trail before the next request), with
+    /// the hub told of every `recording` request before it is sent.
+    ///
+    /// # Cancellation
+    /// As [`Graph::run`]; a `recording` request dropped in flight is filed as abandoned.
+    async fn run<O>(&self, update: StatusUpdate<O>) -> O {
+        let update = remembered(update, self.inner.remember.clone());
+        let _turn = self.inner.turns.take(update.call_id()).await;
+        self.inner.graph.run(update).await
+    }
+
+    /// A step that may still need a request: [`run`](Self::run) it.
+    async fn finish<O>(&self, step: Step<O>) -> O {
+        match step {
+            Step::Done(out) => out,
+            Step::Next { update, .. } => self.run(update).await,
+        }
+    }
+
     async fn wait_pending(&self, mut pending: Call<PendingRecording>) -> Started {
-        let graph = &self.inner.graph;
         let deadline = tokio::time::Instant::now() + self.inner.config.pending_deadline;
         // If this future is dropped while waiting, the waiter files the request as abandoned,
         // so a later `completed` is still surfaced.
@@ -473,7 +512,7 @@ impl<T: Transport + 'static> Driver<T> {
                 biased;
                 update = waiter.updates.recv() => {
                     let Some((proof, operation)) = update else { break };
-                    match pending.handle_operation(graph, &proof, &operation).await {
+                    match self.finish(pending.apply_operation(&proof, &operation)).await {
                         Begin::Recording(c) => {
                             waiter.settle();
                             return Started::Recording(self.unless_ended(c));
@@ -490,14 +529,17 @@ impl<T: Transport + 'static> Driver<T> {
         }
         // Updates routed before the deadline still count; the rest turn late.
         for (proof, operation) in waiter.close() {
-            match pending.handle_operation(graph, &proof, &operation).await {
+            match self
+                .finish(pending.apply_operation(&proof, &operation))
+                .await
+            {
                 Begin::Recording(c) => return Started::Recording(self.unless_ended(c)),
                 Begin::Failed(c) => return Started::Failed(c),
                 Begin::Pending(c) => pending = c,
             }
         }
         tracing::warn!(call_id = %pending.id(), "pending recording operation passed its deadline");
-        self.failed(pending.abandon(graph).await)
+        self.failed(self.finish(pending.give_up_waiting()).await)
     }
 
     /// Stops recording: raises the stop signal, waits up to
@@ -525,7 +567,8 @@ impl<T: Transport + 'static> Driver<T> {
             });
         }
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
-        call.stop_recording(&self.inner.graph, drain).await
+        let update = call.start_stop()?.drained(drain).await?;
+        self.run(update).await
     }
 
     /// Recording broke: ends every capability, then reports `failed` (with retries).
@@ -548,7 +591,8 @@ impl<T: Transport + 'static> Driver<T> {
             });
         }
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
-        call.report_failure(&self.inner.graph, reason, drain).await
+        let update = call.start_failure_report(reason)?.drained(drain).await?;
+        self.run(update).await
     }
 
     /// The call terminated: its retention is revoked, and no request will be sent for it
@@ -587,8 +631,8 @@ impl<T: Transport + 'static> Driver<T> {
             EndStatus::NotRecording => RecordingStatus::NotRecording,
             EndStatus::Failed => RecordingStatus::Failed,
         };
-        let entry = self.inner.calls.entry(&late.call_id);
-        self.send_end_status(&late.call_id, status, &entry, late.episode)
+        let entry = entry(&self.inner.calls, &late.call_id);
+        self.send_end_status(&late.call_id, status, entry, late.episode)
             .await
     }
 
@@ -596,22 +640,14 @@ impl<T: Transport + 'static> Driver<T> {
         &self,
         call: &CallId,
         status: RecordingStatus,
-        entry: &CallEntry,
+        entry: Arc<CallEntry>,
         episode: u64,
     ) -> Result<(), Error> {
         if self.inner.hub.has_ended(call) {
             return Err(Error::CallEnded);
         }
-        let (sent, _) = exchange_with(
-            &self.inner.graph,
-            &*self.inner.audit,
-            call,
-            status,
-            Attempts::Policy,
-            Scope::Episode(entry, episode),
-        )
-        .await?;
-        sent.accepted()
+        let update = report(call, self.inner.audit.clone(), status, entry, episode);
+        self.run(update).await
     }
 }
 
@@ -621,6 +657,30 @@ impl From<Started> for AnyCall {
             Started::Recording(c) => Self::Recording(c),
             Started::Failed(c) => Self::Failed(c),
         }
+    }
+}
+
+/// Files a `recording` request as abandoned in the hub when its outcome may be applied by
+/// Graph unseen (its exchange was dropped, or ended with the outcome unknown).
+struct Remember {
+    hub: Hub,
+    calls: Calls,
+}
+
+impl RecordingSent for Remember {
+    fn sent(&self, call: &CallId, client_context: &str) -> SendGuard {
+        let (hub, calls) = (self.hub.clone(), self.calls.clone());
+        let (call, context) = (call.clone(), client_context.to_owned());
+        SendGuard::new(move || {
+            let episode = entry(&calls, &call).episode();
+            let key = Key {
+                call: call.normalized().to_owned(),
+                operation: None,
+                context,
+                episode,
+            };
+            hub.abandon(&call, key);
+        })
     }
 }
 
@@ -652,7 +712,7 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
                         .send_end_status(
                             &call,
                             RecordingStatus::NotRecording,
-                            &entry,
+                            entry,
                             episode,
                         )
                         .await
