@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::auth::Authenticated;
 use crate::error::{AuditError, Error};
-use crate::exchange::{Attempts, Exchange, Flow, Opening, Scope, StatusUpdate, Step};
+use crate::exchange::{Attempts, Exchange, Flow, Prelude, Scope, StatusUpdate, Step};
 use crate::protocol::CallState;
 use crate::registry::{Calls, Claim};
 use crate::response::Operation;
@@ -690,7 +690,7 @@ impl<O: 'static> Draining<O> {
             // Nothing lies between the signal and the request: written together, and the
             // signal raised then (meanwhile no capability can be minted: the call was moved
             // in, and none is alive to be cloned).
-            exchange = exchange.with_opening(Opening {
+            exchange = exchange.with_prelude(Prelude {
                 event,
                 then: Box::new(move || {
                     shared.raise_stop();

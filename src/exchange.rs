@@ -342,7 +342,7 @@ pub(crate) enum Finished {
     /// what the phase's first step wrote.
     Unsent(Error),
     /// At least one attempt was sent.
-    Sent(Box<Exchanged>),
+    Sent(Box<Concluded>),
 }
 
 /// Hooks the layer above may set on an exchange: told before each `recording` request is
@@ -403,7 +403,7 @@ pub(crate) enum Attempts {
 
 /// The events written with the first attempt's `request_sent` (the stop signal, when nothing
 /// lies between it and the request), and what to do once they are in the trail.
-pub(crate) struct Opening {
+pub(crate) struct Prelude {
     pub(crate) event: AuditEvent,
     pub(crate) then: Box<dyn FnOnce() + Send>,
 }
@@ -423,7 +423,7 @@ pub(crate) struct Exchange {
     refresh_token: bool,
     refreshed: bool,
     sent_any: bool,
-    opening: Option<Opening>,
+    prelude: Option<Prelude>,
     /// The attempt in flight, or the last one.
     current: Option<UpdateRequest>,
     /// The token of the attempt in flight, to keep it out of what the trail says of failures.
@@ -460,7 +460,7 @@ impl Exchange {
             refresh_token: false,
             refreshed: false,
             sent_any: false,
-            opening: None,
+            prelude: None,
             current: None,
             token: None,
             on_recording_sent: None,
@@ -468,8 +468,8 @@ impl Exchange {
         }
     }
 
-    pub(crate) fn with_opening(mut self, opening: Opening) -> Self {
-        self.opening = Some(opening);
+    pub(crate) fn with_prelude(mut self, prelude: Prelude) -> Self {
+        self.prelude = Some(prelude);
         self
     }
 
@@ -485,9 +485,9 @@ impl Exchange {
         *self = *next;
     }
 
-    /// The opening not yet written (nothing was sent), for the flow to write alone.
-    pub(crate) fn take_opening(&mut self) -> Option<Opening> {
-        self.opening.take()
+    /// The prelude not yet written (nothing was sent), for the flow to write alone.
+    pub(crate) fn take_prelude(&mut self) -> Option<Prelude> {
+        self.prelude.take()
     }
 
     fn clock(&mut self, now: Instant) {
@@ -538,10 +538,10 @@ impl Exchange {
                 client_request_id: update.client_request_id().to_owned(),
             },
         );
-        let opening = self.opening.take();
+        let prelude = self.prelude.take();
         let audit = &*self.audit;
-        let write = || match opening {
-            Some(Opening { event, then }) => {
+        let write = || match prelude {
+            Some(Prelude { event, then }) => {
                 audit.record_batch(&[event, request_sent])?;
                 then();
                 Ok(())
@@ -590,8 +590,8 @@ impl Exchange {
 
     fn abort(&mut self, error: Error) -> Finished {
         if self.sent_any {
-            Finished::Sent(Box::new(Exchanged {
-                sent: Sent::Lost(error),
+            Finished::Sent(Box::new(Concluded {
+                reply: Reply::Lost(error),
                 update: self.current.take(),
                 response: None,
             }))
@@ -647,8 +647,8 @@ impl Exchange {
         }
         // The outcome is unknown: an armed guard goes off here.
         self.guard = None;
-        Attempted::Finished(Finished::Sent(Box::new(Exchanged {
-            sent: Sent::Lost(error),
+        Attempted::Finished(Finished::Sent(Box::new(Concluded {
+            reply: Reply::Lost(error),
             update: self.current.take(),
             response: None,
         })))
@@ -684,8 +684,8 @@ impl Exchange {
         let Some(next) = next else {
             // The final answer: the flow records it, with the step it leads to.
             self.guard = None;
-            return Attempted::Finished(Finished::Sent(Box::new(Exchanged {
-                sent: Sent::Answered(outcome),
+            return Attempted::Finished(Finished::Sent(Box::new(Concluded {
+                reply: Reply::Answered(outcome),
                 update: self.current.take(),
                 response: Some(answered),
             })));
@@ -693,8 +693,8 @@ impl Exchange {
         // An answer that is retried is in the trail before the retry.
         if let Err(e) = self.audit.record(&answered) {
             self.guard = None;
-            return Attempted::Finished(Finished::Sent(Box::new(Exchanged {
-                sent: Sent::Lost(e.into()),
+            return Attempted::Finished(Finished::Sent(Box::new(Concluded {
+                reply: Reply::Lost(e.into()),
                 update: self.current.take(),
                 response: None,
             })));
@@ -747,14 +747,14 @@ impl Exchange {
 
 /// What one phase's final attempt came to.
 #[derive(Debug)]
-pub(crate) enum Sent {
+pub(crate) enum Reply {
     /// Graph answered (the last attempt's answer, after any retries).
     Answered(Outcome),
     /// No usable answer: the outcome is unknown.
     Lost(Error),
 }
 
-impl Sent {
+impl Reply {
     /// Whether an end-of-recording report (`notRecording`/`failed`) was accepted: a 2xx whose
     /// operation is completed or still pending. Anything else is the error to report.
     pub(crate) fn accepted(self) -> Result<(), Error> {
@@ -774,19 +774,19 @@ impl Sent {
 /// flow to [`record`](Self::record) it, together with the event of the step the answer leads
 /// to when nothing lies between them, in one [`AuditSink::record_batch`].
 #[derive(Debug)]
-pub(crate) struct Exchanged {
-    pub(crate) sent: Sent,
+pub(crate) struct Concluded {
+    pub(crate) reply: Reply,
     /// The request of the final attempt.
     pub(crate) update: Option<UpdateRequest>,
     /// The final answer's `response_received`; `Some` exactly when `sent` is `Answered`.
     response: Option<AuditEvent>,
 }
 
-impl Exchanged {
+impl Concluded {
     /// Records the answer's `response_received` followed by `step`, the event of the step the
     /// answer leads to, with one batch: both are in the trail or neither is (with a sink that
     /// writes batches all or nothing, as the crate's do). A refusal turns the answer into
-    /// [`Sent::Lost`] with the sink's error, exactly as a refused `response_received` alone
+    /// [`Reply::Lost`] with the sink's error, exactly as a refused `response_received` alone
     /// did: the caller then takes the path of an answer it never got, and not `step`.
     ///
     /// Returns the outcome, and `step` back if it is not in the trail (refused with the answer,
@@ -795,22 +795,22 @@ impl Exchanged {
         self: Box<Self>,
         audit: &dyn AuditSink,
         step: Option<AuditEvent>,
-    ) -> (Sent, Option<AuditEvent>) {
+    ) -> (Reply, Option<AuditEvent>) {
         let Some(response) = self.response else {
-            return (self.sent, step);
+            return (self.reply, step);
         };
         let Some(step) = step else {
             return match audit.record(&response) {
-                Ok(()) => (self.sent, None),
-                Err(e) => (Sent::Lost(e.into()), None),
+                Ok(()) => (self.reply, None),
+                Err(e) => (Reply::Lost(e.into()), None),
             };
         };
         let batch = [response, step];
         match audit.record_batch(&batch) {
-            Ok(()) => (self.sent, None),
+            Ok(()) => (self.reply, None),
             Err(e) => {
                 let [_, step] = batch;
-                (Sent::Lost(e.into()), Some(step))
+                (Reply::Lost(e.into()), Some(step))
             }
         }
     }
@@ -897,7 +897,7 @@ impl Flow<Result<(), Error>> for Report {
     ) -> Progress<Result<(), Error>> {
         Progress::Done(match finished {
             Finished::Unsent(error) => Err(error),
-            Finished::Sent(exchanged) => exchanged.record(exchange.audit(), None).0.accepted(),
+            Finished::Sent(concluded) => concluded.record(exchange.audit(), None).0.accepted(),
         })
     }
 }

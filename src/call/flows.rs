@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{ACKNOWLEDGED, Begin, Call, CanBegin, NotSent, StopError};
 use crate::error::Error;
-use crate::exchange::{Exchange, Exchanged, Finished, Flow, Opening, Progress, Sent, Step};
+use crate::exchange::{Concluded, Exchange, Finished, Flow, Prelude, Progress, Reply, Step};
 use crate::protocol::CallState;
 use crate::response::Outcome;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State, Unsettled};
@@ -68,7 +68,7 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
         finished: Finished,
     ) -> Progress<Result<Begin, NotSent<S>>> {
         let Self { call, episode } = *self;
-        let exchanged = match finished {
+        let concluded = match finished {
             Finished::Unsent(error) => {
                 // Back where it was: the transition to `PendingRecording` is in the trail.
                 call.forced(&crate::audit::AuditEvent::now(
@@ -81,9 +81,9 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
                 ));
                 return Progress::Done(Err(NotSent { call, error }));
             }
-            Finished::Sent(exchanged) => exchanged,
+            Finished::Sent(concluded) => concluded,
         };
-        let (context, client_request_id) = match &exchanged.update {
+        let (context, client_request_id) = match &concluded.update {
             Some(update) => (
                 update.client_context().clone(),
                 update.client_request_id().to_owned(),
@@ -97,7 +97,7 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
             operation_id: None,
             episode,
         });
-        progress(answered(pending, exchange, exchanged), exchange)
+        progress(answered(pending, exchange, concluded), exchange)
     }
 }
 
@@ -106,18 +106,18 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
 fn answered<S: CanBegin>(
     mut pending: Call<PendingRecording>,
     exchange: &Exchange,
-    exchanged: Box<Exchanged>,
+    concluded: Box<Concluded>,
 ) -> Step<Result<Begin, NotSent<S>>> {
     let acknowledged = matches!(
-        &exchanged.sent,
-        Sent::Answered(Outcome::Completed { operation, .. })
+        &concluded.reply,
+        Reply::Answered(Outcome::Completed { operation, .. })
             if operation.client_context.as_deref().is_none_or(|c| c == pending.client_context())
     );
     let transition = acknowledged.then(|| pending.transition(CallState::Recording, ACKNOWLEDGED));
-    let outcome = match exchanged.record(exchange.audit(), transition).0 {
+    let outcome = match concluded.record(exchange.audit(), transition).0 {
         // Lost, or the answer refused by the trail: as if it had not come.
-        Sent::Lost(error) => return pending.fail_pending(error, begun_failed::<S>),
-        Sent::Answered(outcome) => outcome,
+        Reply::Lost(error) => return pending.fail_pending(error, begun_failed::<S>),
+        Reply::Answered(outcome) => outcome,
     };
     let reason = match outcome {
         Outcome::Completed { operation, .. } if acknowledged => {
@@ -161,14 +161,14 @@ impl<X: State, O: 'static> Flow<O> for FailFlow<X, O> {
                 tracing::warn!(call_id = %call.id, error = %e, "could not report `failed`");
                 Some(transition)
             }
-            Finished::Sent(exchanged) => {
-                let (sent, unrecorded) = exchanged.record(exchange.audit(), Some(transition));
+            Finished::Sent(concluded) => {
+                let (sent, unrecorded) = concluded.record(exchange.audit(), Some(transition));
                 match sent {
-                    Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => {}
-                    Sent::Answered(outcome) => {
+                    Reply::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => {}
+                    Reply::Answered(outcome) => {
                         tracing::warn!(call_id = %call.id, ?outcome, "`failed` report not acknowledged");
                     }
-                    Sent::Lost(e) => {
+                    Reply::Lost(e) => {
                         tracing::warn!(call_id = %call.id, error = %e, "could not report `failed`");
                     }
                 }
@@ -185,7 +185,7 @@ impl<X: State, O: 'static> Flow<O> for FailFlow<X, O> {
 /// A stop that sends nothing, with nothing to drain, still took its first step: its signal
 /// is written alone (best effort) and, once written, raised.
 fn signal_alone(call: &Call<Recording>, exchange: &mut Exchange) {
-    if let Some(Opening { event, then }) = exchange.take_opening()
+    if let Some(Prelude { event, then }) = exchange.take_prelude()
         && call.sink().record(&event).is_ok()
     {
         then();
@@ -208,24 +208,24 @@ impl Flow<Result<Call<NotRecording>, StopError>> for StopFlow {
         finished: Finished,
     ) -> Progress<Result<Call<NotRecording>, StopError>> {
         let mut call = self.call;
-        let exchanged = match finished {
+        let concluded = match finished {
             Finished::Unsent(error) => {
                 signal_alone(&call, exchange);
                 return Progress::Done(Err(call.still_recording(error)));
             }
-            Finished::Sent(exchanged) => exchanged,
+            Finished::Sent(concluded) => concluded,
         };
         // Every capability has ended: none can be minted, and dropping the call revokes
         // nothing.
         call.state.armed = false;
         // An acknowledged answer is written with the transition it leads to: both or neither.
         let accepted = matches!(
-            exchanged.sent,
-            Sent::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })
+            concluded.reply,
+            Reply::Answered(Outcome::Completed { .. } | Outcome::Pending { .. })
         );
         let transition =
             accepted.then(|| call.transition(CallState::NotRecording, "notRecording reported"));
-        let (sent, _) = exchanged.record(exchange.audit(), transition);
+        let (sent, _) = concluded.record(exchange.audit(), transition);
         match sent.accepted() {
             Ok(()) => Progress::Done(Ok(call.into_state(NotRecording { _priv: () }))),
             // Refused by Graph, lost, or refused by the trail (with the transition).
@@ -253,18 +253,18 @@ impl Flow<Result<Call<Failed>, StopError>> for FailureFlow {
         finished: Finished,
     ) -> Progress<Result<Call<Failed>, StopError>> {
         let Self { mut call, reason } = *self;
-        let exchanged = match finished {
+        let concluded = match finished {
             Finished::Unsent(error) => {
                 signal_alone(&call, exchange);
                 return Progress::Done(Err(call.still_recording(error)));
             }
-            Finished::Sent(exchanged) => exchanged,
+            Finished::Sent(concluded) => concluded,
         };
         call.state.armed = false;
         // The answer and the (forced) transition are written together, or the transition
         // alone if they are refused.
         let transition = call.transition(CallState::Failed, &reason);
-        let (sent, unrecorded) = exchanged.record(exchange.audit(), Some(transition));
+        let (sent, unrecorded) = concluded.record(exchange.audit(), Some(transition));
         if let Some(transition) = unrecorded {
             call.forced(&transition);
         }

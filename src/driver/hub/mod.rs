@@ -7,7 +7,7 @@
 //! normalised once when a request registers and once per update, so routing one completion
 //! costs the same at 100 or 10,000 pending calls.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -26,6 +26,9 @@ use crate::seam::{MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id, revoke}
 use crate::state::PendingRecording;
 use crate::status::OperationStatus;
 use crate::types::CallId;
+use memory::{EndedCalls, Memory};
+
+mod memory;
 
 /// The longest operation id the hub keeps, in bytes; longer ids cannot be Graph's (GUIDs, 36
 /// bytes) and are dropped from an update before it is kept.
@@ -268,158 +271,6 @@ fn lookups(update: &Update) -> Vec<String> {
     keys
 }
 
-/// Remembered entries of one kind, indexed by string keys, bounded by age and bytes.
-struct Memory<T> {
-    entries: HashMap<u64, Entry<T>>,
-    /// Ids in insertion order (and so in age order); removed ids are skipped lazily.
-    order: VecDeque<u64>,
-    index: HashMap<String, Vec<u64>>,
-    bytes: usize,
-}
-
-struct Entry<T> {
-    at: Instant,
-    bytes: usize,
-    keys: Vec<String>,
-    value: T,
-}
-
-impl<T> Default for Memory<T> {
-    fn default() -> Self {
-        Self {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            index: HashMap::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<T> Memory<T> {
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn insert(&mut self, id: u64, at: Instant, keys: Vec<String>, bytes: usize, value: T) {
-        let bytes = bytes + keys.iter().map(|k| k.len() * 2 + 16).sum::<usize>();
-        for k in &keys {
-            self.index.entry(k.clone()).or_default().push(id);
-        }
-        self.bytes += bytes;
-        self.order.push_back(id);
-        self.entries.insert(
-            id,
-            Entry {
-                at,
-                bytes,
-                keys,
-                value,
-            },
-        );
-    }
-
-    fn remove(&mut self, id: u64) -> Option<T> {
-        let entry = self.entries.remove(&id)?;
-        self.bytes -= entry.bytes;
-        for k in &entry.keys {
-            if let Some(ids) = self.index.get_mut(k) {
-                ids.retain(|i| *i != id);
-                if ids.is_empty() {
-                    self.index.remove(k);
-                }
-            }
-        }
-        Some(entry.value)
-    }
-
-    /// The first entry found under any of `keys` that `pred` accepts.
-    fn find(&self, keys: &[String], mut pred: impl FnMut(&T) -> bool) -> Option<u64> {
-        keys.iter()
-            .filter_map(|k| self.index.get(k))
-            .flatten()
-            .copied()
-            .find(|id| self.entries.get(id).is_some_and(|e| pred(&e.value)))
-    }
-
-    /// Removes and returns the oldest entry if it is older than `max_age`.
-    fn pop_expired(&mut self, now: Instant, max_age: Duration) -> Option<T> {
-        while let Some(&id) = self.order.front() {
-            let Some(entry) = self.entries.get(&id) else {
-                self.order.pop_front();
-                continue;
-            };
-            if now.saturating_duration_since(entry.at) <= max_age {
-                return None;
-            }
-            self.order.pop_front();
-            return self.remove(id);
-        }
-        None
-    }
-
-    fn pop_oldest(&mut self) -> Option<T> {
-        while let Some(id) = self.order.pop_front() {
-            if let Some(value) = self.remove(id) {
-                return Some(value);
-            }
-        }
-        None
-    }
-}
-
-/// Ended calls by normalised id, oldest first. Lighter than a [`Memory`] (one map, one queue,
-/// no index): the hub keeps one per ended call, about 200 bytes each.
-#[derive(Default)]
-struct Ended {
-    at: HashMap<String, Instant>,
-    /// In the order they ended; an entry whose call ended again later is stale and skipped.
-    order: VecDeque<(Instant, String)>,
-    /// Estimated heap bytes, counted against the budget like the other memories: each id is
-    /// held twice (map and queue), and each of the two slots is counted one and a half times
-    /// for the spare capacity of a growing map or queue. Measured (`benches/memory.rs`):
-    /// about 196 bytes per ended call at 10,000 calls, counted as 184.
-    bytes: usize,
-}
-
-impl Ended {
-    fn cost(call: &str) -> usize {
-        3 * std::mem::size_of::<(Instant, String)>() + 2 * call.len()
-    }
-
-    fn insert(&mut self, call: &str, now: Instant) {
-        // Ended again (a later call under the same id): the newer time counts, and the queue
-        // keeps a second, stale entry until it is popped.
-        self.at.insert(call.to_owned(), now);
-        self.order.push_back((now, call.to_owned()));
-        self.bytes += Self::cost(call);
-    }
-
-    fn contains(&self, call: &str) -> bool {
-        self.at.contains_key(call)
-    }
-
-    /// Forgets the oldest ended call: any (`None`), or only one older than `max_age` at `now`.
-    fn pop(&mut self, expired: Option<(Instant, Duration)>) -> Option<String> {
-        while let Some((at, call)) = self.order.front() {
-            if let Some((now, max_age)) = expired
-                && now.saturating_duration_since(*at) <= max_age
-            {
-                return None;
-            }
-            let current = self.at.get(call) == Some(at);
-            let Some((_, call)) = self.order.pop_front() else {
-                break;
-            };
-            self.bytes -= Self::cost(&call);
-            if current {
-                self.at.remove(&call);
-                return Some(call);
-            }
-        }
-        None
-    }
-}
-
 /// A request whose call gave up waiting: its late `completed` is surfaced, never applied.
 struct Abandoned {
     call_id: CallId,
@@ -440,9 +291,9 @@ struct HubState {
     abandoned: Memory<Abandoned>,
     settled: Memory<Key>,
     held: Memory<(Authenticated, Update)>,
-    /// Ended calls, to refuse further requests for them and ignore their updates; bounded by
+    /// EndedCalls calls, to refuse further requests for them and ignore their updates; bounded by
     /// the same age and bytes as the others.
-    ended: Ended,
+    ended: EndedCalls,
     budget: Budget,
 }
 
@@ -636,7 +487,7 @@ impl Hub {
                 abandoned: Memory::default(),
                 settled: Memory::default(),
                 held: Memory::default(),
-                ended: Ended::default(),
+                ended: EndedCalls::default(),
                 budget,
             })),
             audit,
