@@ -101,9 +101,17 @@ pub struct NotSent<S: State> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StopError {
-    /// Nothing was reported and the call is still `Recording`: capabilities were alive at the
-    /// drain deadline ([`Error::DrainTimeout`]), or the request could not be built or audited.
-    /// The stop signal stays raised; end the media tasks and try again.
+    /// Nothing was reported and the call is still `Recording`. `error` says why, and what to
+    /// do:
+    /// - [`Error::DrainTimeout`]: capabilities were alive at the drain deadline. The stop
+    ///   signal stays raised ([`Call::is_stopping`]): end the media tasks, then stop again.
+    /// - [`Error::Audit`]: the trail refused an event. If it refused the stop signal itself,
+    ///   the signal was not raised (`is_stopping()` is `false`: the signal exists only once its
+    ///   event does, G9), so the media tasks were not told. Stop again once the sink accepts
+    ///   events (the signal is written and raised then), or end the media tasks by your own
+    ///   means and drop their handles.
+    /// - Anything else (no token, a request that could not be built): nothing was sent. The
+    ///   signal stays raised if capabilities were alive; fix the cause and stop again.
     #[error("still recording: {error}")]
     StillRecording {
         /// The call, still recording.
@@ -726,6 +734,12 @@ impl Call<Recording> {
     /// How many capabilities are alive.
     pub fn outstanding(&self) -> usize {
         self.state.shared.outstanding()
+    }
+
+    /// Whether the stop signal is raised: a stop began (its event is in the trail) and the
+    /// media tasks see [`RetentionHandle::is_stopping`].
+    pub fn is_stopping(&self) -> bool {
+        self.state.shared.is_stopping()
     }
 
     /// The first step of [`stop_recording`](Self::stop_recording), with no I/O: raises the

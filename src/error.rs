@@ -82,6 +82,13 @@ pub enum Error {
     /// The audit sink refused the event; nothing was sent. Fix the sink, then retry.
     #[error("audit trail could not be written")]
     Audit(#[from] AuditError),
+    /// A string is not a Graph call id (see [`CallId`]); nothing was sent.
+    #[error(transparent)]
+    InvalidCallId(#[from] InvalidCallId),
+    /// A string is not a valid `clientContext` (see [`ClientContext`](crate::ClientContext));
+    /// nothing was sent.
+    #[error(transparent)]
+    InvalidClientContext(#[from] InvalidClientContext),
     /// The transport returned no response. Whether Graph applied the update is unknown: treat
     /// the update as not acknowledged.
     #[error("transport failed, outcome unknown")]

@@ -177,7 +177,7 @@ impl RetentionShared {
         self.owner.clone().orphaned(self.clone());
     }
 
-    fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.gate.is_stopping()
     }
 

@@ -332,3 +332,86 @@ fn block_on<F: Future>(future: F) -> F::Output {
         std::thread::yield_now();
     }
 }
+
+/// A sink that refuses the first `drain_started` it is given, and keeps everything else.
+#[derive(Debug, Default)]
+struct RefusesTheFirstStopSignal {
+    kept: MemorySink,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl recording_status::audit::AuditSink for RefusesTheFirstStopSignal {
+    fn record(
+        &self,
+        event: &recording_status::audit::AuditEvent,
+    ) -> Result<(), recording_status::error::AuditError> {
+        if matches!(
+            event.kind,
+            recording_status::audit::AuditKind::DrainStarted { .. }
+        ) && !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(recording_status::error::AuditError::Io(
+                std::io::Error::other("disk full"),
+            ));
+        }
+        self.kept.record(event)
+    }
+}
+
+/// When the trail refuses the stop signal, the signal is not raised (the media task is not
+/// told), and the error says so; following the documented advice (stop again once the sink
+/// accepts events) raises it, the media task ends, and the stop completes.
+#[test]
+fn a_refused_stop_signal_is_not_raised_and_stopping_again_as_documented_terminates() {
+    use recording_status::{Error, StopError};
+
+    let sink = Arc::new(RefusesTheFirstStopSignal::default());
+    let transport = ScriptedTransport::new()
+        .then(Answer::completed())
+        .then(Answer::completed());
+    let graph = Graph::new(transport, AccessToken::new("secret-token"));
+    let call = Calls::new(sink.clone())
+        .open(CALL.parse().unwrap())
+        .unwrap();
+    let Ok(Begin::Recording(call)) = call.begin_recording_blocking(&graph) else {
+        panic!("acknowledged");
+    };
+    let handle = call.retention_handle().unwrap();
+    let media = std::thread::spawn(move || {
+        // A media task: writes until told to stop, then ends its capability.
+        while !handle.is_stopping() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(handle);
+    });
+
+    let Err(StopError::StillRecording { call, error }) =
+        call.stop_recording_blocking(&graph, Duration::from_secs(5))
+    else {
+        panic!("the refused signal stops the stop");
+    };
+    assert!(matches!(error, Error::Audit(_)), "{error:?}");
+    assert!(!call.is_stopping(), "a refused signal is not raised");
+    assert_eq!(call.outstanding(), 1, "the media task was not told");
+
+    // The documented advice: stop again once the sink accepts events.
+    let stopped = call.stop_recording_blocking(&graph, Duration::from_secs(5));
+    assert!(stopped.is_ok(), "{stopped:?}");
+    media.join().unwrap();
+    verify(&sink.kept.events()).unwrap();
+}
+
+/// A bot's function returning the crate's `Error` can parse ids with `?`.
+#[test]
+fn invalid_ids_convert_into_the_crate_error() {
+    fn open(calls: &Calls, id: &str) -> Result<Call<NotRecording>, recording_status::Error> {
+        calls.open(id.parse()?)
+    }
+    let calls = Calls::new(Arc::new(MemorySink::default()));
+    let error = open(&calls, "../calls").unwrap_err();
+    assert!(
+        matches!(error, recording_status::Error::InvalidCallId(_)),
+        "{error:?}"
+    );
+    assert!(open(&calls, CALL).is_ok());
+}
