@@ -11,6 +11,11 @@
 //!   NotRecording` round trip on the three paths of `benches/core.rs`
 //!   (`support/round_trip.rs`), step by step for the typed and sans-IO ones.
 //!
+//! - Held updates: 100,000 `completed` notifications for calls nobody waits for, each held by
+//!   the hub as an early update: the bytes the hub counts against its budget
+//!   (`Hub::remembered_bytes`) against the live bytes the counting allocator sees and the
+//!   process's resident memory growth (`/proc/self/statm`), per update.
+//!
 //! Everything runs on one thread (a current-thread tokio runtime for the driver), so the
 //! counts are this work's alone. The transport answers `completed` in process, and the audit
 //! sink is `support::Discard` (keeps nothing): the counts include building every audit event,
@@ -155,6 +160,65 @@ fn print_run(path: &str, d: &Delta, runs: u64) {
         per(d.allocated),
         d.live as f64 / runs as f64
     );
+}
+
+/// The process's resident set, in bytes (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// What the hub counts for held updates against what they take: 100,000 `completed`
+/// notifications for calls nobody waits for.
+fn held_updates(rt: &tokio::runtime::Runtime) {
+    const UPDATES: usize = 100_000;
+    let proof = recording_status::auth::Authenticated::danger_authenticated_elsewhere("bench");
+    let body = |n: usize| {
+        let call = format!("57DAB8B1894C409AB240{n:012X}");
+        let operation = format!("0fe0623f-d628-42ed-b4bd-{n:012x}");
+        format!(
+            r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resourceUrl":"/communications/calls/{call}/operations/{operation}","resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","@odata.id":"/communications/calls/{call}/operations/{operation}","@odata.etag":"W/\"54451\"","id":"{operation}","clientContext":"d45324c1-fcb5-430a-902c-{n:012x}","status":"completed","resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":200,"subcode":0,"message":"Action completed successfully."}}}}}}]}}"##
+        )
+        .into_bytes()
+    };
+    rt.block_on(async {
+        let transport = |_: HttpRequest| async {
+            http::Response::builder()
+                .status(200)
+                .body(COMPLETED.to_vec())
+        };
+        let (driver, _events) = Driver::new(
+            Graph::new(transport, AccessToken::new("token")),
+            Arc::new(Discard),
+            DriverConfig::default()
+                .with_memory(Duration::from_secs(3600))
+                .with_memory_bytes(4 << 30),
+        );
+        let hub = driver.hub().clone();
+        let bodies: Vec<Vec<u8>> = (0..UPDATES).map(body).collect();
+        let (live_before, resident_before) = (snapshot(), resident_bytes());
+        for b in &bodies {
+            black_box(hub.deliver(&proof, b).unwrap());
+        }
+        let live = snapshot().since(&live_before).live as f64 / UPDATES as f64;
+        let resident = resident_bytes()
+            .zip(resident_before)
+            .map(|(after, before)| (after.saturating_sub(before)) as f64 / UPDATES as f64);
+        let counted = hub.remembered_bytes() as f64 / UPDATES as f64;
+        println!("\nHeld updates: {UPDATES} `completed` notifications for calls nobody waits for");
+        println!("| counted by the hub (B/update) | live, allocator (B/update) | resident growth (B/update) | counted / resident |");
+        println!("|---:|---:|---:|---:|");
+        match resident {
+            Some(resident) => println!(
+                "| {counted:.0} | {live:.0} | {resident:.0} | {:.2} |",
+                counted / resident
+            ),
+            None => println!("| {counted:.0} | {live:.0} | n/a | n/a |"),
+        }
+        drop(bodies);
+        drop(driver);
+    });
 }
 
 /// N calls held in `Recording`, each with a `RetentionHandle`; then stopped and ended.
@@ -493,6 +557,7 @@ fn main() {
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
 
     held_per_call(&rt);
+    held_updates(&rt);
 
     println!("\nAllocated per round trip (two requests), whole paths, {PER_CALL_RUNS} runs each");
     println!("| path | allocs | reallocs | bytes allocated | live change (B) |");

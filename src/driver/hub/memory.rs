@@ -6,6 +6,25 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// What `len` bytes on the heap cost: what the allocator takes for them (glibc's chunks, a
+/// common case: an 8-byte header, 16-byte steps, 32 bytes at least); 0 for nothing allocated.
+/// The budget counts this, not the bytes requested, so that it follows the process's memory
+/// (`benches/memory.rs`, "Held updates").
+pub(super) fn heap(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len + 8).next_multiple_of(16).max(32)
+    }
+}
+
+/// What a slot of `size` bytes in a hash map or a growing queue costs on average: one control
+/// byte, and the spare capacity a table keeps between its doublings (it is between 7/16 and
+/// 7/8 full).
+fn slot(size: usize) -> usize {
+    (size + 1) * 3 / 2
+}
+
 /// Remembered entries of one kind, indexed by string keys, bounded by age and bytes.
 pub(super) struct Memory<T> {
     entries: HashMap<u64, Entry<T>>,
@@ -38,6 +57,8 @@ impl<T> Memory<T> {
         self.entries.len()
     }
 
+    /// Remembers `value` under `keys`; `bytes` is what the value holds on the heap (see
+    /// [`heap`]): the entry's own costs (its slots, its keys, held twice) are added here.
     pub(super) fn insert(
         &mut self,
         id: u64,
@@ -46,7 +67,18 @@ impl<T> Memory<T> {
         bytes: usize,
         value: T,
     ) {
-        let bytes = bytes + keys.iter().map(|k| k.len() * 2 + 16).sum::<usize>();
+        let bytes = bytes
+            + slot(std::mem::size_of::<(u64, Entry<T>)>())
+            + slot(std::mem::size_of::<u64>())
+            + heap(keys.len() * std::mem::size_of::<String>())
+            + keys
+                .iter()
+                .map(|k| {
+                    2 * heap(k.len())
+                        + slot(std::mem::size_of::<(String, Vec<u64>)>())
+                        + heap(std::mem::size_of::<u64>())
+                })
+                .sum::<usize>();
         for k in &keys {
             self.index.entry(k.clone()).or_default().push(id);
         }
@@ -132,7 +164,7 @@ impl EndedCalls {
     }
 
     pub(super) fn insert(&mut self, call: &str, now: Instant) {
-        // EndedCalls again (a later call under the same id): the newer time counts, and the queue
+        // Ended again (a later call under the same id): the newer time counts, and the queue
         // keeps a second, stale entry until it is popped.
         self.at.insert(call.to_owned(), now);
         self.order.push_back((now, call.to_owned()));

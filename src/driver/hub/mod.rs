@@ -26,7 +26,7 @@ use crate::seam::{MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id, revoke}
 use crate::state::PendingRecording;
 use crate::status::OperationStatus;
 use crate::types::CallId;
-use memory::{EndedCalls, Memory};
+use memory::{EndedCalls, Memory, heap};
 
 mod memory;
 
@@ -186,23 +186,21 @@ impl Update {
         }
     }
 
-    /// The bytes this update costs while kept.
+    /// The bytes this update holds on the heap while kept (see [`heap`]).
     fn bytes(&self) -> usize {
-        let s = |o: &Option<String>| o.as_ref().map_or(0, String::len);
-        std::mem::size_of::<Self>()
-            + s(&self.call) * 2
-            + s(&self.operation) * 2
-            + s(&self.context) * 3
+        let s = |o: &Option<String>| o.as_ref().map_or(0, |s| heap(s.len()));
+        let op = &self.raw.operation;
+        s(&self.call)
+            + s(&self.operation)
+            + s(&self.context)
             + s(&self.raw.resource)
-            + s(&self.raw.operation.odata_type)
-            + s(&self.raw.operation.completion_reason)
-            + self
-                .raw
-                .operation
-                .result_info
-                .as_ref()
-                .map_or(0, |i| s(&i.message))
-            + s(&self.raw.operation.id)
+            + s(&self.raw.call_id)
+            + s(&self.raw.operation_id)
+            + s(&op.id)
+            + s(&op.client_context)
+            + s(&op.odata_type)
+            + s(&op.completion_reason)
+            + op.result_info.as_ref().map_or(0, |i| s(&i.message))
     }
 
     /// The operation handed to a waiting call, with the id from the notification's path when
@@ -239,14 +237,11 @@ impl Key {
         }
     }
 
+    /// The bytes this key holds on the heap (see [`heap`]).
     fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.call.len() * 2
-            + self
-                .operation
-                .as_ref()
-                .map_or(0, |o| o.len() * 2 + self.call.len())
-            + self.context.len() * 2
+        heap(self.call.len())
+            + self.operation.as_ref().map_or(0, |o| heap(o.len()))
+            + heap(self.context.len())
     }
 
     /// The index keys a remembered request is found under.
@@ -364,7 +359,7 @@ impl HubState {
             .is_none()
         {
             let id = self.id();
-            let bytes = key.bytes() + call_id.as_str().len() * 2;
+            let bytes = key.bytes() + heap(call_id.as_str().len());
             self.abandoned
                 .insert(id, now, key.index(), bytes, Abandoned { call_id, key });
         }
@@ -780,7 +775,7 @@ impl Hub {
             );
         }
         let id = s.id();
-        let bytes = update.bytes();
+        let bytes = update.bytes() + proof.tenant().map_or(0, |t| heap(t.len()));
         s.held
             .insert(id, now, held_keys, bytes, (proof.clone(), update));
         s.trim(now, notes);
