@@ -55,15 +55,19 @@
 //!
 //! **G2. Stop before notify.**
 //! - *Types:* a borrowed [`Retention<'c>`](crate::Retention) borrows the call, and
-//!   `stop_recording`, `report_failure` and `end` take the call by value: stopping while one is
-//!   alive does not compile.
+//!   `stop_recording`, `report_failure`, their first steps `start_stop` and
+//!   `start_failure_report`, and `end` take the call by value: stopping while one is alive does
+//!   not compile. The first step returns a [`Draining`](crate::Draining) call, which has no
+//!   request to send: only [`Draining::drained`](crate::Draining::drained) (or its blocking
+//!   twin), which waits for every owned handle, yields the status update.
 //! - *Run time:* owned handles are drained: leaving `Recording` raises the stop signal, awaits
 //!   the end of every handle under a deadline (a `DrainTimedOut` hands the call back, still
 //!   `Recording`, and sends nothing), and builds the status request afterwards.
 //! - *Verifier:* `G2/end-reported-while-retention-alive`, `G2/left-recording-while-retention-alive`,
 //!   `G2/retention-after-end-reported`.
 //! - *Tests:* `tests/ui/stop_while_retention_alive.rs`, `stop_while_writer_alive.rs`,
-//!   `report_failure_while_retention_alive.rs`, `end_while_retention_alive.rs`;
+//!   `report_failure_while_retention_alive.rs`, `end_while_retention_alive.rs`,
+//!   `stop_request_before_drain.rs`, `forge_draining_literal.rs`;
 //!   `tests/lifecycle.rs` `stop_waits_for_every_owned_handle`,
 //!   `drain_deadline_hands_the_call_back_and_sends_nothing`,
 //!   `retention_ends_are_audited_before_the_stop_request_under_races`; `tests/loom.rs`
