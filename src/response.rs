@@ -464,6 +464,8 @@ impl GraphError {
             Some(Permanent::InsufficientTenantPermissions)
         } else if any_code("7505") {
             Some(Permanent::TenantMismatch)
+        } else if any_code("8522") {
+            Some(Permanent::CallNotFound)
         } else if self.status == StatusCode::FORBIDDEN {
             Some(Permanent::Forbidden)
         } else if self.status == StatusCode::NOT_FOUND {
@@ -527,7 +529,9 @@ pub enum Permanent {
     TenantMismatch,
     /// HTTP 403 without a more specific code.
     Forbidden,
-    /// HTTP 404: the call is gone.
+    /// Code `8522` ("Call not found"), whatever the HTTP status, or HTTP 404: the call is gone
+    /// (it ended, perhaps before its `terminated` notification arrived). The driver ends it as
+    /// it ends a call Graph notified terminated.
     CallNotFound,
 }
 

@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::exchange::{StatusUpdate, Step};
 use crate::graph::{Graph, Timer};
 use crate::registry::Calls;
+use crate::response::{Permanent, ResultInfo};
 use crate::seam::{
     CallEntry, OrphanHook, RecordingSent, RetentionShared, SendGuard, entry, normalize_id,
     registry, remembered, report, revoke, unsettled,
@@ -465,9 +466,26 @@ impl<T: Transport + 'static> Driver<T> {
         call
     }
 
+    /// Graph answered that the call is gone (`8522` "Call not found", or `404`): it is ended
+    /// as a `terminated` notification ends it (retention revoked, no further request,
+    /// [`DriverEvent::CallTerminated`]).
+    fn gone_if_not_found(&self, call: &CallId, error: &Error) {
+        let Error::Graph(e) = error else { return };
+        if e.permanent() != Some(Permanent::CallNotFound) || self.inner.hub.has_ended(call) {
+            return;
+        }
+        let info = ResultInfo {
+            code: Some(i64::from(e.status.as_u16())),
+            subcode: e.code.as_deref().and_then(|c| c.parse().ok()),
+            message: e.message.clone(),
+        };
+        self.inner.hub.call_gone(call.clone(), Some(info));
+    }
+
     /// A failed start whose outcome is unknown may still be completed by Graph: remember the
     /// attempt so that a late `completed` is surfaced.
     fn failed(&self, call: Call<Failed>) -> Started {
+        self.gone_if_not_found(call.id(), call.reason());
         if let Some(unsettled) = unsettled(&call) {
             self.inner.hub.abandon(
                 call.id(),
@@ -566,9 +584,14 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
+        let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
         let update = call.start_stop()?.drained(drain).await?;
-        self.run(update).await
+        let stopped = self.run(update).await;
+        if let Err(StopError::Unacknowledged { call }) = &stopped {
+            self.gone_if_not_found(&id, call.reason());
+        }
+        stopped
     }
 
     /// Recording broke: ends every capability, then reports `failed` (with retries).
@@ -590,9 +613,14 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
+        let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
         let update = call.start_failure_report(reason)?.drained(drain).await?;
-        self.run(update).await
+        let reported = self.run(update).await;
+        if let Err(StopError::Unacknowledged { call }) = &reported {
+            self.gone_if_not_found(&id, call.reason());
+        }
+        reported
     }
 
     /// The call terminated: its retention is revoked, and no request will be sent for it
@@ -647,7 +675,11 @@ impl<T: Transport + 'static> Driver<T> {
             return Err(Error::CallEnded);
         }
         let update = report(call, self.inner.audit.clone(), status, entry, episode);
-        self.run(update).await
+        let reported = self.run(update).await;
+        if let Err(e) = &reported {
+            self.gone_if_not_found(call, e);
+        }
+        reported
     }
 }
 

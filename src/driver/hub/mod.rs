@@ -507,6 +507,30 @@ impl Hub {
         self.lock().waiting.len()
     }
 
+    /// Graph says the call is gone (a `terminated` notification, or `8522` "Call not found"
+    /// in an answer): its retention is revoked at once, no request is sent for it again, the
+    /// trail records `call_terminated`, and the bot gets [`DriverEvent::CallTerminated`].
+    pub(crate) fn call_gone(&self, call_id: CallId, info: Option<crate::response::ResultInfo>) {
+        self.mark_ended(&call_id);
+        let revoked = revoke(&self.calls, &call_id);
+        tracing::info!(%call_id, revoked, "Graph says the call is gone");
+        let event = AuditEvent::now(
+            call_id.normalized(),
+            AuditKind::CallTerminated {
+                code: info.as_ref().and_then(|i| i.code),
+                subcode: info.as_ref().and_then(|i| i.subcode),
+                message: info.as_ref().and_then(|i| i.message.clone()),
+            },
+        );
+        if let Err(e) = self.audit.record(&event) {
+            tracing::error!(error = %e, "could not audit the end of a call");
+        }
+        self.send(DriverEvent::CallTerminated {
+            call_id,
+            result_info: info,
+        });
+    }
+
     pub(crate) fn mark_ended(&self, call: &CallId) {
         let now = Instant::now();
         let mut notes = Vec::new();
@@ -656,21 +680,7 @@ impl Hub {
             );
         }
         for (call_id, info) in terminated {
-            self.mark_ended(&call_id);
-            let revoked = revoke(&self.calls, &call_id);
-            tracing::info!(%call_id, revoked, "Graph terminated the call");
-            audit(
-                call_id.normalized(),
-                AuditKind::CallTerminated {
-                    code: info.as_ref().and_then(|i| i.code),
-                    subcode: info.as_ref().and_then(|i| i.subcode),
-                    message: info.as_ref().and_then(|i| i.message.clone()),
-                },
-            );
-            self.send(DriverEvent::CallTerminated {
-                call_id,
-                result_info: info,
-            });
+            self.call_gone(call_id, info);
         }
         for l in late {
             tracing::warn!(call_id = %l.call_id, "late `completed` for an abandoned recording request");

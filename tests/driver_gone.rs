@@ -1,0 +1,99 @@
+//! Graph's `8522` ("Call not found", comms-samples#173), whatever the HTTP status, ends the
+//! call as a `terminated` notification does: the driver revokes its retention, sends nothing
+//! more for it, records `call_terminated` and tells the bot.
+#![cfg(feature = "driver")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use recording_status::audit::{AuditKind, MemorySink, verify};
+use recording_status::driver::{Driver, DriverConfig, DriverEvent, Started};
+use recording_status::response::{GraphError, Permanent};
+use recording_status::testing::{ScriptedTransport, Step};
+use recording_status::{AccessToken, Error, Graph, StopError};
+
+const CALL: &str = "8a5dfe3b-5f3e-4d6e-9b1c-7e2d9c0a8522";
+
+fn call_not_found(status: u16) -> Step {
+    Step::json(
+        status,
+        r#"{"error":{"code":"8522","message":"Call not found.","innerError":{"request-id":"7ebde706-ab9e-4495-b901-7ab4b0ce91ba","date":"2021-05-06T05:26:40"}}}"#,
+    )
+}
+
+#[test]
+fn code_8522_is_call_not_found_whatever_the_status() {
+    for status in [400, 404, 409, 500, 503] {
+        let response = http::Response::builder()
+            .status(status)
+            .body(br#"{"error":{"code":"8522","message":"Call not found."}}"#.to_vec())
+            .unwrap();
+        let error = GraphError::from_response(&response);
+        assert_eq!(error.permanent(), Some(Permanent::CallNotFound), "{status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_begin_answered_8522_ends_the_call() {
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new().then(call_not_found(500));
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Failed(call)) = driver.begin_recording(call).await else {
+        panic!("not recording");
+    };
+    assert!(
+        matches!(call.reason(), Error::Graph(_)),
+        "{:?}",
+        call.reason()
+    );
+    let event = events.try_recv().unwrap();
+    assert!(
+        matches!(&event, DriverEvent::CallTerminated { call_id, result_info: Some(info) }
+            if call_id.as_str() == CALL && info.subcode == Some(8522)),
+        "{event:?}"
+    );
+    // Nothing more is sent for it.
+    let again = driver.begin_recording(call).await;
+    assert!(
+        matches!(&again, Err(not_sent) if matches!(not_sent.error, Error::CallEnded)),
+        "{again:?}"
+    );
+    assert_eq!(driver.graph().transport().statuses(), ["recording"]);
+    assert!(audit.events().iter().any(|e| matches!(
+        e.kind,
+        AuditKind::CallTerminated {
+            subcode: Some(8522),
+            ..
+        }
+    )));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_answered_8522_ends_the_call() {
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new()
+        .then(Step::completed())
+        .then(call_not_found(404))
+        .then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(1));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), config);
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("recording");
+    };
+    let stopped = driver.stop_recording(call).await;
+    let Err(StopError::Unacknowledged { call }) = stopped else {
+        panic!("{stopped:?}");
+    };
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    let again = driver.begin_recording(call).await;
+    assert!(again.is_err(), "the call ended: {again:?}");
+    verify(&audit.events()).unwrap();
+}
