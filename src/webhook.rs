@@ -30,11 +30,11 @@
 //!
 //! The handler every bot writes: validate the bearer token, then hand the body to the
 //! driver's [`Hub`](crate::driver::Hub) with the proof, and answer Graph. Here with axum (any
-//! web framework works the same way: the hub takes a header value and the body's bytes).
+//! web framework works the same way: the hub takes the request's headers and body).
 //!
 //! | outcome | answer | why |
 //! |---|---|---|
-//! | the hub took the body ([`Hub::deliver`](crate::driver::Hub::deliver) returned `Ok`) | `202 Accepted` | the updates are routed; entries it could not use are audited, not errors |
+//! | the hub took the body ([`Hub::deliver_message`](crate::driver::Hub::deliver_message) returned `Ok`, a resend included) | `202 Accepted` | the updates are routed; entries it could not use are audited, not errors |
 //! | the token does not validate ([`AuthError`] other than `Keys`) | `401 Unauthorized` | the body is not read |
 //! | no key could be fetched ([`AuthError::Keys`]) | `500 Internal Server Error` | the bot's fault, not the sender's: Graph may retry |
 //! | the body is not a `commsNotifications` document ([`NotificationError`](crate::notification::NotificationError)) | `400 Bad Request` | nothing was routed; retrying the same body cannot help |
@@ -73,7 +73,8 @@
 //!         Err(AuthError::Keys(_)) => return StatusCode::INTERNAL_SERVER_ERROR,
 //!         Err(_) => return StatusCode::UNAUTHORIZED,
 //!     };
-//!     match webhook.hub.deliver(&proof, &body) {
+//!     // Graph resends a message it thinks was lost: each is applied once.
+//!     match webhook.hub.deliver_message(&proof, &headers, &body) {
 //!         Ok(_delivery) => StatusCode::ACCEPTED,
 //!         Err(_) => StatusCode::BAD_REQUEST,
 //!     }

@@ -97,3 +97,63 @@ async fn a_stop_answered_8522_ends_the_call() {
     assert!(again.is_err(), "the call ended: {again:?}");
     verify(&audit.events()).unwrap();
 }
+
+/// A notification Graph resends (`X-Microsoft-Skype-Original-Message-ID` naming the first
+/// delivery, msteams-docs#9170) is applied once: the call ends once, the bot is told once, and
+/// the trail records the resend.
+#[tokio::test]
+async fn a_resent_notification_is_applied_once() {
+    use recording_status::auth::Authenticated;
+    use recording_status::driver::{MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+
+    let audit = Arc::new(MemorySink::default());
+    let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    let terminated = format!(
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated","resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":200,"subcode":5001,"message":"The conversation has ended."}}}}}}]}}"##
+    );
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+    let first = headers(&[(MESSAGE_ID_HEADER, "b5cb158e-6cf1-429c-a7e6-67f360012b99")]);
+    let delivery = driver
+        .hub()
+        .deliver_message(&proof, &first, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((delivery.terminated, delivery.redelivered), (1, false));
+
+    for resend in [
+        headers(&[
+            (MESSAGE_ID_HEADER, "0d5a2a60-8b4b-4d51-9d43-3b6b3c0a1a11"),
+            (
+                ORIGINAL_MESSAGE_ID_HEADER,
+                "b5cb158e-6cf1-429c-a7e6-67f360012b99",
+            ),
+        ]),
+        // The same message again, id in another case.
+        headers(&[(MESSAGE_ID_HEADER, "B5CB158E-6CF1-429C-A7E6-67F360012B99")]),
+    ] {
+        let delivery = driver
+            .hub()
+            .deliver_message(&proof, &resend, terminated.as_bytes())
+            .unwrap();
+        assert_eq!((delivery.terminated, delivery.redelivered), (0, true));
+    }
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    assert!(events.try_recv().is_err(), "told once");
+    let resends = audit
+        .events()
+        .iter()
+        .filter(|e| matches!(e.kind, AuditKind::NotificationRedelivered { .. }))
+        .count();
+    assert_eq!(resends, 2);
+    verify(&audit.events()).unwrap();
+}

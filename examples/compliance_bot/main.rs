@@ -445,7 +445,7 @@ impl Webhook {
                 "compliance_bot --insecure-unauthenticated-webhook",
             ),
         };
-        match webhook.hub.deliver(&proof, &body) {
+        match webhook.hub.deliver_message(&proof, &headers, &body) {
             Ok(_) => StatusCode::ACCEPTED,
             Err(_) => StatusCode::BAD_REQUEST,
         }

@@ -95,6 +95,17 @@ pub enum AuditKind {
         /// Why it was not routed.
         reason: String,
     },
+    /// A notification message already applied was delivered again (Graph resends with
+    /// `X-Microsoft-Skype-Original-Message-ID`): acknowledged, not applied again. Not about a
+    /// call.
+    NotificationRedelivered {
+        /// The resend's `X-Microsoft-Skype-Message-ID`, if any.
+        message_id: Option<String>,
+        /// Its `X-Microsoft-Skype-Original-Message-ID`, if any.
+        original_message_id: Option<String>,
+        /// How the webhook request was authenticated.
+        via: String,
+    },
     /// A `completed` arrived for a `recording` request whose call had given up waiting. The
     /// call is not promoted; the bot is told so it can report `notRecording` or `failed`.
     LateCompletion {

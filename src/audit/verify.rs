@@ -392,6 +392,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             }
             AuditKind::TransportFailed { .. }
             | AuditKind::NotificationAccepted { .. }
+            | AuditKind::NotificationRedelivered { .. }
             | AuditKind::NotificationIgnored { .. }
             | AuditKind::LateCompletion { .. }
             | AuditKind::DrainStarted { .. }

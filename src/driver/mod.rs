@@ -47,7 +47,7 @@ use crate::status::RecordingStatus;
 use crate::transport::Transport;
 use crate::types::CallId;
 use hub::{Budget, Key};
-pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN};
+pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN, MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
 use turns::Turns;
 
 /// tokio's clock for [`Graph`]'s waits ([`Timer`]): the driver's graph uses it, so that tests
@@ -214,6 +214,8 @@ pub enum ForgottenKind {
     SettledRequest,
     /// A call that ended (kept to refuse further requests for it).
     EndedCall,
+    /// The id of a notification message applied (kept to apply a resend once).
+    DeliveredMessage,
 }
 
 impl ForgottenKind {
@@ -224,6 +226,7 @@ impl ForgottenKind {
             Self::AbandonedRequest => "abandoned_request",
             Self::SettledRequest => "settled_request",
             Self::EndedCall => "ended_call",
+            Self::DeliveredMessage => "delivered_message",
         }
     }
 }
@@ -271,7 +274,7 @@ pub enum Started {
     /// Nothing may be persisted.
     ///
     /// What to do with the value: retry with [`Driver::begin_recording`] (a permanent reason
-    /// such as [`Permanent::NotComplianceCall`](crate::response::Permanent::NotComplianceCall)
+    /// such as [`Permanent::NotComplianceCall`]
     /// will not change), or drop it. When the outcome was unknown (a deadline passed, an
     /// ambiguous error), Graph may still complete the request: the hub remembers it for
     /// [`DriverConfig::memory`] (10 minutes by default) and then reports

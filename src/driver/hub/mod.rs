@@ -50,7 +50,20 @@ pub struct Delivery {
     pub ignored: usize,
     /// Calls Graph said ended ([`DriverEvent::CallTerminated`]).
     pub terminated: usize,
+    /// The body was a resend of a message already applied ([`Hub::deliver_message`]): nothing
+    /// in it was applied again.
+    pub redelivered: bool,
 }
+
+/// The headers Graph's notification requests carry that say which message a body is: a resend
+/// keeps the first delivery's id in the second header.
+pub const MESSAGE_ID_HEADER: &str = "x-microsoft-skype-message-id";
+
+/// See [`MESSAGE_ID_HEADER`].
+pub const ORIGINAL_MESSAGE_ID_HEADER: &str = "x-microsoft-skype-original-message-id";
+
+/// The longest message id the hub keeps, in bytes; a longer one is not Graph's and is ignored.
+const MAX_MESSAGE_ID_LEN: usize = 256;
 
 /// What the hub may remember, and for how long. See [`DriverConfig`](super::DriverConfig).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,9 +299,12 @@ struct HubState {
     abandoned: Memory<Abandoned>,
     settled: Memory<Key>,
     held: Memory<(Authenticated, Update)>,
-    /// EndedCalls calls, to refuse further requests for them and ignore their updates; bounded by
+    /// Ended calls, to refuse further requests for them and ignore their updates; bounded by
     /// the same age and bytes as the others.
     ended: EndedCalls,
+    /// The ids of notification messages applied (`X-Microsoft-Skype-Message-ID`), so that a
+    /// resend is applied once.
+    messages: Memory<()>,
     budget: Budget,
 }
 
@@ -300,7 +316,11 @@ enum Note {
 
 impl HubState {
     fn bytes(&self) -> usize {
-        self.abandoned.bytes + self.settled.bytes + self.held.bytes + self.ended.bytes
+        self.abandoned.bytes
+            + self.settled.bytes
+            + self.held.bytes
+            + self.ended.bytes
+            + self.messages.bytes
     }
 
     fn id(&mut self) -> u64 {
@@ -328,12 +348,22 @@ impl HubState {
         while let Some(call) = self.ended.pop(Some((now, max_age))) {
             notes.push(forgotten(ForgottenKind::EndedCall, &call, "expired"));
         }
+        while self.messages.pop_expired(now, max_age).is_some() {
+            notes.push(forgotten(ForgottenKind::DeliveredMessage, "", "expired"));
+        }
         // Over the byte budget: settled requests go first (they only catch duplicates), then
         // held updates, then abandoned requests (each reported for reconciliation), and ended
         // calls last: forgetting one would let a late `completed` put a call Graph terminated
         // while it was pending into `Recording` (G8).
         while self.bytes() > self.budget.max_bytes {
-            if let Some(key) = self.settled.pop_oldest() {
+            if self.messages.pop_oldest().is_some() {
+                // Message ids only catch resends: forgotten first.
+                notes.push(forgotten(
+                    ForgottenKind::DeliveredMessage,
+                    "",
+                    "over budget",
+                ));
+            } else if let Some(key) = self.settled.pop_oldest() {
                 notes.push(forgotten(
                     ForgottenKind::SettledRequest,
                     &key.call,
@@ -482,6 +512,7 @@ impl Hub {
                 abandoned: Memory::default(),
                 settled: Memory::default(),
                 held: Memory::default(),
+                messages: Memory::default(),
                 ended: EndedCalls::default(),
                 budget,
             })),
@@ -594,6 +625,71 @@ impl Hub {
             updates,
             done: false,
         }
+    }
+
+    /// [`deliver`](Self::deliver), applying each notification message once: Graph resends a
+    /// message it thinks was not received, with `X-Microsoft-Skype-Original-Message-ID` set to
+    /// the first delivery's `X-Microsoft-Skype-Message-ID` (msteams-docs#9170). A body whose
+    /// message id, or original message id, was applied within
+    /// [`DriverConfig::memory`](super::DriverConfig::memory) is acknowledged but not applied again
+    /// ([`Delivery::redelivered`]), and the trail records `notification_redelivered`. Pass the
+    /// request's headers; ids that are absent, not ASCII or over 256 bytes are not used.
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver).
+    pub fn deliver_message(
+        &self,
+        proof: &Authenticated,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivery, NotificationError> {
+        let id = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_MESSAGE_ID_LEN)
+                .map(|v| format!("m:{}", v.to_ascii_lowercase()))
+        };
+        let (message, original) = (id(MESSAGE_ID_HEADER), id(ORIGINAL_MESSAGE_ID_HEADER));
+        let ids: Vec<String> = message.iter().chain(&original).cloned().collect();
+        if ids.is_empty() {
+            return self.deliver(proof, body);
+        }
+        let mut notes = Vec::new();
+        let seen = {
+            let mut s = self.lock();
+            let seen = s.messages.find(&ids, |()| true).is_some();
+            if !seen {
+                // Marked before it is applied: a resend racing the first delivery is caught.
+                let (now, id) = (Instant::now(), s.id());
+                let bytes = 0;
+                s.messages.insert(id, now, ids.clone(), bytes, ());
+                s.trim(now, &mut notes);
+            }
+            seen
+        };
+        self.report(notes);
+        if !seen {
+            return self.deliver(proof, body);
+        }
+        let id_of = |id: &Option<String>| id.as_deref().map(|m| m[2..].to_owned());
+        tracing::info!(message_id = ?id_of(&message), "notification resent; applied once already");
+        let event = AuditEvent::now(
+            "",
+            AuditKind::NotificationRedelivered {
+                message_id: id_of(&message),
+                original_message_id: id_of(&original),
+                via: proof.method().to_string(),
+            },
+        );
+        if let Err(e) = self.audit.record(&event) {
+            tracing::error!(error = %e, "could not audit a resent notification");
+        }
+        Ok(Delivery {
+            redelivered: true,
+            ..Delivery::default()
+        })
     }
 
     /// Hands an authenticated `commsNotifications` body to the waiting calls.
