@@ -157,3 +157,44 @@ async fn a_resent_notification_is_applied_once() {
     assert_eq!(resends, 2);
     verify(&audit.events()).unwrap();
 }
+
+/// The auditor's summary and timeline show a call Graph hung up on as ended by Graph, its
+/// recording time ending at the revocation, not as still `Recording`.
+#[tokio::test(start_paused = true)]
+async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
+    use recording_status::CallState;
+    use recording_status::audit::{summary, timeline};
+    use recording_status::auth::Authenticated;
+
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new().then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("recording");
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    driver.hub().deliver(&proof, terminated.as_bytes()).unwrap();
+    // Later the bot drops the value without ending it: the recording time ended with Graph's
+    // hang-up, and the call reads ended, not `Recording`.
+    std::thread::sleep(Duration::from_millis(30));
+    drop(call);
+    tokio::task::yield_now().await;
+    let events = audit.events();
+    let calls = summary(&events);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].final_state, Some(CallState::Ended));
+    assert!(calls[0].ended_by_graph);
+    assert!(
+        calls[0].recording_ms < 30,
+        "recording ends at the hang-up: {} ms",
+        calls[0].recording_ms
+    );
+    let svg = timeline(&events, CALL).unwrap();
+    assert!(svg.contains("ended by Graph"), "{svg}");
+}

@@ -25,8 +25,12 @@ pub struct CallSummary {
     pub recording_ms: i64,
     /// Retention capabilities started.
     pub capabilities: usize,
-    /// The state the trail leaves the call in, if it says.
+    /// The state the trail leaves the call in, if it says: [`CallState::Ended`] once Graph
+    /// hung up (whatever state the call's value was in then).
     pub final_state: Option<CallState>,
+    /// Graph ended the call (a `terminated` notification, or `8522` "Call not found"): its
+    /// recording time ends at that point, when its retention was revoked.
+    pub ended_by_graph: bool,
 }
 
 /// Summarises a trail per call, in order of first appearance. Entries without a call (a
@@ -46,6 +50,7 @@ pub fn summary(events: &[AuditEvent]) -> Vec<CallSummary> {
                     recording_ms: 0,
                     capabilities: 0,
                     final_state: None,
+                    ended_by_graph: false,
                 },
                 None,
             )
@@ -62,13 +67,23 @@ pub fn summary(events: &[AuditEvent]) -> Vec<CallSummary> {
                 {
                     c.recording_ms += (e.at - start).num_milliseconds();
                 }
-                c.final_state = Some(*to);
+                // A value's transitions after Graph hung up (its `end`) keep the call ended.
+                if !c.ended_by_graph {
+                    c.final_state = Some(*to);
+                }
             }
             AuditKind::RetentionStarted { .. } => c.capabilities += 1,
-            AuditKind::RetentionRevoked { .. } | AuditKind::CallTerminated { .. } => {
+            AuditKind::RetentionRevoked { .. } => {
                 if let Some(start) = since.take() {
                     c.recording_ms += (e.at - start).num_milliseconds();
                 }
+            }
+            AuditKind::CallTerminated { .. } => {
+                if let Some(start) = since.take() {
+                    c.recording_ms += (e.at - start).num_milliseconds();
+                }
+                c.final_state = Some(CallState::Ended);
+                c.ended_by_graph = true;
             }
             _ => {}
         }
@@ -166,7 +181,15 @@ pub fn timeline(events: &[AuditEvent], call: &str) -> Option<String> {
                         bar.1 = Some(at);
                     }
                 }
-                checkpoints.push((at, "revoked".to_owned()));
+                if matches!(e.kind, AuditKind::CallTerminated { .. }) {
+                    // Graph hung up: the call's state ends here, whatever its value was in.
+                    states.push((state, since, at));
+                    state = CallState::Ended;
+                    since = at;
+                    checkpoints.push((at, "ended by Graph".to_owned()));
+                } else {
+                    checkpoints.push((at, "revoked".to_owned()));
+                }
             }
             AuditKind::RequestSent { status, .. } => {
                 ticks.push((at, format!("→ {status}"), "#1f4e79"));
