@@ -1,14 +1,20 @@
 //! The command-line auditor, `recording-audit`, run as an auditor would: on real trails the
-//! crate wrote, on the hand-made forged trails of `tests/fixtures/trails`, on an edited chained
-//! trail, and drawing one call's timeline (golden-tested; `UPDATE_GOLDEN=1` rewrites it).
+//! library wrote, on the hand-made forged trails of the repository's `tests/fixtures/trails`,
+//! on an edited chained trail, and drawing one call's timeline (golden-tested; `UPDATE_GOLDEN=1`
+//! rewrites it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 use recording_status::audit::JsonLinesSink;
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Begin, Calls, Graph};
+
+/// The repository's `tests/fixtures/`, shared with the library's tests.
+fn fixtures() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).to_path_buf()
+}
 
 fn audit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recording-audit"))
@@ -61,7 +67,7 @@ fn a_real_trail_holds() {
 
 #[test]
 fn every_forged_trail_is_a_violation_naming_the_line_the_call_and_the_rule() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trails");
+    let dir = fixtures().join("trails");
     let mut forged = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -138,7 +144,7 @@ fn well_formed(svg: &str) -> Result<(), String> {
 
 #[test]
 fn the_timeline_of_one_call_matches_its_golden_picture() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timeline");
+    let root = fixtures().join("timeline");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("episode.svg");
     let o = audit(&[
