@@ -185,31 +185,35 @@
 //!
 //! # The command-line auditor
 //!
-//! *Specification; the binary is not shipped yet.* `recording-audit` reads JSON-lines trails
-//! as [`JsonLinesSink`](crate::audit::JsonLinesSink) writes them (chained or not) and runs
+//! `recording-audit`, the workspace's command-line tool (package `recording-audit` in
+//! `audit-cli/`, which a bot linking this crate never builds), reads JSON-lines trails as
+//! [`JsonLinesSink`](crate::audit::JsonLinesSink) writes them (chained or not) and runs
 //! [`check_chain`](crate::audit::check_chain) and [`verify`](crate::audit::verify) on them.
+//! From the repository: `cargo run -p recording-audit -- verify audit.jsonl`, or
+//! `cargo install --path audit-cli` and then `recording-audit verify audit.jsonl`;
+//! `recording-audit --help` lists the subcommands and their options.
 //!
 //! ```text
-//! recording-audit verify [--json] FILE…
-//!     Checks each trail: the hash chain (when the lines are chained) and the recording rule.
-//!     Prints, per file, "holds" with the counts, the calls left open (pending or recording,
-//!     with their live capabilities) and the recordings entered through
+//! recording-audit verify FILE... [--json] [--key-file PATH]
+//!     Checks each trail: the hash chain (keyed with --key-file when the bot keyed it) and
+//!     the recording rule. Prints, per file, "the rule holds" with the counts, the chain, a
+//!     torn last line (reported and ignored, as JsonLinesSink::read does), the calls left open
+//!     (pending or recording, with their live capabilities) and the recordings entered through
 //!     danger_authenticated_elsewhere; or the first violation:
-//!         FILE:LINE: call CALL_ID: RULE_CODE: words
-//!     A torn last line is reported and ignored, as JsonLinesSink::read does.
-//!     --json   one JSON object per file instead:
-//!              {"file", "holds": true, "events", "calls", "retentions",
-//!               "open": [{"call_id", "state", "live": [N…]}],
-//!               "unauthenticated": [{"call_id", "line", "update_line", "via"}]}
-//!              or {"file", "holds": false,
-//!                  "violation": {"line", "call_id", "rule", "words"}}
+//!         FILE:LINE: VIOLATION RULE_CODE (call CALL_ID): words
+//!     --json   one JSON array with an object per file instead:
+//!              {"file", "holds", "events", "calls", "retentions", "chain",
+//!               "torn_tail": [offset, bytes] or null,
+//!               "violation": {"line", "call_id", "rule", "words"} or null,
+//!               "open": ["…"], "unauthenticated": ["…"]}
 //!     Exit status: 0 the rule holds in every file (open calls are listed, not failures);
 //!                  1 a file breaks the rule or its chain;
-//!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event).
+//!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event),
+//!                    or the arguments are wrong.
 //!
-//! recording-audit summary FILE
-//!     Per call: episodes, time entering and leaving Recording, capabilities started and
-//!     ended, requests by status and outcome, state at the end of the trail.
+//! recording-audit summary FILE [--json]
+//!     Per call (an audit::CallSummary): episodes, time spent recording, capabilities
+//!     started, state at the end of the trail.
 //!
 //! recording-audit timeline FILE --call ID --svg OUT.svg
 //!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,

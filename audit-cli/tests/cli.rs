@@ -1,14 +1,20 @@
 //! The command-line auditor, `recording-audit`, run as an auditor would: on real trails the
-//! crate wrote, on the hand-made forged trails of `tests/fixtures/trails`, on an edited chained
-//! trail, and drawing one call's timeline (golden-tested; `UPDATE_GOLDEN=1` rewrites it).
+//! library wrote, on the hand-made forged trails of the repository's `tests/fixtures/trails`,
+//! on an edited chained trail, and drawing one call's timeline (golden-tested; `UPDATE_GOLDEN=1`
+//! rewrites it); and its command line (help, version, usage errors).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 use recording_status::audit::JsonLinesSink;
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Begin, Calls, Graph};
+
+/// The repository's `tests/fixtures/`, shared with the library's tests.
+fn fixtures() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).to_path_buf()
+}
 
 fn audit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recording-audit"))
@@ -61,7 +67,7 @@ fn a_real_trail_holds() {
 
 #[test]
 fn every_forged_trail_is_a_violation_naming_the_line_the_call_and_the_rule() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trails");
+    let dir = fixtures().join("trails");
     let mut forged = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -138,7 +144,7 @@ fn well_formed(svg: &str) -> Result<(), String> {
 
 #[test]
 fn the_timeline_of_one_call_matches_its_golden_picture() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timeline");
+    let root = fixtures().join("timeline");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("episode.svg");
     let o = audit(&[
@@ -179,4 +185,99 @@ fn the_well_formedness_check_can_fail() {
     assert!(well_formed("<svg><rect></svg>").is_err());
     assert!(well_formed("<svg><rect x=\"1/></svg>").is_err());
     assert!(well_formed("<svg><rect/></svg>").is_ok());
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_the_three_subcommands_and_the_exit_statuses_and_exits_0() {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let o = audit(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        for expected in ["verify", "summary", "timeline", "Exit status"] {
+            assert!(out.contains(expected), "{args:?}: {expected} in {out}");
+        }
+    }
+    let o = audit(&["verify", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for expected in ["--json", "--key-file", "FILE"] {
+        assert!(
+            stdout(&o).contains(expected),
+            "{expected} in {}",
+            stdout(&o)
+        );
+    }
+    let o = audit(&["timeline", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for expected in ["--call", "--svg"] {
+        assert!(
+            stdout(&o).contains(expected),
+            "{expected} in {}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_package_version_and_exits_0() {
+    for args in [&["--version"][..], &["-V"], &["verify", "--version"]] {
+        let o = audit(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        // `recording-audit 0.1.0`, or `recording-audit-verify 0.1.0` after a subcommand.
+        assert!(out.starts_with("recording-audit"), "{args:?}: {out}");
+        assert!(
+            out.trim_end()
+                .ends_with(concat!(" ", env!("CARGO_PKG_VERSION"))),
+            "{args:?}: {out}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_option_or_subcommand_exits_2_naming_it() {
+    let trail = fixtures().join("timeline/episode.jsonl");
+    let trail = trail.to_str().unwrap();
+    for (args, named) in [
+        (&["verify", "--frobnicate", trail][..], "--frobnicate"),
+        (&["summary", trail, "--key-file", "k"], "--key-file"),
+        (&["frobnicate"], "frobnicate"),
+    ] {
+        let o = audit(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(named), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_missing_argument_exits_2_naming_it() {
+    let trail = fixtures().join("timeline/episode.jsonl");
+    let trail = trail.to_str().unwrap();
+    for (args, named) in [
+        (&["verify"][..], "<FILE>"),
+        (&["summary"], "<FILE>"),
+        (&["timeline", trail, "--svg", "out.svg"], "--call"),
+        (&["timeline", trail, "--call", "x"], "--svg"),
+        (&["verify", trail, "--key-file"], "--key-file"),
+    ] {
+        let o = audit(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(named), "{args:?}: {}", stderr(&o));
+    }
+    let o = audit(&["summary", trail, trail]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains(trail), "{}", stderr(&o));
+}
+
+#[test]
+fn no_subcommand_prints_the_usage_on_stderr_and_exits_2() {
+    let o = audit(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("verify"), "{}", stderr(&o));
 }
