@@ -35,8 +35,11 @@ pub(crate) fn run(file: &Path, json: bool) -> u8 {
             c.episodes,
             c.recording_ms,
             c.capabilities,
-            c.final_state
-                .map_or_else(|| "-".to_owned(), |s| s.to_string())
+            match (c.final_state, c.ended_by_graph) {
+                (_, true) => "Ended (by Graph)".to_owned(),
+                (Some(state), false) => state.to_string(),
+                (None, false) => "-".to_owned(),
+            }
         );
     }
     HOLDS
