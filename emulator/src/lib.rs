@@ -433,19 +433,11 @@ impl Shared {
     }
 
     fn record(&self, request: RecordedRequest) {
-        let mut state = self.lock();
-        while state.requests.len() >= MAX_RECORDED_REQUESTS {
-            state.requests.pop_front();
-        }
-        state.requests.push_back(request);
+        self.lock().record(request);
     }
 
     fn set_status(&self, call_id: &str, status: RecordingStatus) {
-        let mut state = self.lock();
-        if state.statuses.len() >= MAX_TRACKED_CALLS {
-            state.statuses.clear();
-        }
-        state.statuses.insert(normalize_id(call_id), status);
+        self.lock().set_status(call_id, status);
     }
 
     /// The behaviour for the next valid request of `call_id`.
@@ -468,6 +460,22 @@ struct EmulatorState {
 }
 
 impl EmulatorState {
+    /// Keeps `request`, dropping the oldest beyond [`MAX_RECORDED_REQUESTS`].
+    fn record(&mut self, request: RecordedRequest) {
+        while self.requests.len() >= MAX_RECORDED_REQUESTS {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(request);
+    }
+
+    /// Remembers the call's status (forgetting every call's beyond [`MAX_TRACKED_CALLS`]).
+    fn set_status(&mut self, call_id: &str, status: RecordingStatus) {
+        if self.statuses.len() >= MAX_TRACKED_CALLS {
+            self.statuses.clear();
+        }
+        self.statuses.insert(normalize_id(call_id), status);
+    }
+
     /// The behaviour for the next valid request of `call` (normalised id).
     fn next_behavior(&mut self, call: &str) -> Behavior {
         if let Some(script) = self.scripts.get_mut(call) {
@@ -516,11 +524,51 @@ mod tests {
     }
 
     #[test]
-    fn default_positions_stay_bounded() {
+    fn what_is_remembered_stays_bounded() {
         let mut state = state();
         for i in 0..=MAX_TRACKED_CALLS {
-            let _ = state.next_behavior(&i.to_string());
+            let call = i.to_string();
+            let _ = state.next_behavior(&call);
+            state.set_status(&call, RecordingStatus::Recording);
         }
         assert!(state.default_positions.len() <= MAX_TRACKED_CALLS);
+        assert!(state.statuses.len() <= MAX_TRACKED_CALLS);
+
+        let request = RecordedRequest {
+            call_id: String::new(),
+            version: String::new(),
+            method: "POST".to_owned(),
+            path: "/".to_owned(),
+            status: None,
+            client_context: None,
+            client_request_id: None,
+            authorized: false,
+            http_status: 0,
+            at: Utc::now(),
+        };
+        for status in 0..=MAX_RECORDED_REQUESTS {
+            state.record(RecordedRequest {
+                http_status: u16::try_from(status % 600).unwrap_or_default(),
+                ..request.clone()
+            });
+        }
+        assert_eq!(state.requests.len(), MAX_RECORDED_REQUESTS);
+        // The oldest went first.
+        assert_eq!(state.requests.front().map(|r| r.http_status), Some(1));
+    }
+
+    #[test]
+    fn statuses_are_kept_by_normalised_id() {
+        let mut state = state();
+        state.set_status("57DAB8B1894C409AB240BD8BEAE78896", RecordingStatus::Failed);
+        state.set_status(
+            "57dab8b1-894c-409a-b240-bd8beae78896",
+            RecordingStatus::NotRecording,
+        );
+        assert_eq!(state.statuses.len(), 1);
+        assert_eq!(
+            state.statuses.get("57dab8b1894c409ab240bd8beae78896"),
+            Some(&RecordingStatus::NotRecording)
+        );
     }
 }
