@@ -134,7 +134,19 @@ impl TestKey {
     /// An `Authorization` header value (`Bearer eyJ…`) as Bot Framework sends with a calling
     /// notification: RS256, issuer [`BOT_FRAMEWORK_ISSUER`](Self::BOT_FRAMEWORK_ISSUER),
     /// audience `app_id`, tenant [`TENANT_ID`](Self::TENANT_ID), valid from a minute ago for an
-    /// hour. See the [type's example](Self).
+    /// hour. The [type's example](Self) verifies one with jsonwebtoken.
+    ///
+    /// # Example
+    /// ```
+    /// use graph_emulator::TestKey;
+    ///
+    /// let authorization = TestKey::FIRST.mint("my-app-id");
+    /// let token = authorization.strip_prefix("Bearer ").unwrap();
+    /// let header = jsonwebtoken::decode_header(token)?;
+    /// assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    /// assert_eq!(header.kid.as_deref(), Some(TestKey::FIRST.kid()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mint(&self, app_id: &str) -> String {
         self.mint_issued_by(Self::BOT_FRAMEWORK_ISSUER, app_id)
     }
