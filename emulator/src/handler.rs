@@ -210,6 +210,11 @@ pub(crate) async fn update_recording_status(
         }
     };
 
+    // A call Graph hung up on is gone: `8522`, as Graph answers (comms-samples#173).
+    if shared.has_ended(&call_id) {
+        let response = received.error(StatusCode::NOT_FOUND, "8522", "Call not found.", None);
+        return received.finish(&shared, response);
+    }
     // Valid: the script decides.
     let mut behavior = shared.next_behavior(&call_id);
     let mut delay = Duration::ZERO;
@@ -256,6 +261,7 @@ async fn read_body(request: Request) -> Option<Bytes> {
 fn answer_status(behavior: &Behavior) -> u16 {
     match behavior {
         Behavior::Complete
+        | Behavior::CompleteThenHangUp { .. }
         | Behavior::Running { .. }
         | Behavior::RunningThenFail { .. }
         | Behavior::Failed { .. }
@@ -341,6 +347,16 @@ impl Accepted {
                     self.operation(OperationStatus::Completed, None),
                     &origin,
                 )
+            }
+            Behavior::CompleteThenHangUp { after } => {
+                self.shared.set_status(&self.call_id, self.status);
+                let response = self.ok(
+                    received,
+                    self.operation(OperationStatus::Completed, None),
+                    &origin,
+                );
+                crate::notify::hang_up_later(self.shared.clone(), self.call_id.clone(), after);
+                response
             }
             Behavior::ForeignLocation => {
                 self.shared.set_status(&self.call_id, self.status);

@@ -223,6 +223,7 @@ impl Emulator {
                 default_positions: HashMap::new(),
                 requests: VecDeque::new(),
                 statuses: HashMap::new(),
+                ended: std::collections::HashSet::new(),
                 signing: Signing::new(),
             }),
             notifications_sent: AtomicUsize::new(0),
@@ -373,6 +374,14 @@ impl Emulator {
         self.shared.lock().signing.key
     }
 
+    /// Graph hangs up `call_id` now: every later request for the call is answered `404` with
+    /// code `8522` ("Call not found"), and a `terminated` notification (signed, if
+    /// [`sign_notifications_for`](Self::sign_notifications_for) was called) is `POST`ed to the
+    /// callback URL; returns once it was answered (or failed, or timed out).
+    pub async fn hang_up(&self, call_id: &str) {
+        notify::hang_up(&self.shared, call_id).await;
+    }
+
     /// Rotates the signing key as Bot Framework does: the next key is published next to the
     /// current one, and notifications are signed with it from now on. A bot whose key cache
     /// lacks it sees an unknown `kid` and must refresh. Returns the new key.
@@ -440,6 +449,20 @@ impl Shared {
         self.lock().set_status(call_id, status);
     }
 
+    /// Whether Graph hung up on `call_id`.
+    fn has_ended(&self, call_id: &str) -> bool {
+        self.lock().ended.contains(&normalize_id(call_id))
+    }
+
+    /// Graph hangs up on `call_id` (forgetting every ended call beyond [`MAX_TRACKED_CALLS`]).
+    fn end_call(&self, call_id: &str) {
+        let mut state = self.lock();
+        if state.ended.len() >= MAX_TRACKED_CALLS {
+            state.ended.clear();
+        }
+        state.ended.insert(normalize_id(call_id));
+    }
+
     /// The behaviour for the next valid request of `call_id`.
     fn next_behavior(&self, call_id: &str) -> Behavior {
         self.lock().next_behavior(&normalize_id(call_id))
@@ -456,6 +479,8 @@ struct EmulatorState {
     requests: VecDeque<RecordedRequest>,
     /// The last status accepted per call, by normalised id.
     statuses: HashMap<String, RecordingStatus>,
+    /// Calls Graph hung up on, by normalised id: requests for them get `8522`.
+    ended: std::collections::HashSet<String>,
     signing: Signing,
 }
 
@@ -505,6 +530,7 @@ mod tests {
             default_positions: HashMap::new(),
             requests: VecDeque::new(),
             statuses: HashMap::new(),
+            ended: std::collections::HashSet::new(),
             signing: Signing::new(),
         }
     }

@@ -12,7 +12,9 @@ use crate::handler::{Accepted, CLIENT_REQUEST_ID};
 use crate::wire::{
     ChangeType, OperationStatus, OperationUpdate, ResultInfo, encode_segment, upper_dashless,
 };
-use crate::{MAX_BODY_BYTES, NotifyStyle};
+use std::sync::Arc;
+
+use crate::{MAX_BODY_BYTES, NotifyStyle, Shared};
 
 /// How long a notification `POST` may take.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,57 +116,85 @@ impl Accepted {
     }
 
     async fn post(&self, url: &str, body: String, bearer: Option<&str>) {
-        let mut request = http::Request::new(Body::from(body));
-        *request.method_mut() = Method::POST;
-        match url.parse::<http::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
-                *request.uri_mut() = uri;
+        post(&self.shared, url, body, bearer).await;
+    }
+}
+
+/// `after` from now (unless the emulator stops first): Graph hangs up `call_id`
+/// ([`hang_up`]).
+pub(crate) fn hang_up_later(shared: Arc<Shared>, call_id: String, after: Duration) {
+    let mut stopped = shared.stopped.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = async {
+                tokio::time::sleep(after).await;
+                hang_up(&shared, &call_id).await;
+            } => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+    });
+}
+
+/// Graph hangs up `call_id`: the call is gone (later requests for it get `8522`), and a
+/// signed `terminated` notification in the documented shape (`call-delete.md`: `deleted` on
+/// the call's URL, a `#microsoft.graph.call` with `state` `terminated` and a `resultInfo`) goes
+/// to the callback URL.
+pub(crate) async fn hang_up(shared: &Arc<Shared>, call_id: &str) {
+    shared.end_call(call_id);
+    let Some(url) = shared.lock().callback_url.clone() else {
+        tracing::warn!(%call_id, "graph emulator: no callback url set; hang-up not notified");
+        return;
+    };
+    let body = crate::wire::terminated_notification(&encode_segment(call_id));
+    let bearer = shared.lock().signing.authorization();
+    post(shared, &url, body, bearer.as_deref()).await;
+}
+
+async fn post(shared: &Shared, url: &str, body: String, bearer: Option<&str>) {
+    let mut request = http::Request::new(Body::from(body));
+    *request.method_mut() = Method::POST;
+    match url.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+            *request.uri_mut() = uri;
+        }
+        _ => {
+            tracing::warn!("graph emulator: callback url is not an http url; notification dropped");
+            return;
+        }
+    }
+    let headers = request.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(id) = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {
+        headers.insert(CLIENT_REQUEST_ID, id);
+    }
+    if let Some(bearer) = bearer {
+        match HeaderValue::try_from(bearer) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
             }
-            _ => {
-                tracing::warn!(
-                    "graph emulator: callback url is not an http url; notification dropped"
-                );
-                return;
+            Err(_) => tracing::warn!("graph emulator: invalid callback authorization header"),
+        }
+    }
+    let sent = tokio::time::timeout(NOTIFY_TIMEOUT, async {
+        let response = shared.client.request(request).await?;
+        let status = response.status();
+        // Drain (bounded) so the connection can be reused.
+        let _ = axum::body::to_bytes(Body::new(response.into_body()), MAX_BODY_BYTES).await;
+        Ok::<_, hyper_util::client::legacy::Error>(status)
+    })
+    .await;
+    match sent {
+        Ok(Ok(status)) => {
+            shared.notifications_sent.fetch_add(1, Ordering::Relaxed);
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                shared.notifications_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            if !status.is_success() {
+                tracing::warn!(%status, "graph emulator: callback answered with an error");
             }
         }
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(id) = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {
-            headers.insert(CLIENT_REQUEST_ID, id);
-        }
-        if let Some(bearer) = bearer {
-            match HeaderValue::try_from(bearer) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, value);
-                }
-                Err(_) => tracing::warn!("graph emulator: invalid callback authorization header"),
-            }
-        }
-        let sent = tokio::time::timeout(NOTIFY_TIMEOUT, async {
-            let response = self.shared.client.request(request).await?;
-            let status = response.status();
-            // Drain (bounded) so the connection can be reused.
-            let _ = axum::body::to_bytes(Body::new(response.into_body()), MAX_BODY_BYTES).await;
-            Ok::<_, hyper_util::client::legacy::Error>(status)
-        })
-        .await;
-        match sent {
-            Ok(Ok(status)) => {
-                self.shared
-                    .notifications_sent
-                    .fetch_add(1, Ordering::Relaxed);
-                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                    self.shared
-                        .notifications_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                if !status.is_success() {
-                    tracing::warn!(%status, "graph emulator: callback answered with an error");
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "graph emulator: notification not delivered"),
-            Err(_) => tracing::warn!("graph emulator: notification timed out"),
-        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "graph emulator: notification not delivered"),
+        Err(_) => tracing::warn!("graph emulator: notification timed out"),
     }
 }

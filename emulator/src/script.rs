@@ -77,6 +77,14 @@ pub enum Behavior {
     /// `200` and a `completed` operation, but the `Location` header points to
     /// `https://evil.example/…`: clients must never follow it with their token.
     ForeignLocation,
+    /// Like [`Behavior::Complete`]; then, `after` later, Graph hangs up the call: a signed
+    /// `terminated` notification goes to the callback URL (as [`Emulator::hang_up`]
+    /// (crate::Emulator::hang_up) sends), and every later request for the call is answered
+    /// `404` with code `8522` ("Call not found").
+    CompleteThenHangUp {
+        /// How long after the response Graph hangs up.
+        after: Duration,
+    },
 }
 
 /// How a [`Behavior::Running`] notification is sent.

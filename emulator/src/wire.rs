@@ -377,6 +377,55 @@ impl OperationUpdate<'_> {
     }
 }
 
+/// The `commsNotifications` body of Graph hanging up the call at `call` (the id as it appears
+/// in paths): `deleted` on the call's URL, a `#microsoft.graph.call` whose `state` is
+/// `terminated`, with the `resultInfo` of a call that ended (`call-delete.md`'s notification
+/// example; `200`/`5001`, "The conversation has ended.").
+pub(crate) fn terminated_notification(call: &str) -> String {
+    #[derive(Serialize)]
+    struct Call<'a> {
+        #[serde(rename = "@odata.type")]
+        odata_type: &'static str,
+        #[serde(rename = "@odata.id")]
+        odata_id: &'a str,
+        state: &'static str,
+        #[serde(rename = "resultInfo")]
+        result_info: ResultInfo,
+    }
+    #[derive(Serialize)]
+    struct Notification<'a> {
+        #[serde(rename = "@odata.type")]
+        odata_type: &'static str,
+        #[serde(rename = "changeType")]
+        change_type: ChangeType,
+        #[serde(rename = "resourceUrl")]
+        resource_url: &'a str,
+        #[serde(rename = "resourceData")]
+        resource_data: Call<'a>,
+    }
+    #[derive(Serialize)]
+    struct Notifications<'a> {
+        #[serde(rename = "@odata.type")]
+        odata_type: &'static str,
+        value: [Notification<'a>; 1],
+    }
+    let path = format!("/communications/calls/{call}");
+    to_json(&Notifications {
+        odata_type: "#microsoft.graph.commsNotifications",
+        value: [Notification {
+            odata_type: "#microsoft.graph.commsNotification",
+            change_type: ChangeType::Deleted,
+            resource_url: &path,
+            resource_data: Call {
+                odata_type: "#microsoft.graph.call",
+                odata_id: &path,
+                state: "terminated",
+                result_info: ResultInfo::new(200, 5001, "The conversation has ended."),
+            },
+        }],
+    })
+}
+
 fn to_json(value: &impl Serialize) -> String {
     // Serialising these structs cannot fail: every key is a string, every value plain data.
     serde_json::to_string(value).unwrap_or_default()

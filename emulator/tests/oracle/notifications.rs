@@ -294,3 +294,63 @@ async fn refusals_by_the_webhook_are_counted() -> TestResult {
     );
     Ok(())
 }
+
+/// Graph hangs up a call (a script step, or `Emulator::hang_up`): a `terminated` notification
+/// in the documented shape, signed when signing is on, and every later request for the call is
+/// answered `8522` "Call not found", as Graph answers for a call that is gone.
+#[tokio::test]
+async fn graph_hangs_up_a_call() -> TestResult {
+    let emulator = Emulator::start().await?;
+    let mut hook = Webhook::start().await;
+    emulator.set_callback_url(&hook.url);
+    emulator.sign_notifications_for("bot-app-id");
+    emulator.script(
+        CALL,
+        [Behavior::CompleteThenHangUp {
+            after: Duration::from_millis(20),
+        }],
+    );
+    let answer = update(&emulator, CALL).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(emulator.status_of(CALL), Some(RecordingStatus::Recording));
+
+    let (headers, v) = hook.next().await;
+    assert!(
+        headers["authorization"].to_str()?.starts_with("Bearer ey"),
+        "signed"
+    );
+    let path = format!("/communications/calls/{CALL}");
+    assert_eq!(
+        v,
+        json!({
+            "@odata.type": "#microsoft.graph.commsNotifications",
+            "value": [{
+                "@odata.type": "#microsoft.graph.commsNotification",
+                "changeType": "deleted",
+                "resourceUrl": path,
+                "resourceData": {
+                    "@odata.type": "#microsoft.graph.call",
+                    "@odata.id": path,
+                    "state": "terminated",
+                    "resultInfo": {
+                        "@odata.type": "#microsoft.graph.resultInfo",
+                        "code": 200,
+                        "subcode": 5001,
+                        "message": "The conversation has ended.",
+                    },
+                },
+            }],
+        })
+    );
+
+    let gone = update(&emulator, CALL).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND.as_u16());
+    assert_eq!(gone.error_code(), "8522");
+
+    // `hang_up` does the same at will, for any call.
+    emulator.hang_up(OTHER).await;
+    let (_, v) = hook.next().await;
+    assert_eq!(v["value"][0]["resourceData"]["state"], "terminated");
+    assert_eq!(update(&emulator, OTHER).await.error_code(), "8522");
+    Ok(())
+}
