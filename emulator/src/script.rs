@@ -78,9 +78,9 @@ pub enum Behavior {
     /// `https://evil.example/…`: clients must never follow it with their token.
     ForeignLocation,
     /// Like [`Behavior::Complete`]; then, `after` later, Graph hangs up the call: a signed
-    /// `terminated` notification goes to the callback URL (as [`Emulator::hang_up`]
-    /// (crate::Emulator::hang_up) sends), and every later request for the call is answered
-    /// `404` with code `8522` ("Call not found").
+    /// `terminated` notification goes to the callback URL (as
+    /// [`Emulator::hang_up`](crate::Emulator::hang_up) sends), and every later request for the
+    /// call is answered `404` with code `8522` ("Call not found").
     CompleteThenHangUp {
         /// How long after the response Graph hangs up.
         after: Duration,
