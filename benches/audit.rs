@@ -39,7 +39,8 @@ use recording_status::audit::{
     AuditEvent, AuditKind, AuditSink, Durability, JsonLinesSink, MemorySink,
 };
 use recording_status::driver::{Driver, DriverConfig, Started};
-use recording_status::emulator::Emulator;
+use graph_emulator::Emulator;
+use recording_status::Endpoint;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::{AccessToken, Graph, RecordingStatus};
 use tokio::runtime::Runtime;
@@ -174,7 +175,7 @@ impl Loopback {
 
     fn driver(&self, sink: Arc<dyn AuditSink>) -> Driver<ReqwestTransport> {
         let graph = Graph::new(self.transport.clone(), AccessToken::new("bench"))
-            .with_endpoint(self.emulator.endpoint());
+            .with_endpoint(Endpoint::custom(&self.emulator.base_url()).unwrap());
         Driver::new(graph, sink, DriverConfig::default()).0
     }
 

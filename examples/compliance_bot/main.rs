@@ -46,7 +46,7 @@ use recording_status::audit::{AuditSink, JsonLinesSink};
 use recording_status::auth::Authenticated;
 use recording_status::driver::RetryPolicy;
 use recording_status::driver::{Driver, DriverConfig, DriverEvent, EndStatus, Hub, Started};
-use recording_status::emulator::Emulator;
+use graph_emulator::Emulator;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksKeys};
 use recording_status::{AccessToken, CallId, Endpoint, Graph, RetentionWriter};
@@ -218,7 +218,7 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
             // The emulator signs every notification like Bot Framework, for this app id.
             emulator.sign_notifications_for(app_id.clone());
             (
-                emulator.endpoint(),
+                Endpoint::custom(&emulator.base_url())?,
                 AccessToken::new("emulator-token"),
                 Some(emulator),
             )

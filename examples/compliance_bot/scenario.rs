@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use recording_status::emulator::{Behavior, MalformedBody, NotifyStyle, RetryAfter};
+use graph_emulator::{Behavior, MalformedBody, NotifyStyle, RetryAfter};
 
 /// What Graph does for a call, and what the bot then does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
