@@ -1,10 +1,10 @@
 //! The compile-fail catalogue (G3) in the `compliance` docs is generated from `tests/ui/`, so it
-//! cannot drift from the suite that `tests/compile_fail.rs` runs.
+//! cannot drift from the suite that `tests/compile_fail/compile_fail.rs` runs.
 //!
 //! Each `tests/ui/*.rs` file holds one misuse and says which in its `//!` doc; its `.stderr`
 //! snapshot holds the compiler's verdict. `catalogue_matches_docs` rebuilds
 //! `docs/compile-fail.md` from them in memory and compares it with the committed copy;
-//! `UPDATE_DIAGRAM=1 cargo test --test catalogue` rewrites it.
+//! `UPDATE_DIAGRAM=1 cargo test --test compile_fail catalogue` rewrites it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -70,8 +70,8 @@ fn catalogue() -> String {
         .collect();
     files.sort();
     let mut out = String::from(
-        "<!-- Generated from tests/ui/ by tests/catalogue.rs; `UPDATE_DIAGRAM=1 cargo test --test \
-         catalogue` rewrites it. -->\n\n\
+        "<!-- Generated from tests/ui/ by tests/compile_fail/catalogue.rs; `UPDATE_DIAGRAM=1 cargo test \
+         --test compile_fail catalogue` rewrites it. -->\n\n\
          | Misuse that does not compile | `tests/ui/` | Error | First error |\n\
          |---|---|---|---|\n",
     );
@@ -115,7 +115,7 @@ fn catalogue_matches_docs() {
     assert!(
         committed == generated,
         "docs/compile-fail.md differs from tests/ui/; run `UPDATE_DIAGRAM=1 cargo test --test \
-         catalogue` and review the diff"
+         compile_fail catalogue` and review the diff"
     );
 }
 

@@ -4,7 +4,7 @@
 //! initial state and can reach a final one. Every edge is implemented by calling the real API of
 //! `recording_status` with the same source and target types, so if the crate lost an edge (or
 //! moved it to another state) this file would stop compiling. The compile-fail suite
-//! (tests/compile_fail.rs) covers the other direction: no extra edges.
+//! (`tests/compile_fail/`) covers the other direction: no extra edges.
 //!
 //! While compiling, the macro exports the automaton to `tests/generated/Protocol.uml`
 //! (see `.cargo/config.toml`); `diagram_matches_docs` turns it into Mermaid with sorted lines
@@ -30,7 +30,7 @@ fn proof() -> recording_status::auth::Authenticated {
 
 /// What every spec state carries besides the real call: the Graph link and the audit trail.
 #[derive(Debug, Clone)]
-pub struct Env {
+pub(crate) struct Env {
     graph: Arc<Graph<ScriptedTransport>>,
     audit: Arc<MemorySink>,
 }
@@ -357,7 +357,7 @@ fn exported() -> String {
     std::fs::read_to_string(EXPORTED).unwrap_or_else(|e| {
         panic!(
             "{EXPORTED} is written by #[typestate] when this test is compiled ({e}); \
-             `touch tests/protocol_spec.rs` and run again"
+             `touch tests/core/protocol_spec.rs` and run again"
         )
     })
 }
@@ -395,7 +395,7 @@ fn diagram_matches_docs() {
     assert_eq!(
         committed, generated,
         "docs/states.mmd differs from the protocol spec; run `UPDATE_DIAGRAM=1 cargo test \
-         --test protocol_spec` and review the diff"
+         --test core protocol_spec` and review the diff"
     );
 }
 
@@ -461,7 +461,7 @@ fn picture_matches_docs() {
     assert!(
         committed == generated,
         "docs/states.svg differs from the protocol spec; run `UPDATE_DIAGRAM=1 cargo test \
-         --test protocol_spec` and review the diff"
+         --test core protocol_spec` and review the diff"
     );
 }
 
@@ -652,7 +652,7 @@ mod picture {
         );
         w(
             &mut out,
-            "  <!-- Generated from tests/generated/Protocol.uml by tests/protocol_spec.rs (picture_matches_docs); UPDATE_DIAGRAM=1 rewrites it. -->".to_owned(),
+            "  <!-- Generated from tests/generated/Protocol.uml by tests/core/protocol_spec.rs (picture_matches_docs); UPDATE_DIAGRAM=1 rewrites it. -->".to_owned(),
         );
         w(
             &mut out,

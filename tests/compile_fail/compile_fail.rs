@@ -50,8 +50,8 @@ const UI_DIR_OVERRIDE: &str = "RECORDING_STATUS_UI_DIR";
 const UI_DIR: &str = "tests/ui";
 /// Set by codes-only mode on the child process only: the temporary directory to run.
 const CHILD_DIR: &str = "RECORDING_STATUS_UI_CHILD_DIR";
-/// Name of the helper test the child process runs.
-const CHILD_TEST: &str = "ui_codes_only_child";
+/// Name of the helper test the child process runs, as the test binary lists it.
+const CHILD_TEST: &str = "compile_fail::ui_codes_only_child";
 
 #[test]
 fn misuse_does_not_compile() {

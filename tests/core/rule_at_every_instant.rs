@@ -14,7 +14,7 @@
 //!
 //! The model also says when opening must be refused (a value for the call is alive, G7), and the
 //! trail must pass `audit::verify`. CI runs 256 cases; a longer run:
-//! `PROPTEST_CASES=2000 cargo test --all-features --test rule_at_every_instant`.
+//! `PROPTEST_CASES=2000 cargo test --all-features --test core rule_at_every_instant`.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,7 +1,6 @@
 //! The example bot as a user runs it: it never deletes or overwrites the path `--audit-out`
 //! names, appends to it only when asked (a torn last line included), and the trail it leaves
 //! passes the auditor.
-#![cfg(all(feature = "emulator", feature = "reqwest-0_13"))]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

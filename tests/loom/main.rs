@@ -45,7 +45,7 @@ mod sync {
     }
 }
 
-#[path = "../src/retention/gate.rs"]
+#[path = "../../src/retention/gate.rs"]
 #[allow(dead_code, unreachable_pub)]
 // Loaded twice on purpose: here with the fences, and in `without_fences` without them.
 #[allow(clippy::duplicate_mod)]
@@ -310,11 +310,10 @@ fn naive_check_then_write_is_caught() {
     });
 }
 
-/// The same gate with both fences taken out (`tests/loom_support/without_fences.rs`): the
+/// The same gate with both fences taken out (`tests/loom/without_fences.rs`): the
 /// write's store and the revocation's loads may then pass each other, and loom must find the
 /// interleaving in which a write starts after revocation returned. This shows that the fences
 /// in `sync` carry the proof.
-#[path = "loom_support/without_fences.rs"]
 mod without_fences;
 
 #[test]

@@ -1,6 +1,5 @@
 //! The Graph emulator over real HTTP: validation, every scripted behaviour, notifications to
 //! a local webhook, and the driver end to end through a hyper-util closure transport.
-#![cfg(feature = "emulator")]
 
 use std::error::Error;
 use std::fmt;

@@ -1,6 +1,5 @@
 //! End to end over real HTTP on loopback: both shipped transports (reqwest, async through the
 //! driver; ureq, blocking) against the Graph emulator, for every emulator script.
-#![cfg(all(feature = "emulator", feature = "reqwest-0_13", feature = "ureq-3"))]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The retention gate compiled against loom with no fences at all, for
-//! `the_gate_without_its_fences_is_caught` in `tests/loom.rs`.
+//! `the_gate_without_its_fences_is_caught` in `tests/loom/main.rs`.
 
 pub(crate) mod sync {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,7 +1,6 @@
 //! The async driver against Graph's real behaviour, on tokio's paused clock: pending
 //! operations and notifications, retries and deadlines, late completions, one request in
 //! flight per call, ended and dropped calls.
-#![cfg(feature = "driver")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -814,7 +813,8 @@ mod forged {
 
     #[tokio::test(start_paused = true)]
     async fn forged_completed_cannot_unlock_retention() {
-        let keys = StaticKeys::from_jwks_json(include_str!("data/webhook_test_jwks.json")).unwrap();
+        let keys =
+            StaticKeys::from_jwks_json(include_str!("../data/webhook_test_jwks.json")).unwrap();
         let validator = Arc::new(BotFrameworkValidator::new(APP_ID, keys));
         let (driver, _e, audit, _t) = driver(
             vec![Step::running()],
@@ -828,8 +828,11 @@ mod forged {
             let mut refused = Vec::new();
             // Signed with another key, for another bot, or not signed at all.
             for auth in [
-                token(include_str!("data/webhook_attacker_key.pem"), APP_ID),
-                token(include_str!("data/webhook_test_key.pem"), "some-other-bot"),
+                token(include_str!("../data/webhook_attacker_key.pem"), APP_ID),
+                token(
+                    include_str!("../data/webhook_test_key.pem"),
+                    "some-other-bot",
+                ),
                 "Bearer eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.".to_owned(),
                 String::new(),
             ] {
@@ -855,7 +858,7 @@ mod forged {
         let hub = driver.hub().clone();
         let genuine = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let auth = token(include_str!("data/webhook_test_key.pem"), APP_ID);
+            let auth = token(include_str!("../data/webhook_test_key.pem"), APP_ID);
             webhook(
                 &validator,
                 &hub,

@@ -2,7 +2,6 @@
 //! refreshed on a schedule and on an unknown `kid` (rate-limited against forged `kid`s, never
 //! against a key the issuer published before the token arrived), the last good keys kept when
 //! a refresh fails, and rotations logged in the audit trail.
-#![cfg(all(feature = "jwt", feature = "driver"))]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,12 +16,12 @@ use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksConfig, Jw
 const OPENID: &str = "https://login.example.test/v1/.well-known/OpenIdConfiguration";
 const JWKS: &str = "https://login.example.test/v1/keys";
 const APP_ID: &str = "8d5bd6c2-0000-4000-8000-000000000001";
-const KEY_PEM: &str = include_str!("data/webhook_test_key.pem");
+const KEY_PEM: &str = include_str!("../data/webhook_test_key.pem");
 
 /// The test key's public half, as a JWK under `kid`.
 fn jwk(kid: &str) -> serde_json::Value {
     let set: serde_json::Value =
-        serde_json::from_str(include_str!("data/webhook_test_jwks.json")).unwrap();
+        serde_json::from_str(include_str!("../data/webhook_test_jwks.json")).unwrap();
     let mut key = set["keys"][0].clone();
     key["kid"] = kid.into();
     key

@@ -2,7 +2,6 @@
 //! request when no capability is left to drain, a `recording` or `notRecording` answer and the transition it
 //! leads to, a notification's `completed` and the transition to `Recording`. A refused batch
 //! leaves none of its events in the trail, and its step is not taken.
-#![cfg(feature = "driver")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,8 +2,6 @@
 //! `TcpListener` for broken connections. Every scenario runs for both transports
 //! (`<scenario>::reqwest` and `<scenario>::ureq`).
 
-#![cfg(all(feature = "reqwest-0_13", feature = "ureq-3"))]
-
 use std::error::Error as StdError;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,7 @@
+//! The async driver and its notification hub (feature `driver`), on tokio's paused clock:
+//! Graph's real behaviour, the hub at scale, and the audit events each step writes together.
+#![cfg(feature = "driver")]
+
+mod audit_batch;
+mod driver;
+mod hub;
