@@ -7,8 +7,11 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use recording_status::audit::JsonLinesSink;
-use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, Begin, Calls, Graph};
+use recording_status::testing::Step;
+
+use crate::support::graph::{graph, recording_blocking};
+use crate::support::ids::{CALL, CALL_KEY};
+use crate::support::svg::well_formed;
 
 fn audit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recording-audit"))
@@ -24,19 +27,8 @@ fn stdout(o: &Output) -> String {
 /// A real trail: one call recorded, with two capabilities, then stopped.
 fn real_trail(path: &Path) {
     let sink = Arc::new(JsonLinesSink::open(path).unwrap());
-    let calls = Calls::new(sink);
-    let graph = Graph::new(
-        ScriptedTransport::new()
-            .then(Step::completed())
-            .then(Step::completed()),
-        AccessToken::new("t"),
-    );
-    let call = calls
-        .open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap())
-        .unwrap();
-    let Begin::Recording(call) = call.begin_recording_blocking(&graph).unwrap() else {
-        panic!("recording")
-    };
+    let graph = graph([Step::completed(), Step::completed()]);
+    let call = recording_blocking(&graph, sink);
     drop((call.retention().unwrap(), call.retention_handle().unwrap()));
     drop(
         call.stop_recording_blocking(&graph, std::time::Duration::from_secs(1))
@@ -75,7 +67,7 @@ fn every_forged_trail_is_a_violation_naming_the_line_the_call_and_the_rule() {
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let v = &report[0]["violation"];
         assert!(v["line"].as_u64().unwrap() >= 1, "{name}");
-        assert_eq!(v["call_id"], "57dab8b1894c409ab240bd8beae78896", "{name}");
+        assert_eq!(v["call_id"], CALL_KEY, "{name}");
         assert!(v["rule"].as_str().unwrap().starts_with('G'), "{name}");
     }
     assert!(forged >= 9);
@@ -106,36 +98,6 @@ fn unreadable_input_and_bad_arguments_exit_2() {
     assert_eq!(audit(&["timeline", "x.jsonl"]).status.code(), Some(2));
 }
 
-/// Checks that `svg` is well-formed XML: tags balance and nest, attributes are quoted.
-fn well_formed(svg: &str) -> Result<(), String> {
-    let mut stack: Vec<String> = Vec::new();
-    let mut rest = svg;
-    while let Some(open) = rest.find('<') {
-        let close = rest[open..].find('>').ok_or("unclosed tag")? + open;
-        let tag = &rest[open + 1..close];
-        rest = &rest[close + 1..];
-        if let Some(name) = tag.strip_prefix('/') {
-            let top = stack.pop().ok_or(format!("</{name}> without opening"))?;
-            if top != name.trim() {
-                return Err(format!("</{name}> closes <{top}>"));
-            }
-            continue;
-        }
-        if !tag.matches('"').count().is_multiple_of(2) {
-            return Err(format!("unbalanced quotes in <{tag}>"));
-        }
-        let name = tag.split_whitespace().next().ok_or("empty tag")?.to_owned();
-        if !tag.ends_with('/') {
-            stack.push(name);
-        }
-    }
-    if stack.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("unclosed: {stack:?}"))
-    }
-}
-
 #[test]
 fn the_timeline_of_one_call_matches_its_golden_picture() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/timeline");
@@ -145,7 +107,7 @@ fn the_timeline_of_one_call_matches_its_golden_picture() {
         "timeline",
         root.join("episode.jsonl").to_str().unwrap(),
         "--call",
-        "57DAB8B1-894C-409A-B240-BD8BEAE78896",
+        &CALL.to_ascii_uppercase(),
         "--svg",
         out.to_str().unwrap(),
     ]);

@@ -15,13 +15,15 @@ use std::time::Duration;
 
 use recording_status::audit::{AuditEvent, AuditKind, MemorySink, Rule, Verified, verify};
 use recording_status::auth::Authenticated;
-use recording_status::response::Operation;
-use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, Begin, CallState, Calls, Graph};
+use recording_status::testing::Step;
+use recording_status::{Begin, CallState, Calls};
+
+use crate::support::block_on;
+use crate::support::bodies::update_for;
+use crate::support::graph::graph;
+use crate::support::ids::{CALL_KEY as NORMALIZED, call_id};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/trails");
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const NORMALIZED: &str = "57dab8b1894c409ab240bd8beae78896";
 
 fn load(name: &str) -> Vec<AuditEvent> {
     let path = format!("{FIXTURES}/{name}");
@@ -226,21 +228,11 @@ fn a_violation_names_the_line_the_call_and_the_rule() {
     let violation = verify(&load("b_retention_after_end_reported.jsonl")).unwrap_err();
     assert_eq!(
         violation.to_string(),
-        "line 9 (event 8), call 57dab8b1894c409ab240bd8beae78896: retention started after the \
-         end of recording was reported (G2/retention-after-end-reported)"
+        format!(
+            "line 9 (event 8), call {NORMALIZED}: retention started after the end of recording \
+             was reported (G2/retention-after-end-reported)"
+        )
     );
-}
-
-fn graph(transport: ScriptedTransport) -> Graph<ScriptedTransport> {
-    Graph::new(transport, AccessToken::new("t"))
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// Each event survives the JSON-lines form the fixtures use.
@@ -257,14 +249,9 @@ fn round_trip(events: &[AuditEvent]) -> Vec<AuditEvent> {
 fn a_real_trail_holds_and_every_cut_says_what_is_open() {
     let audit = Arc::new(MemorySink::default());
     let calls = Calls::new(audit.clone());
-    let graph = graph(
-        ScriptedTransport::new()
-            .then(Step::completed())
-            .then(Step::completed())
-            .then(Step::running()),
-    );
+    let graph = graph([Step::completed(), Step::completed(), Step::running()]);
     block_on(async {
-        let call = calls.open(CALL.parse().unwrap()).unwrap();
+        let call = calls.open(call_id()).unwrap();
         let Ok(Begin::Recording(call)) = call.begin_recording(&graph).await else {
             panic!("completed must record")
         };
@@ -326,20 +313,15 @@ fn a_real_trail_holds_and_every_cut_says_what_is_open() {
 fn a_real_second_episode_after_a_revocation_holds() {
     let audit = Arc::new(MemorySink::default());
     let calls = Calls::new(audit.clone());
-    let graph = graph(
-        ScriptedTransport::new()
-            .then(Step::completed())
-            .then(Step::completed())
-            .then(Step::completed()),
-    );
+    let graph = graph([Step::completed(), Step::completed(), Step::completed()]);
     let stuck = block_on(async {
-        let call = calls.open(CALL.parse().unwrap()).unwrap();
+        let call = calls.open(call_id()).unwrap();
         let Ok(Begin::Recording(call)) = call.begin_recording(&graph).await else {
             panic!()
         };
         let stuck = call.retention_handle().unwrap();
         drop(call.end());
-        let call = calls.open(CALL.parse().unwrap()).unwrap();
+        let call = calls.open(call_id()).unwrap();
         let Ok(Begin::Recording(call)) = call.begin_recording(&graph).await else {
             panic!()
         };
@@ -363,18 +345,14 @@ fn a_real_second_episode_after_a_revocation_holds() {
 fn recording_through_the_escape_hatch_is_listed() {
     let audit = Arc::new(MemorySink::default());
     let calls = Calls::new(audit.clone());
-    let graph = graph(ScriptedTransport::new().then(Step::running()));
+    let graph = graph([Step::running()]);
     let proof = Authenticated::danger_authenticated_elsewhere("gateway checked the JWT");
     block_on(async {
-        let call = calls.open(CALL.parse().unwrap()).unwrap();
+        let call = calls.open(call_id()).unwrap();
         let Ok(Begin::Pending(call)) = call.begin_recording(&graph).await else {
             panic!("running must stay pending")
         };
-        let update = Operation::from_json(&serde_json::json!({
-            "clientContext": call.client_context(),
-            "status": "completed",
-        }))
-        .unwrap();
+        let update = update_for(call.client_context(), "completed");
         let Begin::Recording(call) = call.handle_operation(&graph, &proof, &update).await else {
             panic!("a completed update for the request must record")
         };

@@ -9,6 +9,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::compile_fail::{FirstError, first_error};
+
 const UI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui");
 const DOCS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compile-fail.md");
 
@@ -41,22 +43,6 @@ fn misuse(source: &str) -> String {
     })
 }
 
-/// The expected error: the code of the first `error[…]` line of the snapshot, or `None` when
-/// the first error has no code; and that line's message.
-fn expected_error(stderr: &str) -> (Option<String>, String) {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error"))
-        .unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
-    match line.strip_prefix("error[") {
-        Some(rest) => {
-            let (code, message) = rest.split_once("]:").expect("error[CODE]: message");
-            (Some(code.to_owned()), message.trim().to_owned())
-        }
-        None => (None, line.trim_start_matches("error:").trim().to_owned()),
-    }
-}
-
 /// Markdown table cells cannot hold a `|`.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|")
@@ -81,7 +67,8 @@ fn catalogue() -> String {
         let stderr_path = path.with_extension("stderr");
         let stderr = std::fs::read_to_string(&stderr_path)
             .unwrap_or_else(|e| panic!("{}: {e}", stderr_path.display()));
-        let (code, message) = expected_error(&stderr);
+        let FirstError { code, message } =
+            first_error(&stderr).unwrap_or_else(|| panic!("no error line in:\n{stderr}"));
         let misuse = misuse(&source);
         assert!(
             !misuse.is_empty(),
@@ -130,12 +117,18 @@ fn misuse_and_error_are_read_as_documented() {
     );
     assert_eq!(misuse("//! Misuse: one line\n\n//! not this\n"), "One line");
     assert_eq!(
-        expected_error("warning: w\nerror[E0599]: no method named `x`\nerror[E0277]: y\n"),
-        (Some("E0599".to_owned()), "no method named `x`".to_owned())
+        first_error("warning: w\nerror[E0599]: no method named `x`\nerror[E0277]: y\n"),
+        Some(FirstError {
+            code: Some("E0599".to_owned()),
+            message: "no method named `x`".to_owned()
+        })
     );
     assert_eq!(
-        expected_error("error: cannot construct `Call<_>`\n --> a.rs\n"),
-        (None, "cannot construct `Call<_>`".to_owned())
+        first_error("error: cannot construct `Call<_>`\n --> a.rs\n"),
+        Some(FirstError {
+            code: None,
+            message: "cannot construct `Call<_>`".to_owned()
+        })
     );
     assert!(Path::new(UI).is_dir());
 }

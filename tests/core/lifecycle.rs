@@ -9,50 +9,29 @@ use recording_status::audit::{
     AuditEvent, AuditKind, AuditSink, JsonLinesSink, MemorySink, ResponseKind, verify,
 };
 use recording_status::error::AuditError;
-use recording_status::response::Operation;
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{
     AccessToken, Begin, Call, CallState, Endpoint, Error, Graph, NotRecording, Recording,
     RetentionWriter, StopError,
 };
 
-fn proof() -> recording_status::auth::Authenticated {
-    recording_status::auth::Authenticated::danger_authenticated_elsewhere("lifecycle test")
-}
+use crate::support::bodies::{answer, operation, update_for};
+use crate::support::graph::{BEARER, graph, graph_over, open, proof, scripted};
+use crate::support::ids::{CALL, OP, OP_UPPER};
+use crate::support::sinks::{Refusing, as_json};
+use crate::support::{self, assert_no_token};
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const TOKEN: &str = "eyJ0eXAiOiJKV1Qi.super-secret-token.sig";
-
+/// A Graph that answers with `steps`, and a trail.
 fn setup(steps: Vec<Step>) -> (Graph<ScriptedTransport>, Arc<MemorySink>) {
-    let mut transport = ScriptedTransport::new();
-    for s in steps {
-        transport = transport.then(s);
-    }
-    (
-        Graph::new(transport, AccessToken::new(TOKEN)),
-        Arc::new(MemorySink::default()),
-    )
+    (graph(steps), Arc::new(MemorySink::default()))
 }
 
 fn new_call(audit: &Arc<MemorySink>) -> Call<NotRecording> {
-    recording_status::Calls::new(audit.clone())
-        .open(CALL.parse().unwrap())
-        .unwrap()
+    open(audit.clone())
 }
 
 async fn recording(graph: &Graph<ScriptedTransport>, audit: &Arc<MemorySink>) -> Call<Recording> {
-    match new_call(audit).begin_recording(graph).await.unwrap() {
-        Begin::Recording(c) => c,
-        other => panic!("expected Recording, got {other:?}"),
-    }
-}
-
-fn assert_no_token(audit: &MemorySink) {
-    let json = serde_json::to_string(&audit.events()).unwrap();
-    assert!(
-        !json.contains("super-secret"),
-        "token leaked into the audit trail"
-    );
+    support::graph::recording(graph, audit.clone()).await
 }
 
 #[tokio::test]
@@ -75,13 +54,12 @@ async fn record_then_stop() {
     // The wire: one POST per status, exact URL, headers and a fresh context each time.
     let requests = graph.transport().requests();
     assert_eq!(
-        requests[0].uri(),
-        "https://graph.microsoft.com/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/updateRecordingStatus"
+        requests[0].uri().to_string(),
+        format!(
+            "https://graph.microsoft.com/v1.0/communications/calls/{CALL}/updateRecordingStatus"
+        )
     );
-    assert_eq!(
-        requests[0].headers()["authorization"],
-        format!("Bearer {TOKEN}")
-    );
+    assert_eq!(requests[0].headers()["authorization"], BEARER);
     assert_ne!(
         requests[0].headers()["client-request-id"],
         requests[1].headers()["client-request-id"]
@@ -91,7 +69,7 @@ async fn record_then_stop() {
 
     let report = verify(&audit.events()).unwrap();
     assert_eq!(report.retentions, 1);
-    assert_no_token(&audit);
+    assert_no_token(&as_json(&audit));
 }
 
 #[tokio::test]
@@ -100,33 +78,25 @@ async fn running_stays_pending_until_completed_notification() {
     let Begin::Pending(call) = new_call(&audit).begin_recording(&graph).await.unwrap() else {
         panic!("running must stay pending");
     };
-    assert_eq!(
-        call.operation_id(),
-        Some("0fe0623f-d628-42ed-b4bd-8ac290072cc5")
-    );
+    assert_eq!(call.operation_id(), Some(OP));
 
     // Unrelated and non-final updates change nothing.
-    let other: Operation =
-        operation(r#"{"id":"ffff","clientContext":"other","status":"completed"}"#);
+    let other = operation(r#"{"id":"ffff","clientContext":"other","status":"completed"}"#);
     let Begin::Pending(call) = call.handle_operation(&graph, &proof(), &other).await else {
         panic!("an update for another request must be ignored");
     };
-    let running = operation(r#"{"id":"0FE0623FD62842EDB4BD8AC290072CC5","status":"Running"}"#);
+    let running = operation(&format!(r#"{{"id":"{OP_UPPER}","status":"Running"}}"#));
     let Begin::Pending(call) = call.handle_operation(&graph, &proof(), &running).await else {
         panic!("running is not final");
     };
     // The notification uses the upper-case dash-less id and PascalCase status.
-    let done = operation(r#"{"id":"0FE0623FD62842EDB4BD8AC290072CC5","status":"Completed"}"#);
+    let done = operation(&format!(r#"{{"id":"{OP_UPPER}","status":"Completed"}}"#));
     let Begin::Recording(call) = call.handle_operation(&graph, &proof(), &done).await else {
         panic!("completed must unlock recording");
     };
     assert!(call.retention().is_ok());
     drop(call.end());
     verify(&audit.events()).unwrap();
-}
-
-fn operation(json: &str) -> Operation {
-    Operation::from_json(&serde_json::from_str(json).unwrap()).unwrap()
 }
 
 #[tokio::test]
@@ -173,7 +143,7 @@ async fn never_recording_without_completed() {
         };
         assert_eq!(graph.transport().statuses(), expected, "{step:?}");
         verify(&audit.events()).unwrap();
-        assert_no_token(&audit);
+        assert_no_token(&as_json(&audit));
     }
 }
 
@@ -374,11 +344,7 @@ fn blocking_twins_follow_the_same_table() {
     let Begin::Pending(call) = new_call(&audit).begin_recording_blocking(&graph).unwrap() else {
         panic!()
     };
-    let done = operation(
-        r#"{"clientContext":"PLACEHOLDER","status":"completed"}"#
-            .replace("PLACEHOLDER", call.client_context())
-            .as_str(),
-    );
+    let done = update_for(call.client_context(), "completed");
     let Begin::Recording(call) = call.handle_operation_blocking(&graph, &proof(), &done) else {
         panic!()
     };
@@ -413,20 +379,10 @@ fn blocking_drain_deadline() {
 
 #[tokio::test]
 async fn closures_are_transports() {
-    let graph = Graph::new(
-        |req: http::Request<Vec<u8>>| async move {
-            assert_eq!(req.method(), http::Method::POST);
-            let ctx: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
-            http::Response::builder().status(200).body(
-                format!(
-                    r#"{{"status":"completed","clientContext":{}}}"#,
-                    ctx["clientContext"]
-                )
-                .into_bytes(),
-            )
-        },
-        AccessToken::new("t"),
-    )
+    let graph = graph_over(|req: http::Request<Vec<u8>>| async move {
+        assert_eq!(req.method(), http::Method::POST);
+        Ok::<_, std::io::Error>(answer(&req, "completed"))
+    })
     .with_endpoint(Endpoint::custom("http://127.0.0.1:9/v1.0").unwrap());
     let audit = Arc::new(MemorySink::default());
     let outcome = new_call(&audit).begin_recording(&graph).await.unwrap();
@@ -447,24 +403,10 @@ async fn transitions_are_send() {
     assert!(joined.await.unwrap());
 }
 
-#[derive(Debug)]
-struct BrokenSink;
-
-impl AuditSink for BrokenSink {
-    fn record(&self, _: &AuditEvent) -> Result<(), AuditError> {
-        Err(AuditError::Io(std::io::Error::other("disk full")))
-    }
-}
-
 #[tokio::test]
 async fn nothing_is_sent_without_an_audit_record() {
-    let graph = Graph::new(
-        ScriptedTransport::new().then(Step::completed()),
-        AccessToken::new("t"),
-    );
-    let call = recording_status::Calls::new(Arc::new(BrokenSink))
-        .open(CALL.parse().unwrap())
-        .unwrap();
+    let graph = graph([Step::completed()]);
+    let call = open(Refusing::broken());
     let err = call.begin_recording(&graph).await.unwrap_err();
     assert!(matches!(err.error, Error::Audit(_)));
     assert_eq!(err.call.state(), CallState::NotRecording);
@@ -473,7 +415,7 @@ async fn nothing_is_sent_without_an_audit_record() {
 
 #[tokio::test]
 async fn bad_token_sends_nothing_and_hands_call_back() {
-    let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("bad\r\ntoken"));
+    let graph = Graph::new(scripted([]), AccessToken::new("bad\r\ntoken"));
     let audit = Arc::new(MemorySink::default());
     let err = new_call(&audit).begin_recording(&graph).await.unwrap_err();
     assert!(matches!(err.error, Error::InvalidToken(_)));
@@ -486,15 +428,8 @@ async fn json_lines_sink_is_flushed_per_event_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let sink = Arc::new(JsonLinesSink::open(&path).unwrap());
-    let graph = Graph::new(
-        ScriptedTransport::new()
-            .then(Step::completed())
-            .then(Step::completed()),
-        AccessToken::new(TOKEN),
-    );
-    let call = recording_status::Calls::new(sink.clone())
-        .open(CALL.parse().unwrap())
-        .unwrap();
+    let graph = graph([Step::completed(), Step::completed()]);
+    let call = open(sink.clone());
     let Begin::Recording(call) = call.begin_recording(&graph).await.unwrap() else {
         panic!()
     };
@@ -516,7 +451,7 @@ async fn json_lines_sink_is_flushed_per_event_and_verifies() {
     let events = JsonLinesSink::read(&path).unwrap();
     verify(&events).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(!text.contains("super-secret"));
+    assert_no_token(&text);
     assert_eq!(text.lines().count(), events.len());
 }
 
@@ -623,13 +558,8 @@ fn writer_storage_is_flushed_before_its_capability_ends() {
     }
 
     let order = Arc::new(Order::default());
-    let graph = Graph::new(
-        ScriptedTransport::new().then(Step::completed()),
-        AccessToken::new("t"),
-    );
-    let call = recording_status::Calls::new(Arc::new(Sink(order.clone())))
-        .open(CALL.parse().unwrap())
-        .unwrap();
+    let graph = graph([Step::completed()]);
+    let call = open(Arc::new(Sink(order.clone())));
     let Begin::Recording(call) = call.begin_recording_blocking(&graph).unwrap() else {
         panic!()
     };

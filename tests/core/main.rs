@@ -2,6 +2,9 @@
 //! transition of the table, one live value per Graph call, revocation from the writer's side,
 //! the protocol as an executable spec with its diagrams, and property tests of the rule.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod lifecycle;
 mod one_call;
 mod properties;

@@ -3,37 +3,18 @@
 //! with an error is no acknowledgement, and a refused audit event stops the step for real.
 //! Each test here failed on the code before issue 7 (see its comment).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use recording_status::audit::{AuditEvent, AuditKind, AuditSink, MemorySink, verify};
-use recording_status::error::AuditError;
-use recording_status::response::Operation;
+use recording_status::audit::{AuditEvent, AuditKind, MemorySink, verify};
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{
-    AccessToken, Begin, CallState, Calls, Error, Graph, PendingRecording, RecordingStatus,
-    StopError,
+    Begin, CallState, Calls, Error, Graph, PendingRecording, RecordingStatus, StopError,
 };
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const CALL_UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";
-/// The operation id `Step::running()` answers with, in Graph's notification spelling.
-const OP_UPPER: &str = "0FE0623FD62842EDB4BD8AC290072CC5";
-
-fn proof() -> recording_status::auth::Authenticated {
-    recording_status::auth::Authenticated::danger_authenticated_elsewhere("one-call test")
-}
-
-fn graph(steps: Vec<Step>) -> Graph<ScriptedTransport> {
-    let transport = steps
-        .into_iter()
-        .fold(ScriptedTransport::new(), ScriptedTransport::then);
-    Graph::new(transport, AccessToken::new("t"))
-}
-
-fn operation(json: &str) -> Operation {
-    Operation::from_json(&serde_json::from_str(json).unwrap()).unwrap()
-}
+use crate::support::bodies::operation;
+use crate::support::graph::{graph, proof};
+use crate::support::ids::{CALL, CALL_KEY, CALL_UPPER, OP_UPPER, call_id};
+use crate::support::sinks::Refusing;
 
 // -- One value per call -------------------------------------------------------------------------
 
@@ -41,8 +22,8 @@ fn operation(json: &str) -> Operation {
 #[test]
 fn a_second_live_value_is_refused_under_either_spelling() {
     let calls = Calls::new(Arc::new(MemorySink::default()));
-    let first = calls.open(CALL.parse().unwrap()).unwrap();
-    for spelling in [CALL, CALL_UPPER, "57DAB8B1-894C-409A-B240-BD8BEAE78896"] {
+    let first = calls.open(call_id()).unwrap();
+    for spelling in [CALL, CALL_UPPER, &CALL.to_ascii_uppercase()] {
         let Err(Error::AlreadyOpen { call_id }) = calls.open(spelling.parse().unwrap()) else {
             panic!("{spelling}: a second live value must be refused");
         };
@@ -59,7 +40,7 @@ fn a_second_live_value_is_refused_under_either_spelling() {
     }
     assert!(calls.is_open(&CALL_UPPER.parse().unwrap()));
     drop(first);
-    assert!(!calls.is_open(&CALL.parse().unwrap()));
+    assert!(!calls.is_open(&call_id()));
     let again = calls.open(CALL_UPPER.parse().unwrap()).unwrap();
     assert_eq!(again.id().as_str(), CALL_UPPER);
 }
@@ -69,7 +50,7 @@ fn a_second_live_value_is_refused_under_either_spelling() {
 async fn the_seat_follows_the_value_through_transitions() {
     let calls = Calls::new(Arc::new(MemorySink::default()));
     let g = graph(vec![Step::completed(), Step::completed()]);
-    let call = calls.open(CALL.parse().unwrap()).unwrap();
+    let call = calls.open(call_id()).unwrap();
     let Begin::Recording(call) = call.begin_recording(&g).await.unwrap() else {
         panic!("recording")
     };
@@ -153,10 +134,7 @@ async fn the_trail_uses_one_spelling_per_call() {
     drop(call.end());
     let spellings: std::collections::BTreeSet<String> =
         audit.events().into_iter().map(|e| e.call_id).collect();
-    assert_eq!(
-        spellings.into_iter().collect::<Vec<_>>(),
-        ["57dab8b1894c409ab240bd8beae78896"]
-    );
+    assert_eq!(spellings.into_iter().collect::<Vec<_>>(), [CALL_KEY]);
     // The request itself used the spelling the bot gave.
     assert!(
         g.transport().requests()[0]
@@ -172,7 +150,7 @@ async fn pending(
     calls: &Calls,
     g: &Graph<ScriptedTransport>,
 ) -> recording_status::Call<PendingRecording> {
-    let call = calls.open(CALL.parse().unwrap()).unwrap();
+    let call = calls.open(call_id()).unwrap();
     let Begin::Pending(call) = call.begin_recording(g).await.unwrap() else {
         panic!("running must stay pending")
     };
@@ -284,7 +262,7 @@ async fn a_completed_answer_with_an_error_fails_the_call() {
         Step::completed_with(Some(403), None),
         Step::completed(),
     ]);
-    let call = calls.open(CALL.parse().unwrap()).unwrap();
+    let call = calls.open(call_id()).unwrap();
     let Begin::Failed(call) = call.begin_recording(&g).await.unwrap() else {
         panic!("completed with resultInfo 403 is not an acknowledgement")
     };
@@ -297,38 +275,20 @@ async fn a_completed_answer_with_an_error_fails_the_call() {
 
 // -- A refused audit event stops the step (item 6) ----------------------------------------------
 
-/// Refuses `RetentionEnded` (and only that) while `refuse` is set.
-#[derive(Debug, Default)]
-struct RefusingEnds {
-    refuse: AtomicBool,
-    events: Mutex<Vec<AuditEvent>>,
-}
-
-impl AuditSink for RefusingEnds {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        if self.refuse.load(Ordering::SeqCst)
-            && matches!(event.kind, AuditKind::RetentionEnded { .. })
-        {
-            return Err(std::io::Error::other("disk full").into());
-        }
-        self.events.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
 /// Before: the capability was released anyway, the drain completed and `notRecording` was
 /// sent, so the library's own trail failed `verify`.
 #[tokio::test]
 async fn an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent() {
-    let sink = Arc::new(RefusingEnds::default());
+    // Refuses `RetentionEnded` (and only that) while refusing is on.
+    let sink = Refusing::idle(|kind| matches!(kind, AuditKind::RetentionEnded { .. }));
     let calls = Calls::new(sink.clone());
     let g = graph(vec![Step::completed(), Step::completed()]);
-    let call = calls.open(CALL.parse().unwrap()).unwrap();
+    let call = calls.open(call_id()).unwrap();
     let Begin::Recording(call) = call.begin_recording(&g).await.unwrap() else {
         panic!("recording")
     };
     let handle = call.retention_handle().unwrap();
-    sink.refuse.store(true, Ordering::SeqCst);
+    sink.set_refusing(true);
     drop(handle); // its end is refused
     let Err(StopError::StillRecording { call, error }) =
         call.stop_recording(&g, std::future::ready(())).await
@@ -338,13 +298,13 @@ async fn an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent(
     assert!(matches!(error, Error::Audit(_)), "{error}");
     assert_eq!(g.transport().statuses(), ["recording"]);
     // The sink recovers: the end is recorded first, then the report goes out.
-    sink.refuse.store(false, Ordering::SeqCst);
+    sink.set_refusing(false);
     let call = call
         .stop_recording(&g, std::future::ready(()))
         .await
         .unwrap();
     assert_eq!(g.transport().statuses(), ["recording", "notRecording"]);
-    let trail = sink.events.lock().unwrap().clone();
+    let trail = sink.events();
     verify(&trail).unwrap();
     let ended = trail
         .iter()

@@ -15,25 +15,19 @@ use std::sync::Arc;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use recording_status::audit::{AuditKind, MemorySink, verify};
-use recording_status::auth::Authenticated;
 use recording_status::http::{self, HeaderName, HeaderValue, StatusCode};
 use recording_status::response::{GraphError, Operation, Outcome, interpret_response};
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, AnyCall, CallState, Error, Graph, RetentionHandle, StopError};
+use recording_status::{AnyCall, CallState, Error, Graph, RetentionHandle, StopError};
 use serde_json::Value;
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-/// The id `Step::operation` gives, as a notification may spell it (upper case, no dashes).
-const OWN_OPERATION_ID: &str = "0FE0623FD62842EDB4BD8AC290072CC5";
-const FOREIGN_OPERATION_ID: &str = "ffffffff-0000-4000-8000-000000000000";
+use crate::support::graph::{graph, open, proof};
+use crate::support::ids::{OP_UPPER, normalized};
+use crate::support::{block_on, proptest_config};
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+/// The id `Step::operation` gives, as a notification may spell it (upper case, no dashes).
+const OWN_OPERATION_ID: &str = OP_UPPER;
+const FOREIGN_OPERATION_ID: &str = "ffffffff-0000-4000-8000-000000000000";
 
 fn says_completed(v: &Value) -> bool {
     v.get("status")
@@ -221,7 +215,7 @@ fn header() -> impl Strategy<Value = (String, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn responses_are_total_and_honest(
@@ -557,17 +551,10 @@ struct Harness {
     expected: Vec<&'static str>,
 }
 
-fn normalize(id: &str) -> String {
-    id.chars()
-        .filter(|c| *c != '-')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
 impl Harness {
     fn new() -> Self {
         Self {
-            graph: Graph::new(ScriptedTransport::new(), AccessToken::new("token")),
+            graph: graph([]),
             sink: Arc::new(MemorySink::default()),
             answers: Vec::new(),
             notes: Vec::new(),
@@ -633,11 +620,11 @@ impl Harness {
             .as_ref()
             .and_then(|v| v.get("id"))
             .and_then(Value::as_str)
-            .map(normalize);
+            .map(normalized);
         let by_note = self.notes.iter().filter(|n| n.wire_len > i).any(|n| {
             n.status.eq_ignore_ascii_case("completed")
                 && (n.context.as_deref() == Some(context.as_str())
-                    || (operation_id.is_some() && n.id.as_deref().map(normalize) == operation_id))
+                    || (operation_id.is_some() && n.id.as_deref().map(normalized) == operation_id))
         });
         by_response || by_note
     }
@@ -716,13 +703,9 @@ impl Harness {
                     context,
                     status,
                 });
-                c.handle_operation(
-                    &self.graph,
-                    &Authenticated::danger_authenticated_elsewhere("property test"),
-                    &operation,
-                )
-                .await
-                .into()
+                c.handle_operation(&self.graph, &proof(), &operation)
+                    .await
+                    .into()
             }
             (AnyCall::PendingRecording(c), Action::Abandon(f)) => {
                 self.model = Model::Failed;
@@ -886,17 +869,9 @@ impl Harness {
 }
 
 fn run(actions: &[Action]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let mut h = Harness::new();
-        let mut call = Some(AnyCall::NotRecording(
-            recording_status::Calls::new(h.sink.clone())
-                .open(CALL.parse().expect("a call id"))
-                .unwrap(),
-        ));
+        let mut call = Some(AnyCall::NotRecording(open(h.sink.clone())));
         for action in actions {
             let Some(current) = call.take() else { break };
             let wire_before = h.transport().requests().len();
@@ -924,7 +899,7 @@ fn run(actions: &[Action]) {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn g1_holds_under_arbitrary_transport_behaviour(actions in vec(action(), 1..40)) {
@@ -938,20 +913,10 @@ proptest! {
 /// so `verify` rejects a legal lifecycle with "retention capability started twice".
 #[test]
 fn capability_numbers_stay_unique_across_recording_episodes() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let transport = ScriptedTransport::new()
-            .then(Step::completed())
-            .then(Step::completed())
-            .then(Step::completed());
-        let graph = Graph::new(transport, AccessToken::new("token"));
+    block_on(async {
+        let graph = graph([Step::completed(), Step::completed(), Step::completed()]);
         let sink = Arc::new(MemorySink::default());
-        let call = recording_status::Calls::new(sink.clone())
-            .open(CALL.parse().expect("a call id"))
-            .unwrap();
+        let call = open(sink.clone());
         let Ok(recording_status::Begin::Recording(call)) = call.begin_recording(&graph).await
         else {
             panic!("completed must lead to Recording")
@@ -991,14 +956,13 @@ mod exported_strategies {
     use recording_status::testing::strategies::{acknowledges_recording, step};
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(proptest_config())]
 
         #[test]
         fn only_an_acknowledgement_unlocks_retention(answer in step()) {
-            let transport = ScriptedTransport::new().then(answer.clone());
-            let graph = Graph::new(transport, AccessToken::new("t"));
+            let graph = graph([answer.clone()]);
             let audit = Arc::new(MemorySink::default());
-            let call = recording_status::Calls::new(audit.clone()).open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap()).unwrap();
+            let call = open(audit.clone());
             let begin = call.begin_recording_blocking(&graph).unwrap();
             prop_assert_eq!(matches!(begin, Begin::Recording(_)), acknowledges_recording(&answer));
             drop(begin);

@@ -18,15 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recording_status::audit::{MemorySink, verify};
-use recording_status::response::Operation;
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, Begin, Ended, Graph, StopError};
+use recording_status::{Begin, Ended, Graph, StopError};
 use recording_status::{CallState, TRANSITIONS};
 use typestate::typestate;
 
-fn proof() -> recording_status::auth::Authenticated {
-    recording_status::auth::Authenticated::danger_authenticated_elsewhere("protocol spec")
-}
+use crate::support::bodies::update_for;
+use crate::support::graph::{graph, open, proof};
+use crate::support::svg::well_formed;
 
 /// What every spec state carries besides the real call: the Graph link and the audit trail.
 #[derive(Debug, Clone)]
@@ -38,7 +37,7 @@ pub(crate) struct Env {
 impl Env {
     fn new() -> Self {
         Self {
-            graph: Arc::new(Graph::new(ScriptedTransport::new(), AccessToken::new("t"))),
+            graph: Arc::new(graph([])),
             audit: Arc::new(MemorySink::default()),
         }
     }
@@ -147,9 +146,7 @@ fn begin_outcome(begin: Begin, env: Env) -> BeginOutcome {
 
 impl NotRecordingState for Protocol<NotRecording> {
     fn start(env: Env) -> Protocol<NotRecording> {
-        let call = recording_status::Calls::new(env.audit.clone())
-            .open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap())
-            .unwrap();
+        let call = open(env.audit.clone());
         Protocol {
             state: NotRecording { call, env },
         }
@@ -171,11 +168,7 @@ impl NotRecordingState for Protocol<NotRecording> {
 impl PendingRecordingState for Protocol<PendingRecording> {
     fn handle_operation(self, status: &str) -> OperationOutcome {
         let PendingRecording { call, env } = self.state;
-        let op = Operation::from_json(&serde_json::json!({
-            "clientContext": call.client_context(),
-            "status": status,
-        }))
-        .unwrap();
+        let op = update_for(call.client_context(), status);
         // Only a `failed` update sends something: a best-effort `failed` report.
         let graph = if status.eq_ignore_ascii_case("failed") {
             env.script(Step::completed())
@@ -453,7 +446,7 @@ const SVG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/states.svg");
 #[test]
 fn picture_matches_docs() {
     let generated = picture::render(&exported());
-    picture::assert_well_formed(&generated);
+    well_formed(&generated).unwrap();
     if std::env::var_os("UPDATE_DIAGRAM").is_some() {
         std::fs::write(SVG, &generated).unwrap();
     }
@@ -468,16 +461,16 @@ fn picture_matches_docs() {
 /// The well-formedness check catches what it must (so a passing check means something).
 #[test]
 fn picture_check_catches_broken_xml() {
-    picture::assert_well_formed(r#"<svg a="1"><g><rect/></g><text>x &amp; y</text></svg>"#);
+    well_formed(r#"<svg a="1"><g><rect/></g><text>x &amp; y</text></svg>"#).unwrap();
     for broken in [
         "<svg><g></svg>",
         "<svg></g></svg>",
         "<svg a=\"1></svg>",
         "<svg><text>a & b</text></svg>",
         "<svg/><svg/>",
+        "<svg>\n\n</svg>",
     ] {
-        let caught = std::panic::catch_unwind(|| picture::assert_well_formed(broken));
-        assert!(caught.is_err(), "{broken} passed the check");
+        assert!(well_formed(broken).is_err(), "{broken} passed the check");
     }
 }
 
@@ -837,70 +830,5 @@ mod picture {
             n(y),
             escape(label)
         )
-    }
-
-    /// A small well-formedness check: one root element, tags balanced and properly nested,
-    /// attribute values quoted, `&` only in the entities this renderer writes, no blank line.
-    pub(super) fn assert_well_formed(svg: &str) {
-        assert!(
-            !svg.lines().any(|l| l.trim().is_empty()),
-            "a blank line would end the raw HTML block in Markdown"
-        );
-        let mut stack: Vec<&str> = Vec::new();
-        let mut roots = 0;
-        let mut rest = svg;
-        while let Some(open) = rest.find('<') {
-            let text = &rest[..open];
-            let mut amp = text;
-            while let Some(i) = amp.find('&') {
-                let entity = &amp[i..];
-                assert!(
-                    ["&amp;", "&lt;", "&gt;", "&quot;"]
-                        .iter()
-                        .any(|e| entity.starts_with(e)),
-                    "a bare `&` in text: {entity:.20}"
-                );
-                amp = &amp[i + 1..];
-            }
-            rest = &rest[open..];
-            if let Some(comment) = rest.strip_prefix("<!--") {
-                let close = comment.find("-->").expect("an unclosed comment");
-                rest = &comment[close + 3..];
-                continue;
-            }
-            // The tag's end: the first `>` outside quotes.
-            let mut quoted = false;
-            let close = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    if c == '"' {
-                        quoted = !quoted;
-                    }
-                    c == '>' && !quoted
-                })
-                .map(|(i, _)| i)
-                .expect("an unclosed tag");
-            let tag = &rest[1..close];
-            rest = &rest[close + 1..];
-            if let Some(name) = tag.strip_prefix('/') {
-                let open = stack.pop().expect("a closing tag with nothing open");
-                assert_eq!(open, name.trim(), "tags cross");
-            } else {
-                let name = tag
-                    .split(|c: char| c.is_whitespace() || c == '/')
-                    .next()
-                    .unwrap_or_default();
-                assert!(!name.is_empty(), "a tag without a name");
-                if stack.is_empty() {
-                    roots += 1;
-                }
-                if !tag.ends_with('/') {
-                    stack.push(name);
-                }
-            }
-        }
-        assert!(stack.is_empty(), "unclosed: {stack:?}");
-        assert_eq!(roots, 1, "one root element");
-        assert!(rest.trim().is_empty(), "text after the root");
     }
 }

@@ -19,12 +19,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use recording_status::audit::MemorySink;
-use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{
-    AccessToken, Begin, Call, Calls, Graph, Recording, RetentionHandle, RetentionWriter,
-};
+use recording_status::testing::Step;
+use recording_status::{Call, Recording, RetentionHandle, RetentionWriter};
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
+use crate::support::graph::{graph, recording_blocking};
 
 /// The longest any wait in these tests may last. Only a bound, never asserted on.
 const BOUND: Duration = Duration::from_secs(10);
@@ -35,17 +33,7 @@ const IN_FLIGHT: Duration = Duration::from_millis(50);
 
 /// A call in `Recording`, acknowledged by a scripted Graph.
 fn recording() -> Call<Recording> {
-    let graph = Graph::new(
-        ScriptedTransport::new().then(Step::completed()),
-        AccessToken::new("t"),
-    );
-    let call = Calls::new(Arc::new(MemorySink::default()))
-        .open(CALL.parse().unwrap())
-        .unwrap();
-    match call.begin_recording_blocking(&graph) {
-        Ok(Begin::Recording(call)) => call,
-        _ => panic!("scripted to complete"),
-    }
+    recording_blocking(&graph([Step::completed()]), Arc::new(MemorySink::default()))
 }
 
 /// What the inner writers saw.

@@ -24,15 +24,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use recording_status::audit::{MemorySink, verify};
+use recording_status::audit::verify;
 use recording_status::driver::{Driver, DriverConfig, Started};
-use recording_status::{
-    AccessToken, AnyCall, Error, Graph, RetentionHandle, RetentionWriter, StopError,
-};
+use recording_status::{AnyCall, Error, RetentionHandle, RetentionWriter, StopError};
 
-const GUID: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";
-const KEY: &str = "57dab8b1894c409ab240bd8beae78896";
+use crate::support::bodies::{answer, sent};
+use crate::support::driving::driver_over;
+use crate::support::ids::{CALL, CALL_KEY, CALL_UPPER, normalized};
+use crate::support::proptest_config;
 
 /// Graph's side: the last status it acknowledged for each call.
 #[derive(Debug, Default)]
@@ -48,24 +47,12 @@ impl GraphStandIn {
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_default();
-        let key: String = id
-            .chars()
-            .filter(|c| *c != '-')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap_or_default();
-        let status = body["status"].as_str().unwrap_or_default().to_owned();
-        self.status.lock().unwrap().insert(key, status);
-        let answer = serde_json::json!({
-            "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
-            "id": "0fe0623f-d628-42ed-b4bd-8ac290072cc5",
-            "status": "completed",
-            "clientContext": body["clientContext"],
-        });
-        http::Response::builder()
-            .status(200)
-            .body(answer.to_string().into_bytes())
-            .unwrap()
+        let status = sent(request)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.status.lock().unwrap().insert(normalized(id), status);
+        answer(request, "completed")
     }
 
     fn acknowledged(&self, key: &str) -> Option<String> {
@@ -84,7 +71,7 @@ struct Storage {
 impl Storage {
     fn persist(&self, revocation_returned: &AtomicBool) {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let status = self.graph.acknowledged(KEY);
+        let status = self.graph.acknowledged(CALL_KEY);
         if status.as_deref() != Some("recording") {
             self.violations
                 .lock()
@@ -201,13 +188,8 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
         let response = g.answer(&request);
         async move { Ok::<_, std::io::Error>(response) }
     };
-    let audit = Arc::new(MemorySink::default());
     let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(5));
-    let (driver, _events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        audit.clone(),
-        config,
-    );
+    let (driver, _events, audit) = driver_over(transport, config);
     let mut live: Vec<Live> = Vec::new();
     let mut writers = Vec::new();
     // Takes the value an action names out of `live`, if any is alive.
@@ -216,7 +198,7 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
     for action in actions {
         match action {
             Action::Open(guid) => {
-                match driver.call((if guid { GUID } else { UPPER }).parse().unwrap()) {
+                match driver.call((if guid { CALL } else { CALL_UPPER }).parse().unwrap()) {
                     Err(Error::AlreadyOpen { .. }) if !live.is_empty() => {}
                     Ok(call) => {
                         if !live.is_empty() {
@@ -361,7 +343,7 @@ fn end<T: recording_status::Transport + 'static>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn the_rule_holds_at_every_instant(actions in prop::collection::vec(action(), 1..40)) {

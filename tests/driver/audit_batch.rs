@@ -3,110 +3,30 @@
 //! leads to, a notification's `completed` and the transition to `Recording`. A refused batch
 //! leaves none of its events in the trail, and its step is not taken.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use recording_status::audit::{
-    AuditEvent, AuditKind, AuditSink, JsonLinesSink, MemorySink, check_chain, verify,
+    AuditEvent, AuditKind, AuditSink, JsonLinesSink, check_chain, verify,
 };
-use recording_status::auth::Authenticated;
-use recording_status::driver::{Driver, DriverConfig, Started};
-use recording_status::error::AuditError;
+use recording_status::driver::{Driver, Started};
 use recording_status::response::Operation;
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{
-    AccessToken, CallId, CallState, Graph, StopError, TokenError, TokenFuture, TokenSource,
-};
+use recording_status::{AccessToken, CallState, StopError, TokenError, TokenFuture, TokenSource};
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const OP: &str = "0fe0623f-d628-42ed-b4bd-8ac290072cc5";
+use crate::support::bodies::{OPERATION_TYPE, operation};
+use crate::support::driving::{driver_on, recording};
+use crate::support::graph::{TOKEN, graph, open, proof, scripted};
+use crate::support::ids::{OP, call_id};
+use crate::support::sinks::{Refusing, labels};
 
-/// A memory sink that remembers how events arrived (one `record`, or one `record_batch`),
-/// and refuses, all or nothing, any write holding an event `refuse` picks.
-#[derive(Debug)]
-struct Shaped {
-    inner: MemorySink,
-    writes: Mutex<Vec<Vec<String>>>,
-    refuse: fn(&AuditKind) -> bool,
-}
-
-impl Shaped {
-    fn new(refuse: fn(&AuditKind) -> bool) -> Arc<Self> {
-        Arc::new(Self {
-            inner: MemorySink::default(),
-            writes: Mutex::default(),
-            refuse,
-        })
-    }
-
-    fn writes(&self) -> Vec<Vec<String>> {
-        self.writes.lock().unwrap().clone()
-    }
-
-    fn events(&self) -> Vec<AuditEvent> {
-        self.inner.events()
-    }
-}
-
-/// `event`, and for a transition `transition:<to>`.
-fn label(kind: &AuditKind) -> String {
-    let json = serde_json::to_value(kind).unwrap();
-    let event = json["event"].as_str().unwrap().to_owned();
-    match kind {
-        AuditKind::Transition { to, .. } => format!("{event}:{to}"),
-        _ => event,
-    }
-}
-
-impl AuditSink for Shaped {
-    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.record_batch(std::slice::from_ref(event))
-    }
-
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        if events.iter().any(|e| (self.refuse)(&e.kind)) {
-            return Err(AuditError::Io(std::io::Error::other("refused")));
-        }
-        self.writes
-            .lock()
-            .unwrap()
-            .push(events.iter().map(|e| label(&e.kind)).collect());
-        self.inner.record_batch(events)
-    }
-}
-
-fn never(_: &AuditKind) -> bool {
-    false
-}
-
+/// A driver over a Graph that answers with `steps`, writing to `sink`.
 fn driver(steps: Vec<Step>, sink: Arc<dyn AuditSink>) -> Driver<ScriptedTransport> {
-    let transport = ScriptedTransport::new();
-    for s in steps {
-        transport.push(s);
-    }
-    driver_on(&transport, Arc::new(token()), sink)
+    driver_on(&scripted(steps), Arc::new(token()), sink)
 }
 
 fn token() -> AccessToken {
-    AccessToken::new("secret-token-value")
-}
-
-/// A driver on `transport` (shared, to read what was sent), with tokens from `tokens`.
-fn driver_on(
-    transport: &ScriptedTransport,
-    tokens: Arc<dyn TokenSource>,
-    sink: Arc<dyn AuditSink>,
-) -> Driver<ScriptedTransport> {
-    let graph = Graph::with_token_source(transport.clone(), tokens);
-    Driver::new(graph, sink, DriverConfig::default()).0
-}
-
-fn call_id() -> CallId {
-    CALL.parse().unwrap()
-}
-
-fn labels(events: &[AuditEvent]) -> Vec<String> {
-    events.iter().map(|e| label(&e.kind)).collect()
+    AccessToken::new(TOKEN)
 }
 
 fn to(state: CallState) -> impl Fn(&AuditEvent) -> bool {
@@ -115,12 +35,9 @@ fn to(state: CallState) -> impl Fn(&AuditEvent) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn each_answer_is_written_with_the_transition_it_leads_to() {
-    let sink = Shaped::new(never);
+    let sink = Refusing::accepting();
     let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
-    let call = driver.call(call_id()).unwrap();
-    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     let call = driver.stop_recording(call).await.unwrap();
     let before_end = sink.events().len();
     drop(driver.end(call));
@@ -149,12 +66,9 @@ async fn each_answer_is_written_with_the_transition_it_leads_to() {
 /// capability adds its start and end.
 #[tokio::test(start_paused = true)]
 async fn a_call_that_retains_once_makes_ten_events() {
-    let sink = Shaped::new(never);
+    let sink = Refusing::accepting();
     let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
-    let call = driver.call(call_id()).unwrap();
-    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     drop(call.retention().unwrap());
     let call = driver.stop_recording(call).await.unwrap();
     assert_eq!(sink.events().len(), 10);
@@ -168,12 +82,9 @@ async fn a_call_that_retains_once_makes_ten_events() {
 /// `notRecording` request.
 #[tokio::test(start_paused = true)]
 async fn a_capability_alive_at_the_stop_is_drained_between_the_signal_and_the_request() {
-    let sink = Shaped::new(never);
+    let sink = Refusing::accepting();
     let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
-    let call = driver.call(call_id()).unwrap();
-    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     let handle = call.retention_handle().unwrap();
     let media = tokio::spawn(async move {
         handle.stopping().await;
@@ -216,8 +127,8 @@ impl TokenSource for NoToken {
 /// `a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its_retries`.)
 #[tokio::test(start_paused = true)]
 async fn a_begin_without_a_token_writes_its_episode_and_the_way_back() {
-    let sink = Shaped::new(never);
-    let transport = ScriptedTransport::new();
+    let sink = Refusing::accepting();
+    let transport = scripted([]);
     let driver = driver_on(&transport, Arc::new(NoToken), sink.clone());
     let Err(not_sent) = driver
         .begin_recording(driver.call(call_id()).unwrap())
@@ -242,9 +153,8 @@ async fn a_begin_without_a_token_writes_its_episode_and_the_way_back() {
 /// A request the trail refuses is not sent, and the way back is written.
 #[tokio::test(start_paused = true)]
 async fn a_refused_request_is_not_sent_and_the_way_back_is_written() {
-    let sink = Shaped::new(|kind| matches!(kind, AuditKind::RequestSent { .. }));
-    let transport = ScriptedTransport::new();
-    transport.push(Step::completed());
+    let sink = Refusing::new(|kind| matches!(kind, AuditKind::RequestSent { .. }));
+    let transport = scripted([Step::completed()]);
     let driver = driver_on(&transport, Arc::new(token()), sink.clone());
     let Err(not_sent) = driver
         .begin_recording(driver.call(call_id()).unwrap())
@@ -264,17 +174,11 @@ async fn a_refused_request_is_not_sent_and_the_way_back_is_written() {
 /// signal it raised is in the trail.
 #[tokio::test(start_paused = true)]
 async fn a_stop_without_a_token_still_writes_its_signal() {
-    let sink = Shaped::new(never);
-    let transport = ScriptedTransport::new();
-    transport.push(Step::completed());
+    let sink = Refusing::accepting();
+    let transport = scripted([Step::completed()]);
     let tokens = Arc::new(FirstOnly(std::sync::atomic::AtomicBool::new(false)));
     let driver = driver_on(&transport, tokens, sink.clone());
-    let Ok(Started::Recording(call)) = driver
-        .begin_recording(driver.call(call_id()).unwrap())
-        .await
-    else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     let Err(StopError::StillRecording { call, error }) = driver.stop_recording(call).await else {
         panic!("nothing can be sent without a token")
     };
@@ -296,14 +200,9 @@ async fn a_stop_without_a_token_still_writes_its_signal() {
 /// signal batched with the request) and with a capability alive.
 #[tokio::test(start_paused = true)]
 async fn a_refused_stop_signal_is_not_raised() {
-    let sink = Shaped::new(|kind| matches!(kind, AuditKind::DrainStarted { .. }));
+    let sink = Refusing::new(|kind| matches!(kind, AuditKind::DrainStarted { .. }));
     let driver = driver(vec![Step::completed()], sink.clone());
-    let Ok(Started::Recording(call)) = driver
-        .begin_recording(driver.call(call_id()).unwrap())
-        .await
-    else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     // Nothing to drain: the signal would go with the request.
     let Err(StopError::StillRecording { call, .. }) = driver.stop_recording(call).await else {
         panic!("a refused signal stops nothing")
@@ -352,7 +251,7 @@ impl TokenSource for FirstOnly {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_answer_and_transition_to_recording_leave_neither_and_do_not_record() {
-    let sink = Shaped::new(|kind| {
+    let sink = Refusing::new(|kind| {
         matches!(
             kind,
             AuditKind::Transition {
@@ -385,7 +284,7 @@ async fn a_refused_answer_and_transition_to_recording_leave_neither_and_do_not_r
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_answer_and_transition_to_not_recording_leave_neither_and_do_not_stop() {
-    let sink = Shaped::new(|kind| {
+    let sink = Refusing::new(|kind| {
         matches!(
             kind,
             AuditKind::Transition {
@@ -398,10 +297,7 @@ async fn a_refused_answer_and_transition_to_not_recording_leave_neither_and_do_n
         vec![Step::completed(), Step::completed(), Step::completed()],
         sink.clone(),
     );
-    let call = driver.call(call_id()).unwrap();
-    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     let stopped = driver.stop_recording(call).await;
     let Err(StopError::Unacknowledged { call }) = stopped else {
         panic!("expected Unacknowledged, got {stopped:?}")
@@ -424,28 +320,18 @@ async fn a_refused_answer_and_transition_to_not_recording_leave_neither_and_do_n
     verify(&events).unwrap();
 }
 
-fn proof() -> Authenticated {
-    Authenticated::danger_authenticated_elsewhere("test harness")
-}
-
+/// Graph's `completed` update of the request, naming it by operation id.
 fn completed_update() -> Operation {
-    Operation::from_json(&serde_json::json!({
-        "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
-        "id": OP,
-        "status": "completed",
-    }))
-    .unwrap()
+    operation(&format!(
+        r#"{{"@odata.type":"{OPERATION_TYPE}","id":"{OP}","status":"completed"}}"#
+    ))
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_notification_completed_is_written_with_the_transition_to_recording() {
-    let sink = Shaped::new(never);
-    let graph = Graph::new(
-        ScriptedTransport::new().then(Step::operation(Some("running"))),
-        token(),
-    );
-    let calls = recording_status::Calls::new(sink.clone());
-    let call = calls.open(call_id()).unwrap();
+    let sink = Refusing::accepting();
+    let graph = graph([Step::operation(Some("running"))]);
+    let call = open(sink.clone());
     let recording_status::Begin::Pending(pending) = call.begin_recording(&graph).await.unwrap()
     else {
         panic!("running")
@@ -464,7 +350,7 @@ async fn a_notification_completed_is_written_with_the_transition_to_recording() 
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_notification_and_transition_leave_neither_and_do_not_record() {
-    let sink = Shaped::new(|kind| {
+    let sink = Refusing::new(|kind| {
         matches!(
             kind,
             AuditKind::Transition {
@@ -473,14 +359,8 @@ async fn a_refused_notification_and_transition_leave_neither_and_do_not_record()
             }
         )
     });
-    let graph = Graph::new(
-        ScriptedTransport::new()
-            .then(Step::operation(Some("running")))
-            .then(Step::completed()),
-        token(),
-    );
-    let calls = recording_status::Calls::new(sink.clone());
-    let call = calls.open(call_id()).unwrap();
+    let graph = graph([Step::operation(Some("running")), Step::completed()]);
+    let call = open(sink.clone());
     let recording_status::Begin::Pending(pending) = call.begin_recording(&graph).await.unwrap()
     else {
         panic!("running")
@@ -508,10 +388,7 @@ async fn a_json_lines_trail_of_batched_events_checks_and_verifies() {
     let path = dir.path().join("audit.jsonl");
     let sink = Arc::new(JsonLinesSink::open(&path).unwrap());
     let driver = driver(vec![Step::completed(), Step::completed()], sink.clone());
-    let call = driver.call(call_id()).unwrap();
-    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-        panic!("completed")
-    };
+    let call = recording(&driver).await;
     let call = driver.stop_recording(call).await.unwrap();
     drop(driver.end(call));
     drop(driver);

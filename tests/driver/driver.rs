@@ -6,115 +6,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recording_status::audit::{AuditKind, MemorySink, verify};
-use recording_status::auth::Authenticated;
 use recording_status::driver::RetryPolicy;
-use recording_status::driver::{
-    Driver, DriverConfig, DriverEvent, DriverEvents, EndStatus, Started,
-};
-use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, CallId, CallState, Error, Graph, RetentionWriter};
+use recording_status::driver::{DriverConfig, DriverEvent, EndStatus, Started};
+use recording_status::testing::Step;
+use recording_status::{AccessToken, CallState, Error, RetentionWriter};
 use recording_status::{TokenFuture, TokenSource};
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const CALL_UPPER: &str = "57DAB8B1894C409AB240BD8BEAE78896";
-const OP_UPPER: &str = "0FE0623FD62842EDB4BD8AC290072CC5";
-
-fn proof() -> Authenticated {
-    Authenticated::danger_authenticated_elsewhere("test harness")
-}
-
-fn driver(
-    steps: Vec<Step>,
-    config: DriverConfig,
-) -> (
-    Driver<ScriptedTransport>,
-    DriverEvents,
-    Arc<MemorySink>,
-    ScriptedTransport,
-) {
-    let transport = ScriptedTransport::new();
-    for s in steps {
-        transport.push(s);
-    }
-    let audit = Arc::new(MemorySink::default());
-    let graph = Graph::new(transport.clone(), AccessToken::new("secret-token-value"));
-    let (driver, events) = Driver::new(graph, audit.clone(), config);
-    (driver, events, audit, transport)
-}
-
-/// A `commsNotifications` body for the scripted operation, in Graph's notification form:
-/// upper-case dash-less ids, `changeType: deleted`, PascalCase status.
-fn notification(call: &str, status: &str) -> Vec<u8> {
-    format!(
-        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
-            "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
-            "resource":"/app/calls/{call}/operations/{OP_UPPER}",
-            "resourceUrl":"/communications/calls/{call}/operations/{OP_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
-                "resultInfo":{{"code":200,"subcode":0,"message":"ok"}},"status":"{status}"}}}}]}}"##
-    )
-    .into_bytes()
-}
-
-/// Starts recording on the test call, which the script must let through.
-/// Delivers Graph's call-state notification that the call terminated (the upper-case
-/// dash-less spelling of its id), and checks that the hub read it.
-fn graph_terminates_the_call(driver: &Driver<ScriptedTransport>) {
-    let body = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
-    );
-    assert_eq!(
-        driver
-            .hub()
-            .deliver(&proof(), body.as_bytes())
-            .unwrap()
-            .terminated,
-        1
-    );
-}
-
-async fn recording(
-    driver: &Driver<ScriptedTransport>,
-) -> recording_status::Call<recording_status::Recording> {
-    match driver
-        .begin_recording(driver.call(call_id()).unwrap())
-        .await
-        .unwrap()
-    {
-        Started::Recording(call) => call,
-        other => panic!("expected Recording, got {other:?}"),
-    }
-}
-
-/// Starts recording on the test call, which the script must make fail (`why` says why).
-async fn failed(
-    driver: &Driver<ScriptedTransport>,
-    why: &str,
-) -> recording_status::Call<recording_status::Failed> {
-    match driver
-        .begin_recording(driver.call(call_id()).unwrap())
-        .await
-        .unwrap()
-    {
-        Started::Failed(call) => call,
-        other => panic!("{why}: got {other:?}"),
-    }
-}
-
-fn call_id() -> CallId {
-    CALL.parse().unwrap()
-}
+use crate::support::assert_no_token;
+use crate::support::bodies::{answer, graph_notification, notifications, operation_entry, sent};
+use crate::support::driving::{
+    driver_on, driver_over, failed, graph_terminates_the_call, recording, scripted_driver,
+};
+use crate::support::graph::{BEARER, proof, scripted};
+use crate::support::ids::{CALL_UPPER, OP_UPPER, call_id};
+use crate::support::sinks::as_json;
 
 #[tokio::test(start_paused = true)]
 async fn running_then_notification_completed_records() {
     let (driver, _events, audit, transport) =
-        driver(vec![Step::running()], DriverConfig::default());
+        scripted_driver(vec![Step::running()], DriverConfig::default());
     let hub = driver.hub().clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let d = hub
-            .deliver(&proof(), &notification(CALL_UPPER, "Completed"))
+            .deliver(
+                &proof(),
+                &graph_notification(CALL_UPPER, OP_UPPER, "Completed"),
+            )
             .unwrap();
         assert_eq!(d.routed, 1);
     });
@@ -132,11 +50,15 @@ async fn running_then_notification_completed_records() {
 
 #[tokio::test(start_paused = true)]
 async fn notification_before_registration_is_held_and_applied() {
-    let (driver, _events, audit, _t) = driver(vec![Step::running()], DriverConfig::default());
+    let (driver, _events, audit, _t) =
+        scripted_driver(vec![Step::running()], DriverConfig::default());
     // The notification races ahead of the 200 `running` answer.
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!(d.held, 1);
     let Started::Recording(call) = driver
@@ -153,7 +75,7 @@ async fn notification_before_registration_is_held_and_applied() {
 #[tokio::test(start_paused = true)]
 async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
     let config = DriverConfig::default().with_pending_deadline(Duration::from_secs(30));
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::running(), Step::completed(), Step::completed()],
         config,
     );
@@ -167,7 +89,10 @@ async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
     // Graph completes the abandoned request later: surfaced, never applied.
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!((d.late, d.routed), (1, 0));
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
@@ -186,7 +111,10 @@ async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
     // A duplicate of the late completion is not surfaced twice.
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!(d.late, 0);
     let events_log = audit.events();
@@ -210,7 +138,7 @@ async fn throttled_with_http_date_retry_after_waits_then_records() {
         body: br#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#.to_vec(),
     };
     let (driver, _e, audit, transport) =
-        driver(vec![throttled, Step::completed()], DriverConfig::default());
+        scripted_driver(vec![throttled, Step::completed()], DriverConfig::default());
     let start = tokio::time::Instant::now();
     let Started::Recording(call) = driver
         .begin_recording(driver.call(call_id()).unwrap())
@@ -247,8 +175,8 @@ async fn service_unavailable_storm_gives_up_at_the_deadline() {
     let policy = RetryPolicy::default()
         .with_deadline(Duration::from_secs(30))
         .with_max_attempts(100);
-    let (driver, _e, audit, transport) = driver(
-        (0..50).map(|_| storm()).collect(),
+    let (driver, _e, audit, transport) = scripted_driver(
+        (0..50).map(|_| storm()),
         DriverConfig::default().with_retry(policy),
     );
     let start = tokio::time::Instant::now();
@@ -269,7 +197,7 @@ async fn service_unavailable_storm_gives_up_at_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn server_error_is_unknown_and_never_retried() {
     for status in [500u16, 504] {
-        let (driver, _e, _a, transport) = driver(
+        let (driver, _e, _a, transport) = scripted_driver(
             vec![
                 Step::graph_error(status, "InternalServerError"),
                 Step::completed(),
@@ -294,7 +222,7 @@ async fn server_error_is_unknown_and_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
-    let (driver, _e, audit, transport) = driver(
+    let (driver, _e, audit, transport) = scripted_driver(
         vec![Step::fail("connection reset by peer"), Step::completed()],
         DriverConfig::default(),
     );
@@ -319,30 +247,17 @@ async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
     let counter = attempts.clone();
     let transport = move |req: http::Request<Vec<u8>>| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let completed = answer(&req, "completed");
         async move {
             if n == 0 {
                 return Err(recording_status::transport::NotDelivered::new(
                     std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
                 ));
             }
-            let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
-            Ok(http::Response::builder()
-                .status(200)
-                .body(
-                    format!(
-                        r#"{{"status":"completed","clientContext":{}}}"#,
-                        body["clientContext"]
-                    )
-                    .into_bytes(),
-                )
-                .unwrap())
+            Ok(completed)
         }
     };
-    let (driver, _events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        Arc::new(MemorySink::default()),
-        DriverConfig::default(),
-    );
+    let (driver, _events, _audit) = driver_over(transport, DriverConfig::default());
     let started = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
@@ -368,16 +283,16 @@ impl TokenSource for RotatingTokens {
 
 #[tokio::test(start_paused = true)]
 async fn unauthorized_refreshes_the_token_once() {
-    let transport = ScriptedTransport::new()
-        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
-        .then(Step::completed())
-        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
-        .then(Step::graph_error(401, "InvalidAuthenticationToken"))
-        .then(Step::completed());
+    let transport = scripted([
+        Step::graph_error(401, "InvalidAuthenticationToken"),
+        Step::completed(),
+        Step::graph_error(401, "InvalidAuthenticationToken"),
+        Step::graph_error(401, "InvalidAuthenticationToken"),
+        Step::completed(),
+    ]);
     let tokens = Arc::new(RotatingTokens::default());
-    let graph = Graph::with_token_source(transport.clone(), tokens.clone());
     let audit = Arc::new(MemorySink::default());
-    let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let driver = driver_on(&transport, tokens.clone(), audit.clone());
     let Started::Recording(call) = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
@@ -423,7 +338,7 @@ async fn permanent_errors_say_which() {
         (Step::graph_error(404, "NotFound"), Permanent::CallNotFound),
     ] {
         let (driver, _e, audit, transport) =
-            driver(vec![step, Step::completed()], DriverConfig::default());
+            scripted_driver(vec![step, Step::completed()], DriverConfig::default());
         let Started::Failed(call) = driver
             .begin_recording(driver.call(call_id()).unwrap())
             .await
@@ -453,18 +368,24 @@ async fn permanent_errors_say_which() {
 
 #[tokio::test(start_paused = true)]
 async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
-    let (driver, _e, audit, _t) = driver(vec![Step::running()], DriverConfig::default());
+    let (driver, _e, audit, _t) = scripted_driver(vec![Step::running()], DriverConfig::default());
     let hub = driver.hub().clone();
     let task = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Out of order: `running` after nothing, then completed, then duplicates and a late
         // `running`.
         let r = hub
-            .deliver(&proof(), &notification(CALL_UPPER, "running"))
+            .deliver(
+                &proof(),
+                &graph_notification(CALL_UPPER, OP_UPPER, "running"),
+            )
             .unwrap();
         assert_eq!(r.routed, 1);
         let r = hub
-            .deliver(&proof(), &notification(CALL_UPPER, "Completed"))
+            .deliver(
+                &proof(),
+                &graph_notification(CALL_UPPER, OP_UPPER, "Completed"),
+            )
             .unwrap();
         assert_eq!(r.routed, 1);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -474,7 +395,7 @@ async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
     let hub = task.await.unwrap();
     for status in ["completed", "running", "failed"] {
         let r = hub
-            .deliver(&proof(), &notification(CALL_UPPER, status))
+            .deliver(&proof(), &graph_notification(CALL_UPPER, OP_UPPER, status))
             .unwrap();
         assert_eq!((r.routed, r.ignored), (0, 1), "{status}");
     }
@@ -502,7 +423,7 @@ async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
 
 #[tokio::test(start_paused = true)]
 async fn a_notification_for_another_request_cannot_unlock_recording() {
-    let (driver, _e, _a, _t) = driver(
+    let (driver, _e, _a, _t) = scripted_driver(
         vec![Step::running()],
         DriverConfig::default().with_pending_deadline(Duration::from_secs(5)),
     );
@@ -510,10 +431,13 @@ async fn a_notification_for_another_request_cannot_unlock_recording() {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Same call, other operation and other context: a forged or stale completion.
-        let forged = br##"{"value":[{"changeType":"deleted",
-            "resourceUrl":"/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            "resourceData":{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"guess","status":"completed"}}]}"##;
-        let d = hub.deliver(&proof(), forged).unwrap();
+        let forged = notifications([operation_entry(
+            CALL_UPPER,
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            Some("guess"),
+            "completed",
+        )]);
+        let d = hub.deliver(&proof(), &forged).unwrap();
         assert_eq!(d.routed, 0);
     });
     let started = driver
@@ -531,9 +455,9 @@ async fn two_updates_on_one_call_are_sent_in_order() {
     let (l, f) = (log.clone(), in_flight.clone());
     let transport = move |req: http::Request<Vec<u8>>| {
         let (l, f) = (l.clone(), f.clone());
+        let status = sent(&req)["status"].as_str().unwrap().to_owned();
+        let completed = answer(&req, "completed");
         async move {
-            let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
-            let status = body["status"].as_str().unwrap().to_owned();
             assert_eq!(
                 f.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
                 0,
@@ -543,25 +467,10 @@ async fn two_updates_on_one_call_are_sent_in_order() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             l.lock().unwrap().push((status, "end"));
             f.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, std::io::Error>(
-                http::Response::builder()
-                    .status(200)
-                    .body(
-                        format!(
-                            r#"{{"status":"completed","clientContext":{}}}"#,
-                            body["clientContext"]
-                        )
-                        .into_bytes(),
-                    )
-                    .unwrap(),
-            )
+            Ok::<_, std::io::Error>(completed)
         }
     };
-    let (driver, _events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        Arc::new(MemorySink::default()),
-        DriverConfig::default(),
-    );
+    let (driver, _events, _audit) = driver_over(transport, DriverConfig::default());
     // One value per Graph call (G7): a second, under Graph's other spelling, is refused.
     let a = driver.call(call_id()).unwrap();
     let refused = driver.call(CALL_UPPER.parse().unwrap()).unwrap_err();
@@ -594,7 +503,7 @@ async fn two_updates_on_one_call_are_sent_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn ended_call_revokes_and_sends_nothing_more() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -618,7 +527,7 @@ async fn ended_call_revokes_and_sends_nothing_more() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_recording_call_revokes_then_reports_not_recording() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -649,7 +558,7 @@ async fn dropped_recording_call_revokes_then_reports_not_recording() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_recording_call_with_stuck_media_reports_after_revoking() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default().with_drain_deadline(Duration::from_secs(2)),
     );
@@ -684,7 +593,7 @@ async fn dropped_recording_call_with_stuck_media_reports_after_revoking() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_wait_still_surfaces_a_late_completion() {
-    let (driver, mut events, _audit, _t) = driver(
+    let (driver, mut events, _audit, _t) = scripted_driver(
         vec![Step::running(), Step::completed()],
         DriverConfig::default(),
     );
@@ -697,7 +606,10 @@ async fn a_cancelled_wait_still_surfaces_a_late_completion() {
     );
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!(d.late, 1);
     assert!(matches!(
@@ -708,7 +620,7 @@ async fn a_cancelled_wait_still_surfaces_a_late_completion() {
 
 #[tokio::test(start_paused = true)]
 async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
-    let (driver, mut events, _audit, transport) = driver(
+    let (driver, mut events, _audit, transport) = scripted_driver(
         vec![Step::graph_error(504, "GatewayTimeout"), Step::completed()],
         DriverConfig::default(),
     );
@@ -719,11 +631,13 @@ async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
         .as_str()
         .unwrap()
         .to_owned();
-    let body = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
-        "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","clientContext":"{context}","status":"completed"}}}}]}}"##
-    );
-    let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+    let body = notifications([operation_entry(
+        CALL_UPPER,
+        OP_UPPER,
+        Some(&context),
+        "completed",
+    )]);
+    let d = driver.hub().deliver(&proof(), &body).unwrap();
     assert_eq!(d.late, 1);
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!()
@@ -735,12 +649,16 @@ async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
 async fn a_completion_routed_at_the_deadline_is_not_lost() {
     for _ in 0..20 {
         let config = DriverConfig::default().with_pending_deadline(Duration::from_secs(5));
-        let (driver, mut events, _a, _t) = driver(vec![Step::running(), Step::completed()], config);
+        let (driver, mut events, _a, _t) =
+            scripted_driver(vec![Step::running(), Step::completed()], config);
         let hub = driver.hub().clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            hub.deliver(&proof(), &notification(CALL_UPPER, "completed"))
-                .unwrap();
+            hub.deliver(
+                &proof(),
+                &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            )
+            .unwrap();
         });
         match driver
             .begin_recording(driver.call(call_id()).unwrap())
@@ -759,7 +677,7 @@ async fn a_completion_routed_at_the_deadline_is_not_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_waits_for_media_tasks_under_the_drain_deadline() {
-    let (driver, _e, audit, transport) = driver(
+    let (driver, _e, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default().with_drain_deadline(Duration::from_secs(3)),
     );
@@ -777,113 +695,6 @@ async fn stop_waits_for_media_tasks_under_the_drain_deadline() {
     verify(&audit.events()).unwrap();
 }
 
-/// A webhook handler as a bot writes it: validate the bearer JWT, then hand the body over.
-#[cfg(feature = "jwt")]
-mod forged {
-    use super::*;
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-    use recording_status::driver::Hub;
-    use recording_status::webhook::{BotFrameworkValidator, StaticKeys};
-
-    const APP_ID: &str = "8d5bd6c2-0000-4000-8000-000000000001";
-
-    fn token(key_pem: &str, aud: &str) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = serde_json::json!({
-            "iss": "https://api.botframework.com", "aud": aud,
-            "exp": now + 600, "nbf": now - 10, "tid": "tenant-1",
-        });
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some("test-key-1".into());
-        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap();
-        format!("Bearer {}", encode(&header, &claims, &key).unwrap())
-    }
-
-    fn webhook(
-        validator: &BotFrameworkValidator<StaticKeys>,
-        hub: &Hub,
-        authorization: &str,
-        body: &[u8],
-    ) -> Result<usize, String> {
-        let proof = validator
-            .validate(authorization)
-            .map_err(|e| e.to_string())?;
-        Ok(hub.deliver(&proof, body).map_err(|e| e.to_string())?.routed)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn forged_completed_cannot_unlock_retention() {
-        let keys =
-            StaticKeys::from_jwks_json(include_str!("../data/webhook_test_jwks.json")).unwrap();
-        let validator = Arc::new(BotFrameworkValidator::new(APP_ID, keys));
-        let (driver, _e, audit, _t) = driver(
-            vec![Step::running()],
-            DriverConfig::default().with_pending_deadline(Duration::from_secs(10)),
-        );
-        let hub = driver.hub().clone();
-        let v = validator.clone();
-        let attacker = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let body = notification(CALL_UPPER, "completed");
-            let mut refused = Vec::new();
-            // Signed with another key, for another bot, or not signed at all.
-            for auth in [
-                token(include_str!("../data/webhook_attacker_key.pem"), APP_ID),
-                token(
-                    include_str!("../data/webhook_test_key.pem"),
-                    "some-other-bot",
-                ),
-                "Bearer eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.".to_owned(),
-                String::new(),
-            ] {
-                refused.push(webhook(&v, &hub, &auth, &body).unwrap_err());
-            }
-            refused
-        });
-        let started = driver
-            .begin_recording(driver.call(call_id()).unwrap())
-            .await
-            .unwrap();
-        assert!(
-            matches!(started, Started::Failed(_)),
-            "a forged completion unlocked recording"
-        );
-        let refused = attacker.await.unwrap();
-        assert_eq!(refused.len(), 4);
-        assert!(refused.iter().all(|e| !e.contains("eyJ")), "{refused:?}");
-        verify(&audit.events()).unwrap();
-
-        // The genuine notification, properly signed, is accepted.
-        let (driver, _e, _a, _t) = driver_with_running();
-        let hub = driver.hub().clone();
-        let genuine = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let auth = token(include_str!("../data/webhook_test_key.pem"), APP_ID);
-            webhook(
-                &validator,
-                &hub,
-                &auth,
-                &notification(CALL_UPPER, "Completed"),
-            )
-        });
-        let started = driver
-            .begin_recording(driver.call(call_id()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(genuine.await.unwrap(), Ok(1));
-        assert!(matches!(started, Started::Recording(_)));
-    }
-
-    fn driver_with_running() -> (
-        Driver<ScriptedTransport>,
-        DriverEvents,
-        Arc<MemorySink>,
-        ScriptedTransport,
-    ) {
-        driver(vec![Step::running()], DriverConfig::default())
-    }
-}
-
 // -- One Graph call, one truth (G7) and updates that agree with their request ------------------
 
 /// Before: the orphan `notRecording` of a dropped recording call was sent once its old handle
@@ -891,7 +702,7 @@ mod forged {
 /// media was persisted).
 #[tokio::test(start_paused = true)]
 async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -947,7 +758,7 @@ async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its
         Step::completed(),
         Step::completed(),
     ];
-    let (driver, mut events, audit, transport) = driver(steps, DriverConfig::default());
+    let (driver, mut events, audit, transport) = scripted_driver(steps, DriverConfig::default());
     drop(recording(&driver).await); // revoked; its report goes out and is throttled
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(transport.statuses(), ["recording", "notRecording"]);
@@ -976,7 +787,7 @@ async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its
 /// capabilities of the new episode were alive.
 #[tokio::test(start_paused = true)]
 async fn reconcile_sends_nothing_once_a_later_episode_began() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![
             Step::running(),
             Step::completed(),
@@ -998,7 +809,10 @@ async fn reconcile_sends_nothing_once_a_later_episode_began() {
     // The first attempt's completion arrives late.
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!(d.late, 1);
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
@@ -1031,14 +845,17 @@ async fn reconcile_sends_nothing_once_a_later_episode_began() {
 /// A reconciliation of the current episode still goes out.
 #[tokio::test(start_paused = true)]
 async fn reconcile_of_the_current_episode_is_sent() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::running(), Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
     let call = failed(&driver, "deadline").await;
     driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!("late completion must be surfaced")
@@ -1049,14 +866,14 @@ async fn reconcile_of_the_current_episode_is_sent() {
     verify(&audit.events()).unwrap();
 }
 
+/// A `completed` update of operation [`OP_UPPER`] whose entry names no call: no `resource`,
+/// no `resourceUrl`, the operation's `id` in its data.
 fn update_without_call_id(context: Option<&str>) -> Vec<u8> {
-    let context = context.map_or(String::new(), |c| format!(r#""clientContext":"{c}","#));
-    format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceData":{{
-            "@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
-            {context}"id":"{OP_UPPER}","status":"completed"}}}}]}}"##
-    )
-    .into_bytes()
+    let mut entry = operation_entry(CALL_UPPER, OP_UPPER, context, "completed");
+    let entry = entry.as_object_mut().unwrap();
+    entry.remove("resourceUrl");
+    entry["resourceData"]["id"] = OP_UPPER.into();
+    notifications([serde_json::Value::Object(entry.clone())])
 }
 
 /// Before: an update whose path had no call id skipped the call check and settled a pending
@@ -1064,7 +881,7 @@ fn update_without_call_id(context: Option<&str>) -> Vec<u8> {
 #[tokio::test(start_paused = true)]
 async fn an_update_without_a_call_id_settles_only_by_client_context() {
     let (driver, _events, audit, transport) =
-        driver(vec![Step::running()], DriverConfig::default());
+        scripted_driver(vec![Step::running()], DriverConfig::default());
     let d2 = driver.clone();
     let waiting = tokio::spawn(async move { recording(&d2).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1095,18 +912,18 @@ async fn an_update_without_a_call_id_settles_only_by_client_context() {
 #[tokio::test(start_paused = true)]
 async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
     let (driver, _events, audit, _transport) =
-        driver(vec![Step::running()], DriverConfig::default());
+        scripted_driver(vec![Step::running()], DriverConfig::default());
     let d2 = driver.clone();
     let waiting =
         tokio::spawn(async move { d2.begin_recording(d2.call(call_id()).unwrap()).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let forged = format!(
-        r##"{{"value":[{{"changeType":"deleted",
-            "resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
-            "clientContext":"another-request","status":"completed"}}}}]}}"##
-    );
-    let d = driver.hub().deliver(&proof(), forged.as_bytes()).unwrap();
+    let forged = notifications([operation_entry(
+        CALL_UPPER,
+        OP_UPPER,
+        Some("another-request"),
+        "completed",
+    )]);
+    let d = driver.hub().deliver(&proof(), &forged).unwrap();
     assert_eq!((d.routed, d.held, d.ignored), (0, 0, 1));
     assert!(audit.events().iter().any(|e| matches!(
         &e.kind,
@@ -1124,23 +941,18 @@ async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
 #[tokio::test(start_paused = true)]
 async fn a_transport_error_echoing_the_token_is_redacted_in_the_trail() {
     let transport = |_req: http::Request<Vec<u8>>| async {
-        Err::<http::Response<Vec<u8>>, _>(std::io::Error::other(
-            "proxy refused `Authorization: Bearer secret-token-value`",
-        ))
+        Err::<http::Response<Vec<u8>>, _>(std::io::Error::other(format!(
+            "proxy refused `Authorization: {BEARER}`"
+        )))
     };
-    let audit = Arc::new(MemorySink::default());
-    let (driver, _events) = Driver::new(
-        Graph::new(transport, AccessToken::new("secret-token-value")),
-        audit.clone(),
-        DriverConfig::default(),
-    );
+    let (driver, _events, audit) = driver_over(transport, DriverConfig::default());
     let started = driver
         .begin_recording(driver.call(call_id()).unwrap())
         .await
         .unwrap();
     assert!(matches!(started, Started::Failed(_)));
-    let json = serde_json::to_string(&audit.events()).unwrap();
-    assert!(!json.contains("secret-token-value"), "{json}");
+    let json = as_json(&audit);
+    assert_no_token(&json);
     assert!(
         json.contains("proxy refused `Authorization: Bearer [redacted]`"),
         "{json}"
@@ -1151,7 +963,7 @@ async fn a_transport_error_echoing_the_token_is_redacted_in_the_trail() {
 /// time to learn that a call ended, and its media kept being persisted meanwhile.
 #[tokio::test(start_paused = true)]
 async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -1210,7 +1022,7 @@ async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
 /// and leaves nothing in the trail.
 #[tokio::test(start_paused = true)]
 async fn capabilities_minted_after_graph_terminated_the_call_cannot_write_and_are_not_audited() {
-    let (driver, _events, audit, _transport) = driver(
+    let (driver, _events, audit, _transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -1247,11 +1059,7 @@ async fn a_silent_graph_costs_the_deadline_plus_the_report_grace() {
     let config = DriverConfig::default()
         .with_retry(RetryPolicy::default().with_deadline(Duration::from_secs(3)))
         .with_pending_deadline(Duration::from_secs(3));
-    let (driver, _events) = Driver::new(
-        Graph::new(silent, AccessToken::new("t")),
-        Arc::new(MemorySink::default()),
-        config,
-    );
+    let (driver, _events, _audit) = driver_over(silent, config);
     let start = tokio::time::Instant::now();
     let started = driver
         .begin_recording(driver.call(call_id()).unwrap())
@@ -1274,28 +1082,16 @@ async fn a_pending_deadline_plus_the_report_grace() {
     let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let transport = move |req: http::Request<Vec<u8>>| {
         let first = first.swap(false, std::sync::atomic::Ordering::SeqCst);
-        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        let running = answer(&req, "running");
         async move {
             if !first {
                 std::future::pending::<()>().await;
             }
-            Ok::<_, std::io::Error>(
-                http::Response::builder()
-                    .status(200)
-                    .body(
-                        format!(
-                            r#"{{"id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"running","clientContext":{}}}"#,
-                            body["clientContext"]
-                        )
-                        .into_bytes(),
-                    )
-                    .unwrap(),
-            )
+            Ok::<_, std::io::Error>(running)
         }
     };
-    let (driver, _events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        Arc::new(MemorySink::default()),
+    let (driver, _events, _audit) = driver_over(
+        transport,
         DriverConfig::default().with_pending_deadline(Duration::from_secs(3)),
     );
     let start = tokio::time::Instant::now();
@@ -1321,21 +1117,15 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
     let contexts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = contexts.clone();
     let slow = move |req: http::Request<Vec<u8>>| {
-        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
         seen.lock()
             .unwrap()
-            .push(body["clientContext"].as_str().unwrap().to_owned());
+            .push(sent(&req)["clientContext"].as_str().unwrap().to_owned());
         async {
             tokio::time::sleep(Duration::from_secs(3_600)).await;
             Err::<http::Response<Vec<u8>>, _>(std::io::Error::other("never"))
         }
     };
-    let audit = Arc::new(MemorySink::default());
-    let (driver, mut events) = Driver::new(
-        Graph::new(slow, AccessToken::new("t")),
-        audit.clone(),
-        DriverConfig::default(),
-    );
+    let (driver, mut events, _audit) = driver_over(slow, DriverConfig::default());
     let begin = driver.begin_recording(driver.call(call_id()).unwrap());
     assert!(
         tokio::time::timeout(Duration::from_secs(1), begin)
@@ -1349,13 +1139,13 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
     // Graph applied it after all, and says so (with the request's clientContext, as its
     // operation notifications carry it).
     let context = contexts.lock().unwrap()[0].clone();
-    let body = format!(
-        r##"{{"value":[{{"changeType":"deleted",
-            "resourceUrl":"/communications/calls/{CALL_UPPER}/operations/{OP_UPPER}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
-            "clientContext":"{context}","status":"completed"}}}}]}}"##
-    );
-    let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+    let body = notifications([operation_entry(
+        CALL_UPPER,
+        OP_UPPER,
+        Some(&context),
+        "completed",
+    )]);
+    let d = driver.hub().deliver(&proof(), &body).unwrap();
     assert_eq!(d.late, 1);
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!("the late completion must be surfaced")
@@ -1368,7 +1158,7 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
 /// `notRecording` is reported by the driver, once.
 #[tokio::test(start_paused = true)]
 async fn a_stop_dropped_while_draining_revokes_and_reports() {
-    let (driver, mut events, audit, transport) = driver(
+    let (driver, mut events, audit, transport) = scripted_driver(
         vec![Step::completed(), Step::completed()],
         DriverConfig::default(),
     );
@@ -1398,31 +1188,18 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
     let count = answered.clone();
     let transport = move |req: http::Request<Vec<u8>>| {
         let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        let answered = answer(&req, if n == 0 { "running" } else { "completed" });
         async move {
             // Requests: `recording` (running), the `failed` report at the deadline, then the
             // first reconciliation, which hangs; the others answer.
             if n == 2 {
                 std::future::pending::<()>().await;
             }
-            Ok::<_, std::io::Error>(
-                http::Response::builder()
-                    .status(200)
-                    .body(
-                        format!(
-                            r#"{{"id":"0fe0623f-d628-42ed-b4bd-8ac290072cc5","status":"{}","clientContext":{}}}"#,
-                            if n == 0 { "running" } else { "completed" },
-                            body["clientContext"]
-                        )
-                        .into_bytes(),
-                    )
-                    .unwrap(),
-            )
+            Ok::<_, std::io::Error>(answered)
         }
     };
-    let (driver, mut events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        Arc::new(MemorySink::default()),
+    let (driver, mut events, _audit) = driver_over(
+        transport,
         DriverConfig::default()
             .with_pending_deadline(Duration::from_secs(1))
             .with_retry(RetryPolicy::default().with_report_grace(Duration::from_secs(1))),
@@ -1436,7 +1213,10 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
     };
     driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!("late")
@@ -1460,7 +1240,7 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
 /// acknowledged after its termination has its retention revoked at once.
 #[tokio::test(start_paused = true)]
 async fn a_call_terminated_while_pending_never_records_with_live_retention() {
-    let (driver, _events, audit, _transport) = driver(
+    let (driver, _events, audit, _transport) = scripted_driver(
         vec![Step::running(), Step::completed()],
         DriverConfig::default(),
     );
@@ -1471,7 +1251,10 @@ async fn a_call_terminated_while_pending_never_records_with_live_retention() {
     graph_terminates_the_call(&driver);
     let d = driver
         .hub()
-        .deliver(&proof(), &notification(CALL_UPPER, "completed"))
+        .deliver(
+            &proof(),
+            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+        )
         .unwrap();
     assert_eq!(
         (d.routed, d.ignored),

@@ -6,29 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recording_status::audit::{AuditKind, MemorySink, verify};
-use recording_status::auth::Authenticated;
 use recording_status::driver::{
     Driver, DriverConfig, DriverEvent, DriverEvents, ForgottenKind, Started,
 };
-use recording_status::{AccessToken, CallId, Graph};
+use recording_status::transport::HttpRequest;
 
-fn proof() -> Authenticated {
-    Authenticated::danger_authenticated_elsewhere("hub test")
-}
-
-/// Call `n`'s id, as the bot knows it (GUID form).
-fn call(n: usize) -> CallId {
-    format!("57dab8b1-894c-409a-b240-{n:012x}").parse().unwrap()
-}
-
-/// Call `n`'s operation id, GUID form; Graph notifies it upper-case without dashes.
-fn operation(n: usize) -> String {
-    format!("0fe0623f-d628-42ed-b4bd-{n:012x}")
-}
-
-fn upper(id: &str) -> String {
-    id.replace('-', "").to_ascii_uppercase()
-}
+use crate::support::bodies::{
+    answer_with_id, notifications, operation_entry, sent, terminated_entry,
+};
+use crate::support::driving::driver_over;
+use crate::support::graph::proof;
+use crate::support::ids::{
+    numbered_call as call, numbered_call_of, numbered_operation as operation, upper,
+};
 
 /// A Graph that answers every `recording` request `running`, with the call's own operation id
 /// (so that notifications correlate by call and operation id, as Graph's do), and every report
@@ -40,59 +30,36 @@ fn driver(
     DriverEvents,
     Arc<MemorySink>,
 ) {
-    let transport = |req: http::Request<Vec<u8>>| {
-        let body: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+    let transport = |req: HttpRequest| {
         let n = req
             .uri()
             .path()
             .split("/calls/")
             .nth(1)
             .and_then(|r| r.split('/').next())
-            .and_then(|id| usize::from_str_radix(&id[24..], 16).ok())
+            .and_then(numbered_call_of)
             .unwrap_or(0);
-        let status = if body["status"] == "recording" {
+        let status = if sent(&req)["status"] == "recording" {
             "running"
         } else {
             "completed"
         };
-        let answer = serde_json::json!({
-            "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
-            "id": operation(n),
-            "status": status,
-            "clientContext": body["clientContext"],
-        });
-        async move {
-            Ok::<_, std::io::Error>(
-                http::Response::builder()
-                    .status(200)
-                    .body(answer.to_string().into_bytes())
-                    .unwrap(),
-            )
-        }
+        let answer = answer_with_id(&req, &operation(n), status);
+        async move { Ok::<_, std::io::Error>(answer) }
     };
-    let audit = Arc::new(MemorySink::default());
-    let (driver, events) = Driver::new(
-        Graph::new(transport, AccessToken::new("t")),
-        audit.clone(),
-        config,
-    );
-    (driver, events, audit)
+    driver_over(transport, config)
 }
 
 /// A `commsNotifications` body with one `completed` update per call in `calls`.
 fn completions(calls: impl IntoIterator<Item = usize>) -> Vec<u8> {
-    let entries: Vec<String> = calls
-        .into_iter()
-        .map(|n| {
-            format!(
-                r##"{{"changeType":"deleted","resourceUrl":"/communications/calls/{}/operations/{}",
-                "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","status":"completed"}}}}"##,
-                upper(call(n).as_str()),
-                upper(&operation(n))
-            )
-        })
-        .collect();
-    format!(r#"{{"value":[{}]}}"#, entries.join(",")).into_bytes()
+    notifications(calls.into_iter().map(|n| {
+        operation_entry(
+            &upper(call(n).as_str()),
+            &upper(&operation(n)),
+            None,
+            "completed",
+        )
+    }))
 }
 
 /// Before: the hub held at most 4,096 early updates; with 6,000 completions arriving before
@@ -255,20 +222,16 @@ async fn oversized_strings_from_notifications_are_not_kept() {
     let (driver, _events, _audit) = driver(DriverConfig::default());
     let huge = "x".repeat(100_000);
     for round in 0..20 {
-        let entries: Vec<String> = (0..9)
-            .map(|i| {
-                format!(
-                    r##"{{"changeType":"deleted","resourceUrl":"/communications/calls/{}/operations/{}",
-                    "resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
-                    "clientContext":"{huge}","status":"completed"}}}}"##,
-                    upper(call(round * 10 + i).as_str()),
-                    upper(&operation(round * 10 + i))
-                )
-            })
-            .collect();
-        let body = format!(r#"{{"value":[{}]}}"#, entries.join(","));
+        let body = notifications((0..9).map(|i| {
+            operation_entry(
+                &upper(call(round * 10 + i).as_str()),
+                &upper(&operation(round * 10 + i)),
+                Some(&huge),
+                "completed",
+            )
+        }));
         assert!(body.len() < 1 << 20);
-        let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
+        let d = driver.hub().deliver(&proof(), &body).unwrap();
         assert_eq!(d.held, 9);
     }
     // 180 held updates, each without its 100 kB context.
@@ -355,15 +318,8 @@ async fn a_flood_of_held_updates_does_not_make_the_hub_forget_a_terminated_call(
     let d2 = driver.clone();
     let waiting = tokio::spawn(async move { d2.begin_recording(d2.call(call(1)).unwrap()).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let terminated = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{}",
-            "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##,
-        upper(call(1).as_str())
-    );
-    let d = driver
-        .hub()
-        .deliver(&proof(), terminated.as_bytes())
-        .unwrap();
+    let terminated = notifications([terminated_entry(&upper(call(1).as_str()))]);
+    let d = driver.hub().deliver(&proof(), &terminated).unwrap();
     assert_eq!(d.terminated, 1);
     // Early updates for calls nobody waits for, far over the budget.
     for round in 0..10 {

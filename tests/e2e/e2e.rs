@@ -4,20 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
 use recording_status::audit::{MemorySink, verify};
-use recording_status::auth::Authenticated;
-use recording_status::driver::{Driver, DriverConfig, Hub, RetryPolicy, Started};
+use recording_status::driver::{Driver, DriverConfig, RetryPolicy, Started};
 use recording_status::emulator::{Behavior, Emulator, MalformedBody, NotifyStyle, RetryAfter};
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::transports::ureq_3::UreqTransport;
-use recording_status::{
-    AccessToken, Begin, CallId, Error, Graph, RecordingStatus, response::Permanent,
-};
+use recording_status::{Begin, CallId, Error, RecordingStatus, response::Permanent};
+
+use crate::support::assert_no_token;
+use crate::support::graph::graph_over;
+use crate::support::ids::unique_call;
+use crate::support::loopback::hub_webhook;
+use crate::support::sinks::as_json;
 
 /// What a script must come to.
 #[derive(Debug, Clone, Copy)]
@@ -131,8 +129,7 @@ async fn reqwest_through_the_driver_against_every_script() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let graph =
-        Graph::new(transport, AccessToken::new("e2e-secret")).with_endpoint(emulator.endpoint());
+    let graph = graph_over(transport).with_endpoint(emulator.endpoint());
     let (driver, _events) = Driver::new(
         graph,
         audit.clone(),
@@ -141,7 +138,7 @@ async fn reqwest_through_the_driver_against_every_script() {
             .with_retry(policy()),
     );
     for (name, behavior, expect) in scripts() {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = unique_call();
         emulator.script(&id, [behavior, Behavior::Complete]);
         let call = driver.call(id.parse().unwrap()).unwrap();
         match driver.begin_recording(call).await.unwrap() {
@@ -165,11 +162,7 @@ async fn reqwest_through_the_driver_against_every_script() {
         assert!(r.path.ends_with("/updateRecordingStatus"), "{}", r.path);
     }
     verify(&audit.events()).unwrap();
-    assert!(
-        !serde_json::to_string(&audit.events())
-            .unwrap()
-            .contains("e2e-secret")
-    );
+    assert_no_token(&as_json(&audit));
     emulator.shutdown().await;
 }
 
@@ -180,7 +173,7 @@ async fn ureq_blocking_against_every_script() {
     let mut plans = Vec::new();
     for (name, behavior, expect) in scripts() {
         // The blocking twins honour the graph's retry policy too (sleeping the thread).
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = unique_call();
         emulator.script(&id, [behavior, Behavior::Complete]);
         plans.push((name, id, expect));
     }
@@ -190,7 +183,7 @@ async fn ureq_blocking_against_every_script() {
         let transport = UreqTransport::builder()
             .timeout(Duration::from_secs(5))
             .build();
-        let graph = Graph::new(transport, AccessToken::new("t"))
+        let graph = graph_over(transport)
             .with_endpoint(endpoint)
             .with_retry(policy());
         for (name, id, expect) in plans {
@@ -217,41 +210,25 @@ async fn ureq_blocking_against_every_script() {
     emulator.shutdown().await;
 }
 
-async fn webhook(State(hub): State<Hub>, body: Bytes) -> StatusCode {
-    match hub.deliver(
-        &Authenticated::danger_authenticated_elsewhere("loopback e2e"),
-        &body,
-    ) {
-        Ok(_) => StatusCode::ACCEPTED,
-        Err(_) => StatusCode::BAD_REQUEST,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_operations_settle_through_the_webhook() {
     let emulator = Emulator::start().await.unwrap();
     let audit = Arc::new(MemorySink::default());
-    let graph = Graph::new(ReqwestTransport::new().unwrap(), AccessToken::new("t"))
-        .with_endpoint(emulator.endpoint());
+    let graph = graph_over(ReqwestTransport::new().unwrap()).with_endpoint(emulator.endpoint());
     let (driver, _events) = Driver::new(
         graph,
         audit.clone(),
         DriverConfig::default().with_pending_deadline(Duration::from_secs(5)),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/callback", post(webhook))
-        .with_state(driver.hub().clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    emulator.set_callback_url(format!("http://{addr}/callback"));
+    let (webhook, _deliveries) = hub_webhook(driver.hub().clone()).await;
+    emulator.set_callback_url(webhook);
 
     for (style, expect_recording) in [
         (NotifyStyle::default(), true),
         (NotifyStyle::messy(), true),
         (NotifyStyle::default().with_upper_dashless_ids(), true),
     ] {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = unique_call();
         emulator.script(
             &id,
             [
@@ -275,7 +252,7 @@ async fn running_operations_settle_through_the_webhook() {
             drop(driver.stop_recording(call).await.unwrap());
         }
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = unique_call();
     emulator.script(
         &id,
         [Behavior::RunningThenFail {
@@ -290,6 +267,5 @@ async fn running_operations_settle_through_the_webhook() {
         .unwrap();
     assert!(matches!(started, Started::Failed(_)), "{started:?}");
     verify(&audit.events()).unwrap();
-    server.abort();
     emulator.shutdown().await;
 }

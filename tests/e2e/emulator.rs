@@ -20,8 +20,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use recording_status::audit::{MemorySink, verify};
-use recording_status::auth::Authenticated;
-use recording_status::driver::{Driver, DriverConfig, Hub, Started};
+use recording_status::driver::{Driver, DriverConfig, Started};
 use recording_status::emulator::{
     Behavior, Emulator, MalformedBody, NotifyStyle, RecordedRequest, RetryAfter,
 };
@@ -29,15 +28,14 @@ use recording_status::notification::{ChangeType, parse_notifications};
 use recording_status::response::{Outcome, interpret_response};
 use recording_status::retry::parse_retry_after;
 use recording_status::transport::{HttpRequest, NotDelivered, Transport};
-use recording_status::{
-    AccessToken, Begin, Graph, OperationStatus, RecordingStatus, RetentionWriter,
-};
+use recording_status::{Begin, Graph, OperationStatus, RecordingStatus, RetentionWriter};
+
+use crate::support::assert_no_token;
+use crate::support::graph::{BEARER, graph_over};
+use crate::support::ids::{CALL, CALL_UPPER, OTHER, upper};
+use crate::support::loopback::{free_port, hub_webhook, serve};
 
 type TestResult = Result<(), Box<dyn Error>>;
-
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const OTHER: &str = "401f5d00-6a7e-4d35-8d6b-1f2f3e4d5c6b";
-const TOKEN: &str = "super-secret-token-4711";
 
 // ---------------------------------------------------------------------------------------------
 // A hyper-util client, raw and as the crate's `Transport`
@@ -151,7 +149,7 @@ async fn send(
 }
 
 const GOOD_HEADERS: &[(&str, &str)] = &[
-    ("authorization", "Bearer super-secret-token-4711"),
+    ("authorization", BEARER),
     ("content-type", "application/json"),
     ("client-request-id", "9f6b1d3e-0000-4000-8000-000000000001"),
 ];
@@ -179,11 +177,12 @@ async fn update(emulator: &Emulator, call: &str) -> Answer {
 }
 
 fn graph(emulator: &Emulator) -> Graph<impl Transport + 'static> {
-    Graph::new(transport(), AccessToken::new(TOKEN)).with_endpoint(emulator.endpoint())
+    graph_over(transport()).with_endpoint(emulator.endpoint())
 }
 
-fn assert_no_token(requests: &[RecordedRequest]) {
-    assert!(!format!("{requests:?}").contains(TOKEN));
+/// The emulator's log of `requests` never shows the bearer token.
+fn assert_no_token_in(requests: &[RecordedRequest]) {
+    assert_no_token(&format!("{requests:?}"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +207,7 @@ impl Webhook {
         let app = Router::new()
             .route("/api/calling", post(hook))
             .with_state(tx);
-        let url = serve(app).await;
+        let url = format!("{}/api/calling", serve(app).await);
         Self { url, received }
     }
 
@@ -224,16 +223,6 @@ impl Webhook {
         let more = tokio::time::timeout(Duration::from_millis(300), self.received.recv()).await;
         assert!(more.is_err(), "unexpected notification: {more:?}");
     }
-}
-
-/// Serves `app` on 127.0.0.1 and returns its `/api/calling` URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/api/calling")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +269,7 @@ async fn complete_has_graphs_exact_shape() -> TestResult {
     assert_eq!(emulator.status_of(CALL), Some(RecordingStatus::Recording));
     // Ids are matched in normalised form.
     assert_eq!(
-        emulator.status_of("57DAB8B1894C409AB240BD8BEAE78896"),
+        emulator.status_of(CALL_UPPER),
         Some(RecordingStatus::Recording)
     );
     assert_eq!(emulator.status_of(OTHER), None);
@@ -328,7 +317,7 @@ async fn the_crate_records_against_the_emulator() -> TestResult {
         assert_eq!(r.client_context.as_ref().map(String::len), Some(36));
         assert!(r.at <= Utc::now());
     }
-    assert_no_token(&requests);
+    assert_no_token_in(&requests);
     Ok(())
 }
 
@@ -339,8 +328,7 @@ async fn beta_endpoint() -> TestResult {
         emulator.beta_endpoint().base(),
         format!("http://{}/beta", emulator.addr())
     );
-    let graph =
-        Graph::new(transport(), AccessToken::new(TOKEN)).with_endpoint(emulator.beta_endpoint());
+    let graph = graph_over(transport()).with_endpoint(emulator.beta_endpoint());
     let call = recording_status::Calls::new(Arc::new(MemorySink::default())).open(CALL.parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
@@ -531,7 +519,7 @@ async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestRe
     );
     assert_eq!(requests[16].http_status, 413);
     assert_eq!(emulator.status_of(CALL), Some(RecordingStatus::Recording));
-    assert_no_token(&requests);
+    assert_no_token_in(&requests);
     Ok(())
 }
 
@@ -749,8 +737,8 @@ async fn messy_notifications_duplicate_out_of_order_upper_pascal() -> TestResult
     }]);
     let answer = update(&emulator, CALL).await;
     let op = answer.json()["id"].as_str().unwrap().to_owned();
-    let call_upper = CALL.replace('-', "").to_uppercase();
-    let op_upper = op.replace('-', "").to_uppercase();
+    let call_upper = upper(CALL);
+    let op_upper = upper(&op);
 
     let (headers, first) = hook.next().await;
     assert!(headers.get("authorization").is_none());
@@ -1080,7 +1068,7 @@ async fn per_call_scripts_and_the_default() -> TestResult {
     emulator.script_default([Behavior::Forbidden8506]);
     // Scripted under Graph's notification form of the id; requested in the response form.
     emulator.script(
-        "57DAB8B1894C409AB240BD8BEAE78896",
+        CALL_UPPER,
         [
             Behavior::ServerError { status: 500 },
             Behavior::Complete,
@@ -1152,9 +1140,7 @@ async fn shutdown_and_drop_stop_the_server() -> TestResult {
 
 #[tokio::test]
 async fn start_on_a_chosen_address() -> TestResult {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = probe.local_addr()?;
-    drop(probe);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let emulator = Emulator::start_on(addr).await?;
     assert_eq!(emulator.addr(), addr);
     assert_eq!(update(&emulator, CALL).await.status, 200);
@@ -1163,28 +1149,6 @@ async fn start_on_a_chosen_address() -> TestResult {
 
 // ---------------------------------------------------------------------------------------------
 // End to end: driver → emulator → webhook → hub
-
-/// A webhook that hands every body to the driver's hub, as a bot's web server would.
-async fn hub_webhook(hub: Hub) -> (String, mpsc::UnboundedReceiver<(usize, usize)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    async fn hook(
-        State((hub, tx)): State<(Hub, mpsc::UnboundedSender<(usize, usize)>)>,
-        body: Bytes,
-    ) -> StatusCode {
-        let proof = Authenticated::danger_authenticated_elsewhere("loopback test");
-        match hub.deliver(&proof, &body) {
-            Ok(delivery) => {
-                let _ = tx.send((delivery.routed, delivery.ignored + delivery.held));
-                StatusCode::ACCEPTED
-            }
-            Err(_) => StatusCode::BAD_REQUEST,
-        }
-    }
-    let app = Router::new()
-        .route("/api/calling", post(hook))
-        .with_state((hub, tx));
-    (serve(app).await, rx)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driver_end_to_end_with_notifications() -> TestResult {
@@ -1272,7 +1236,7 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     assert_eq!(for_call(CALL), ["recording", "notRecording"]);
     assert_eq!(for_call(OTHER)[0], "recording");
     assert!(requests.iter().all(|r| r.authorized));
-    assert_no_token(&requests);
+    assert_no_token_in(&requests);
     emulator.shutdown().await;
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use recording_status::audit::{JsonLinesSink, verify};
 
+use crate::support::loopback::free_port;
+
 /// The example's binary (`target/<profile>/examples/compliance_bot`), built once per test run
 /// with this test's features so that a stale binary is never the one tested.
 fn example() -> PathBuf {
@@ -165,10 +167,7 @@ async fn external_mode_reports_what_happened_and_what_could_not_be_checked() {
     assert!(stderr(&refused).contains("--app-id and --openid-url"));
 
     // With them, it runs. The webhook listens where the endpoint was told to post.
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = free_port();
     emulator.set_callback_url(format!("http://127.0.0.1:{port}/api/calls"));
     emulator.sign_notifications_for("external-app");
     let openid = emulator.openid_configuration_url();

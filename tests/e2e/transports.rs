@@ -17,16 +17,21 @@ use recording_status::transport::{
 use recording_status::transports::reqwest_0_13::{ReqwestError, ReqwestTransport};
 use recording_status::transports::ureq_3::{UreqError, UreqTransport};
 use recording_status::{
-    AccessToken, Begin, Call, CallId, Endpoint, Error, Graph, NotRecording, RecordingStatus,
+    AccessToken, Begin, Call, Endpoint, Error, Graph, NotRecording, RecordingStatus,
 };
 use serde_json::Value;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
-const TOKEN: &str = "eyJ0eXAiOiJKV1Qi.transport-secret-token.sig";
-const UPDATE_PATH: &str =
-    "/v1.0/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896/updateRecordingStatus";
+use crate::support::bodies::operation_body;
+use crate::support::graph::{BEARER, TOKEN, graph_over, open};
+use crate::support::ids::{CALL, OP, call_id};
+use crate::support::loopback::free_port;
+
+/// The path the crate posts [`CALL`]'s status to, under `/v1.0`.
+fn update_path() -> String {
+    format!("/v1.0/communications/calls/{CALL}/updateRecordingStatus")
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Which {
@@ -99,14 +104,11 @@ fn ureq_transport(cfg: Cfg) -> UreqTransport {
 }
 
 fn graph<T>(transport: T, base: &str) -> Graph<T> {
-    Graph::new(transport, AccessToken::new(TOKEN))
-        .with_endpoint(Endpoint::custom(&format!("{base}/v1.0")).unwrap())
+    graph_over(transport).with_endpoint(Endpoint::custom(&format!("{base}/v1.0")).unwrap())
 }
 
 fn new_call(audit: &Arc<MemorySink>) -> Call<NotRecording> {
-    recording_status::Calls::new(audit.clone())
-        .open(CALL.parse().unwrap())
-        .unwrap()
+    open(audit.clone())
 }
 
 /// A transport error of either kind.
@@ -144,11 +146,7 @@ impl AnyError {
 fn update_request(base: &str) -> HttpRequest {
     let endpoint = Endpoint::custom(&format!("{base}/v1.0")).unwrap();
     UpdateRequest::new(RecordingStatus::Recording)
-        .to_http(
-            &endpoint,
-            &CallId::new(CALL).unwrap(),
-            &AccessToken::new(TOKEN),
-        )
+        .to_http(&endpoint, &call_id(), &AccessToken::new(TOKEN))
         .unwrap()
 }
 
@@ -228,29 +226,17 @@ fn chain(error: &(dyn StdError + 'static)) -> String {
 }
 
 fn assert_no_token(error: &(dyn StdError + 'static)) {
-    let text = chain(error);
-    assert!(
-        !text.contains("transport-secret-token"),
-        "token leaked: {text}"
-    );
+    crate::support::assert_no_token(&chain(error));
 }
 
 /// `200` with a completed operation echoing the request's `clientContext`.
 fn completed(request: &Request) -> ResponseTemplate {
     let sent: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    ResponseTemplate::new(200).set_body_json(serde_json::json!({
-        "@odata.type": "#microsoft.graph.updateRecordingStatusOperation",
-        "clientContext": sent["clientContext"],
-        "id": "0fe0623f-d628-42ed-b4bd-8ac290072cc5",
-        "resultInfo": null,
-        "status": "completed",
-    }))
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    ResponseTemplate::new(200).set_body_json(operation_body(
+        OP,
+        "completed",
+        &sent["clientContext"],
+    ))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -338,8 +324,8 @@ fn serve_broken(mut stream: TcpStream, mode: Misbehave) {
 async fn lifecycle(which: Which) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(UPDATE_PATH))
-        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(path(update_path()))
+        .and(header("authorization", BEARER))
         .and(header("content-type", "application/json"))
         .respond_with(completed)
         .expect(2)
@@ -379,12 +365,9 @@ async fn lifecycle(which: Which) {
     let mut request_ids = Vec::new();
     for (request, status) in received.iter().zip(["recording", "notRecording"]) {
         assert_eq!(request.method.as_str(), "POST");
-        assert_eq!(request.url.path(), UPDATE_PATH);
+        assert_eq!(request.url.path(), update_path());
         assert_eq!(request.url.query(), None);
-        assert_eq!(
-            request.headers["authorization"].to_str().unwrap(),
-            format!("Bearer {TOKEN}")
-        );
+        assert_eq!(request.headers["authorization"].to_str().unwrap(), BEARER);
         assert_eq!(request.headers["content-type"], "application/json");
         let id = request.headers["client-request-id"].to_str().unwrap();
         assert_eq!(id.len(), 36, "client-request-id is a uuid: {id}");
@@ -402,7 +385,7 @@ async fn lifecycle(which: Which) {
 async fn not_compliance_call(which: Which) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(UPDATE_PATH))
+        .and(path(update_path()))
         .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
             "error": {"code": "8506", "message": "Call is not a policy recording call."}
         })))
@@ -455,7 +438,7 @@ async fn redirect_not_followed(which: Which) {
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(302)
-                .insert_header("location", format!("{}{UPDATE_PATH}", elsewhere.uri())),
+                .insert_header("location", format!("{}{}", elsewhere.uri(), update_path())),
         )
         .mount(&server)
         .await;
@@ -491,7 +474,7 @@ async fn location_on_success_never_contacted(which: Which) {
     );
     let evil = "https://evil.example/v1.0/communications/calls/x/operations/op";
     Mock::given(method("POST"))
-        .and(path(UPDATE_PATH))
+        .and(path(update_path()))
         .and(wiremock::matchers::body_partial_json(
             serde_json::json!({"status": "recording"}),
         ))
@@ -503,7 +486,7 @@ async fn location_on_success_never_contacted(which: Which) {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(UPDATE_PATH))
+        .and(path(update_path()))
         .and(wiremock::matchers::body_partial_json(
             serde_json::json!({"status": "notRecording"}),
         ))
@@ -562,7 +545,7 @@ async fn body_over_cap(which: Which) {
         .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 1024]))
         .mount(&server)
         .await;
-    Mock::given(path(UPDATE_PATH))
+    Mock::given(path(update_path()))
         .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 64 * 1024]))
         .mount(&server)
         .await;
@@ -597,7 +580,7 @@ async fn body_over_cap(which: Which) {
 
 /// Nothing listens: the request was not delivered.
 async fn connection_refused(which: Which) {
-    let base = format!("http://127.0.0.1:{}", closed_port());
+    let base = format!("http://127.0.0.1:{}", free_port());
     let error = send(which, Cfg::default(), update_request(&base))
         .await
         .unwrap_err();

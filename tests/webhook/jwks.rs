@@ -8,20 +8,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use recording_status::audit::{AuditKind, MemorySink};
 use recording_status::transport::{HttpRequest, HttpResponse};
 use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksConfig, JwksKeys};
 
+use crate::support::jwt::{APP_ID, JWKS as TEST_JWKS, KEY_PEM, bearer, unsigned_bearer as bogus};
+
 const OPENID: &str = "https://login.example.test/v1/.well-known/OpenIdConfiguration";
 const JWKS: &str = "https://login.example.test/v1/keys";
-const APP_ID: &str = "8d5bd6c2-0000-4000-8000-000000000001";
-const KEY_PEM: &str = include_str!("../data/webhook_test_key.pem");
 
 /// The test key's public half, as a JWK under `kid`.
 fn jwk(kid: &str) -> serde_json::Value {
-    let set: serde_json::Value =
-        serde_json::from_str(include_str!("../data/webhook_test_jwks.json")).unwrap();
+    let set: serde_json::Value = serde_json::from_str(TEST_JWKS).unwrap();
     let mut key = set["keys"][0].clone();
     key["kid"] = kid.into();
     key
@@ -31,40 +29,9 @@ fn jwks(kids: &[&str]) -> String {
     serde_json::json!({ "keys": kids.iter().map(|k| jwk(k)).collect::<Vec<_>>() }).to_string()
 }
 
+/// A token the issuer signed with the test key under `kid`.
 fn token(kid: &str) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({
-        "iss": "https://api.botframework.com", "aud": APP_ID,
-        "exp": now + 600, "nbf": now - 10, "tid": "tenant-1",
-    });
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.into());
-    let key = EncodingKey::from_rsa_pem(KEY_PEM.as_bytes()).unwrap();
-    format!("Bearer {}", encode(&header, &claims, &key).unwrap())
-}
-
-/// A token with a bogus `kid`, as an attacker floods the webhook with: well-formed, but signed
-/// by nobody (it is refused at the `kid`, before any signature check).
-fn bogus(kid: &str) -> String {
-    let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": kid }).to_string();
-    let claims = serde_json::json!({ "iss": "https://api.botframework.com", "aud": APP_ID, "exp": 4_000_000_000_i64 }).to_string();
-    format!(
-        "Bearer {}.{}.c2lnbmF0dXJl",
-        base64url(header.as_bytes()),
-        base64url(claims.as_bytes())
-    )
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-        }
-    }
-    out
+    bearer(KEY_PEM, kid, APP_ID)
 }
 
 /// A key server: the OpenID configuration, and whatever JWKS answer is set now. Counts fetches.
