@@ -6,18 +6,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use recording_status::audit::JsonLinesSink;
 use recording_status::testing::Step;
 
 use crate::support::graph::{graph, recording_blocking};
 use crate::support::ids::{CALL, CALL_KEY};
+use crate::support::spawn::{open_sink, output};
 use crate::support::svg::well_formed;
 
 fn audit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recording-audit"))
-        .args(args)
-        .output()
-        .unwrap()
+    output(Command::new(env!("CARGO_BIN_EXE_recording-audit")).args(args)).unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -26,7 +23,7 @@ fn stdout(o: &Output) -> String {
 
 /// A real trail: one call recorded, with two capabilities, then stopped.
 fn real_trail(path: &Path) {
-    let sink = Arc::new(JsonLinesSink::open(path).unwrap());
+    let sink = Arc::new(open_sink(path).unwrap());
     let graph = graph([Step::completed(), Step::completed()]);
     let call = recording_blocking(&graph, sink);
     drop((call.retention().unwrap(), call.retention_handle().unwrap()));

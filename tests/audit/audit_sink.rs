@@ -16,6 +16,8 @@ use recording_status::audit::{
 };
 use recording_status::error::AuditError;
 
+use crate::support::spawn::{open_sink, opening};
+
 fn ended(call: &str, capability: u64) -> AuditEvent {
     AuditEvent::now(call, AuditKind::RetentionEnded { capability })
 }
@@ -39,7 +41,7 @@ fn written(path: &Path, n: u64, key: Option<&[u8]>) {
     if let Some(key) = key {
         options = options.key(key);
     }
-    let sink = options.open(path).unwrap();
+    let sink = opening(|| options.open(path)).unwrap();
     for c in 1..=n {
         sink.record(&ended("c1", c)).unwrap();
     }
@@ -89,7 +91,7 @@ fn torn_tail_is_reported_by_read_and_resumed_by_open() {
     assert_eq!((summary.lines, summary.seq), (2, 2));
     assert_eq!(numbers(summary.torn_tail), Some((offset, 20)));
 
-    let sink = JsonLinesSink::open(&path).unwrap();
+    let sink = open_sink(&path).unwrap();
     assert_eq!(numbers(sink.repaired()), Some((offset, 20)));
     sink.record(&ended("c1", 4)).unwrap();
     drop(sink);
@@ -114,7 +116,7 @@ fn torn_tail_is_reported_by_read_and_resumed_by_open() {
         (4, 4, None)
     );
     // Reopening a repaired trail repairs nothing.
-    assert_eq!(JsonLinesSink::open(&path).unwrap().repaired(), None);
+    assert_eq!(open_sink(&path).unwrap().repaired(), None);
 }
 
 #[test]
@@ -130,7 +132,7 @@ fn a_line_cut_just_before_its_newline_is_whole_and_ended_on_open() {
         .unwrap();
     let trail = JsonLinesSink::read(&path).unwrap();
     assert_eq!((trail.events.len(), trail.torn_tail), (2, None));
-    let sink = JsonLinesSink::open(&path).unwrap();
+    let sink = open_sink(&path).unwrap();
     assert_eq!(sink.repaired(), None);
     sink.record(&ended("c1", 3)).unwrap();
     drop(sink);
@@ -154,7 +156,7 @@ fn a_resume_torn_in_its_turn_is_resumed_again() {
     file.write_all(b"{\"seq\":3,\"chain\n{\"seq\":3,\"chain\":\"00")
         .unwrap();
     drop(file);
-    let torn = JsonLinesSink::open(&path).unwrap().repaired().unwrap();
+    let torn = open_sink(&path).unwrap().repaired().unwrap();
     assert_eq!(torn.offset, good);
     let trail = JsonLinesSink::read(&path).unwrap();
     assert_eq!(trail.torn_tail, None);
@@ -181,7 +183,7 @@ fn a_whole_line_that_is_not_an_event_at_the_end_is_torn() {
     );
     // It ends with `\n` already: the marker follows at once.
     assert_eq!(
-        numbers(JsonLinesSink::open(&path).unwrap().repaired()),
+        numbers(open_sink(&path).unwrap().repaired()),
         Some((good, 5))
     );
     let trail = JsonLinesSink::read(&path).unwrap();
@@ -223,12 +225,8 @@ fn many_threads(durability: Durability) {
     const THREADS: u64 = 64;
     const EACH: u64 = 100;
     let (_dir, path) = trail_path();
-    let sink = Arc::new(
-        JsonLinesSink::options()
-            .durability(durability)
-            .open(&path)
-            .unwrap(),
-    );
+    let sink =
+        Arc::new(opening(|| JsonLinesSink::options().durability(durability).open(&path)).unwrap());
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let sink = sink.clone();
@@ -409,10 +407,7 @@ fn a_keyed_chain_needs_its_key() {
         assert_eq!((b.line, b.kind), (1, BreakKind::BadHash));
     }
     // Reopened with the same key, the chain continues.
-    let sink = JsonLinesSink::options()
-        .key(*b"right key")
-        .open(&path)
-        .unwrap();
+    let sink = opening(|| JsonLinesSink::options().key(*b"right key").open(&path)).unwrap();
     sink.record(&ended("c1", 5)).unwrap();
     drop(sink);
     let summary = check_chain(&std::fs::read(&path).unwrap(), Some(b"right key")).unwrap();
@@ -449,10 +444,10 @@ fn an_older_unchained_trail_still_reads_and_continues() {
 #[test]
 fn one_sink_per_file() {
     let (_dir, path) = trail_path();
-    let first = JsonLinesSink::open(&path).unwrap();
-    assert!(matches!(JsonLinesSink::open(&path), Err(AuditError::InUse)));
+    let first = open_sink(&path).unwrap();
+    assert!(matches!(open_sink(&path), Err(AuditError::InUse)));
     drop(first);
-    JsonLinesSink::open(&path).unwrap();
+    open_sink(&path).unwrap();
 }
 
 #[test]
