@@ -6,9 +6,9 @@
 //! here through the crate (`Calls` and `ScriptedTransport`): they must pass, and a real trail
 //! cut short must say which calls it leaves open.
 //!
-//! The `a_*`, `b_*` and `e_*` trails were accepted by the verifier before issue item 5 (it
-//! kept an acknowledgement after using it, had no notion of "end reported", and trusted the
-//! `matched` flag of operation updates).
+//! The `a_*`, `b_*` and `e_*` trails are the ones a weaker verifier accepts: one that keeps an
+//! acknowledgement after using it, has no notion of "end reported", or trusts the `matched`
+//! flag of operation updates instead of re-deriving it.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! `$RUSTC` (or `rustc` on `PATH` when `RUSTC` is unset) reports with `--version`:
 //!
 //! * **Exact mode** (pinned toolchain): trybuild compares every file's full compiler output
-//!   with its committed snapshot, as it always did.
+//!   with its committed snapshot.
 //! * **Codes-only mode** (any other compiler, or forced with
 //!   `RECORDING_STATUS_UI_CODES_ONLY=1`): every `tests/ui/*.rs` file must still fail to
 //!   compile, and its first error must be the one its committed snapshot starts with: the

@@ -495,7 +495,8 @@ async fn async_writer_goes_through_the_capability() {
 }
 
 /// Handles dropped on other threads while the drain completes: every `RetentionEnded` must be
-/// in the trail before the `notRecording` request (a race here once put it after).
+/// in the trail before the `notRecording` request, whichever thread drops the last handle and
+/// however that races with the drain's wake-up (50 rounds, to meet the interleavings).
 #[test]
 fn retention_ends_are_audited_before_the_stop_request_under_races() {
     for _ in 0..50 {

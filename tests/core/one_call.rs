@@ -1,7 +1,7 @@
 //! One Graph call, one truth (G7), through the core API without the driver: one live value per
 //! call whatever the spelling of its id, updates that must agree with the request, `completed`
 //! with an error is no acknowledgement, and a refused audit event stops the step for real.
-//! Each test here failed on the code before issue 7 (see its comment).
+//! Each test's comment says which way of breaking the rule it closes.
 
 use std::sync::Arc;
 
@@ -18,7 +18,9 @@ use crate::support::sinks::Refusing;
 
 // -- One value per call -------------------------------------------------------------------------
 
-/// Before: `Call::new` could be called twice for one call, or once per spelling.
+/// A second value for a live call is refused, under any spelling of its id: two values could
+/// each report a status, and one could report `notRecording` while the other's media is still
+/// being persisted.
 #[test]
 fn a_second_live_value_is_refused_under_either_spelling() {
     let calls = Calls::new(Arc::new(MemorySink::default()));
@@ -64,8 +66,8 @@ async fn the_seat_follows_the_value_through_transitions() {
     assert!(calls.open(CALL_UPPER.parse().unwrap()).is_ok());
 }
 
-/// Before: the verifier keyed calls by their raw spelling, so `notRecording` under one
-/// spelling while retention was alive under the other passed.
+/// The verifier keys calls by their normalised id, so `notRecording` under one spelling while
+/// retention is alive under the other is a violation, not two unrelated calls.
 #[test]
 fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
     let at = |id: &str, kind| AuditEvent::now(id, kind);
@@ -144,7 +146,7 @@ async fn the_trail_uses_one_spelling_per_call() {
     );
 }
 
-// -- An update must agree with the request (item 3) ---------------------------------------------
+// -- An update must agree with the request ------------------------------------------------------
 
 async fn pending(
     calls: &Calls,
@@ -157,8 +159,8 @@ async fn pending(
     call
 }
 
-/// Before: an update carrying our operation id with another request's `clientContext`
-/// unlocked recording (the id matched, so the context was never compared).
+/// An update carrying our operation id with another request's `clientContext` does not settle
+/// the request: when both are given, both must match, and the contradiction is audited.
 #[tokio::test]
 async fn our_operation_id_with_another_context_does_not_settle() {
     let audit = Arc::new(MemorySink::default());
@@ -196,8 +198,8 @@ async fn our_operation_id_with_another_context_does_not_settle() {
     verify(&audit.events()).unwrap();
 }
 
-/// Before: `@odata.type` was never read, so a `playPromptOperation` with a colliding id settled
-/// a pending recording.
+/// `@odata.type` is read: an operation of another type (a prompt, DTMF tones, an invitation)
+/// never settles a pending recording, even with a colliding id and our `clientContext`.
 #[tokio::test]
 async fn a_foreign_operation_type_never_settles() {
     let calls = Calls::new(Arc::new(MemorySink::default()));
@@ -225,9 +227,10 @@ async fn a_foreign_operation_type_never_settles() {
     }
 }
 
-// -- `completed` with an error (item 4) ---------------------------------------------------------
+// -- `completed` with an error ------------------------------------------------------------------
 
-/// Before: any `completed` notification unlocked recording, whatever its `resultInfo`.
+/// A `completed` notification with an error `resultInfo` or a `completionReason` other than
+/// success is no acknowledgement: the call fails and reports `failed`.
 #[tokio::test]
 async fn a_completed_notification_with_an_error_fails_the_call() {
     for body in [
@@ -252,8 +255,7 @@ async fn a_completed_notification_with_an_error_fails_the_call() {
     }
 }
 
-/// Before: the response interpreter read a 2xx `completed` with a failing `resultInfo` as an
-/// acknowledgement.
+/// The same for a 2xx answer: `completed` with a failing `resultInfo` fails the call.
 #[tokio::test]
 async fn a_completed_answer_with_an_error_fails_the_call() {
     let audit = Arc::new(MemorySink::default());
@@ -273,10 +275,10 @@ async fn a_completed_answer_with_an_error_fails_the_call() {
     verify(&audit.events()).unwrap();
 }
 
-// -- A refused audit event stops the step (item 6) ----------------------------------------------
+// -- A refused audit event stops the step -------------------------------------------------------
 
-/// Before: the capability was released anyway, the drain completed and `notRecording` was
-/// sent, so the library's own trail failed `verify`.
+/// A capability whose end the sink refused is not released: the drain does not complete and
+/// nothing is sent until the end is in the trail, so the crate's own trail always verifies.
 #[tokio::test]
 async fn an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent() {
     // Refuses `RetentionEnded` (and only that) while refusing is on.

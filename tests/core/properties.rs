@@ -907,10 +907,10 @@ proptest! {
     }
 }
 
-/// The smallest trail the property shrinks to, as a plain test: a call that records, stops and
-/// records again mints capability numbers starting from 1 again (each `Recording` gets a fresh
-/// counter), although [`AuditKind::RetentionStarted`] documents them as unique within the call,
-/// so `verify` rejects a legal lifecycle with "retention capability started twice".
+/// A call that records, stops and records again numbers its capabilities uniquely within the
+/// call, as [`AuditKind::RetentionStarted`] documents: a counter starting again at 1 for each
+/// `Recording` would make `verify` reject this legal lifecycle ("retention capability started
+/// twice"). The smallest case of the property above, as a plain test.
 #[test]
 fn capability_numbers_stay_unique_across_recording_episodes() {
     block_on(async {

@@ -2,15 +2,16 @@
 //! returned, or a `Call<Recording>` has been dropped, no inner write of a `RetentionWriter` is
 //! in flight and none starts; one check covers one inner write, never a whole buffer.
 //!
-//! Every test here fails on the code before the fix (commit 9605524), where one `check()`
-//! covered a whole `write_all` and revocation did not wait for writes in flight.
+//! Each test would catch a writer whose one check covered a whole `write_all` (so that the
+//! rest of a buffer is written after revocation), or a revocation that returns without waiting
+//! for the inner write in flight.
 //!
 //! How a violation is seen: right after `end()` (or the drop) returned, the main thread stores
 //! `ended` and then reads how many inner writes are in flight; every inner write first counts
 //! itself in flight and then reads `ended`. With sequentially consistent atomics at least one
 //! side sees the other, so an inner write that is in flight after `end()` returned, or starts
 //! after it, is always counted. No test asserts on a duration: sleeps only widen the windows
-//! the old code lost, and waits are bounded.
+//! in which such a writer or revocation would be caught, and waits are bounded.
 
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -28,7 +29,8 @@ use crate::support::graph::{graph, recording_blocking};
 const BOUND: Duration = Duration::from_secs(10);
 
 /// How long the first inner write stays in flight once revocation has begun, so that `end()`
-/// is provably waiting for it (and, on the old code, provably returns while it is in flight).
+/// is provably waiting for it (a revocation that did not wait would return while it is in
+/// flight).
 const IN_FLIGHT: Duration = Duration::from_millis(50);
 
 /// A call in `Recording`, acknowledged by a scripted Graph.

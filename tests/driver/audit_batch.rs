@@ -194,10 +194,10 @@ async fn a_stop_without_a_token_still_writes_its_signal() {
     drop(call);
 }
 
-/// Found in review: the stop signal was raised before its event was written, so a refused
-/// `drain_started` left the call's capabilities told to stop with nothing in the trail saying
-/// so (G9: a step whose event was refused does not happen). Both with nothing to drain (the
-/// signal batched with the request) and with a capability alive.
+/// The stop signal is raised only once its event is in the trail: with `drain_started`
+/// refused, the call's capabilities are not told to stop (G9: a step whose event was refused
+/// does not happen). Both with nothing to drain (the signal batched with the request) and with
+/// a capability alive.
 #[tokio::test(start_paused = true)]
 async fn a_refused_stop_signal_is_not_raised() {
     let sink = Refusing::new(|kind| matches!(kind, AuditKind::DrainStarted { .. }));

@@ -229,7 +229,7 @@ async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
     let call = failed(&driver, "the script must fail the start").await;
     assert!(call.reason().is_unknown_outcome());
     assert_eq!(transport.statuses(), ["recording", "failed"]);
-    // The trail says why (before: every entry read "transport failed, outcome unknown").
+    // The trail says why the outcome is unknown, in the transport's own words.
     let failure = audit.events().into_iter().find_map(|e| match e.kind {
         AuditKind::TransportFailed { kind, error, .. } => Some((kind, error)),
         _ => None,
@@ -697,9 +697,9 @@ async fn stop_waits_for_media_tasks_under_the_drain_deadline() {
 
 // -- One Graph call, one truth (G7) and updates that agree with their request ------------------
 
-/// Before: the orphan `notRecording` of a dropped recording call was sent once its old handle
-/// ended, while a new value of the same call was recording (Graph showed not-recording while
-/// media was persisted).
+/// The orphan `notRecording` of a dropped recording call is not sent once a new value of the
+/// same call has begun recording: Graph would show not-recording while the new episode's media
+/// is persisted (G7). The report is cancelled, audited and surfaced instead.
 #[tokio::test(start_paused = true)]
 async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
     let (driver, mut events, audit, transport) = scripted_driver(
@@ -736,13 +736,11 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
     verify(&audit.events()).unwrap();
 }
 
-/// Found in review of 6c0f7e4, which began the episode only once the call's turn was free:
-/// an orphan report throttled with `Retry-After` kept the turn through its retries, each one
-/// sent although a new episode was waiting to begin (the reviewer's script of repeated 429s
-/// made the begin wait 24 s). The begin must mark its episode before it waits for the turn,
-/// so that the report's next attempt is superseded: here, the report's retry would take the
-/// scripted `completed` meant for the begin, and the statuses would show a second
-/// `notRecording`.
+/// An orphan report throttled with `Retry-After` keeps the call's turn through its retries. A
+/// begin marks its episode before it waits for the turn, so that the report's next attempt is
+/// superseded instead of sent, and the begin does not wait out the report's retries (with
+/// repeated 429s, that would be many seconds). Here, a retried report would take the scripted
+/// `completed` meant for the begin, and the statuses would show a second `notRecording`.
 #[tokio::test(start_paused = true)]
 async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its_retries() {
     let throttled = Step::Respond {
@@ -782,9 +780,9 @@ async fn a_begin_supersedes_a_throttled_orphan_report_instead_of_waiting_out_its
     verify(&audit.events()).unwrap();
 }
 
-/// Before: a bot that retried after an unknown outcome and was recording again called
-/// `reconcile` for the first attempt's late completion, and `notRecording` went out while two
-/// capabilities of the new episode were alive.
+/// A bot that retried after an unknown outcome and is recording again may still call
+/// `reconcile` for the first attempt's late completion: nothing is sent, since a `notRecording`
+/// would go out while two capabilities of the new episode are alive (G2, G7).
 #[tokio::test(start_paused = true)]
 async fn reconcile_sends_nothing_once_a_later_episode_began() {
     let (driver, mut events, audit, transport) = scripted_driver(
@@ -876,8 +874,9 @@ fn update_without_call_id(context: Option<&str>) -> Vec<u8> {
     notifications([serde_json::Value::Object(entry.clone())])
 }
 
-/// Before: an update whose path had no call id skipped the call check and settled a pending
-/// recording by operation id alone.
+/// An update whose entry names no call settles a pending recording only by its
+/// `clientContext`, never by operation id alone: an operation id is unique within a call, and
+/// without the call there is nothing to check it against.
 #[tokio::test(start_paused = true)]
 async fn an_update_without_a_call_id_settles_only_by_client_context() {
     let (driver, _events, audit, transport) =
@@ -907,8 +906,8 @@ async fn an_update_without_a_call_id_settles_only_by_client_context() {
     verify(&audit.events()).unwrap();
 }
 
-/// Before: the hub routed an update carrying the request's operation id with another request's
-/// `clientContext`, and the call entered `Recording`.
+/// The hub does not route an update carrying the request's operation id with another request's
+/// `clientContext`: it audits the contradiction and ignores the update.
 #[tokio::test(start_paused = true)]
 async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
     let (driver, _events, audit, _transport) =
@@ -959,8 +958,9 @@ async fn a_transport_error_echoing_the_token_is_redacted_in_the_trail() {
     );
 }
 
-/// Before: the hub ignored call-state entries, so a bot had to parse the same body a second
-/// time to learn that a call ended, and its media kept being persisted meanwhile.
+/// The hub reads call-state entries too: when Graph says a call terminated, its capabilities
+/// are revoked at once (no media is persisted for a call that has ended), further reports are
+/// blocked, and the bot is told, without parsing the body a second time.
 #[tokio::test(start_paused = true)]
 async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
     let (driver, mut events, audit, transport) = scripted_driver(
@@ -1016,10 +1016,9 @@ async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
     verify(&audit.events()).unwrap();
 }
 
-/// Before: a borrowed `Retention` minted from a call Graph had terminated was audited as a
-/// start after the revocation, and the trail of a bot that never wrote failed `verify`
-/// (`RetentionOutsideRecording`). Now it is inert, like a handle minted then: it cannot write
-/// and leaves nothing in the trail.
+/// A capability minted from a call Graph has terminated, borrowed or owned, is inert: it cannot
+/// write and leaves nothing in the trail. Audited as a start after the revocation, it would
+/// make the trail of a bot that never wrote fail `verify` (`RetentionOutsideRecording`).
 #[tokio::test(start_paused = true)]
 async fn capabilities_minted_after_graph_terminated_the_call_cannot_write_and_are_not_audited() {
     let (driver, _events, audit, _transport) = scripted_driver(
@@ -1048,9 +1047,8 @@ async fn capabilities_minted_after_graph_terminated_the_call_cannot_write_and_ar
     verify(&audit.events()).unwrap();
 }
 
-/// Before: against a silent Graph, `begin_recording` with a 3-second deadline returned after
-/// 6 seconds, because the best-effort `failed` report waited out a deadline of its own. Now a
-/// transition, its report included, ends within its deadline plus `report_grace` (1 s).
+/// Against a silent Graph, a transition, its best-effort `failed` report included, ends within
+/// its deadline plus `report_grace` (1 s), not after a second deadline of the report's own.
 #[tokio::test(start_paused = true)]
 async fn a_silent_graph_costs_the_deadline_plus_the_report_grace() {
     let silent = |_req: http::Request<Vec<u8>>| {
@@ -1109,9 +1107,9 @@ async fn a_pending_deadline_plus_the_report_grace() {
 
 // -- What a dropped future leaves behind ------------------------------------------------------
 
-/// Before: `Driver::begin_recording` dropped while its request was in flight recorded nothing
-/// the hub could use: Graph's later `completed` was parked, then expired, and no
-/// `LateCompletion` followed. Now the hub knows the request before it is sent.
+/// `Driver::begin_recording` dropped while its request is in flight: the hub knows the request
+/// from before it was sent, so Graph's later `completed` is surfaced as a `LateCompletion`
+/// (G5), not parked and then forgotten.
 #[tokio::test(start_paused = true)]
 async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
     let contexts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -1234,10 +1232,10 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
     drop(call);
 }
 
-/// Found by the hub fuzz target: Graph terminated the call while its `recording` request was
-/// pending, and a later matching `completed` was still handed to the waiting call, which then
-/// recorded with a live capability. Now an update for an ended call is ignored, and a call
-/// acknowledged after its termination has its retention revoked at once.
+/// Graph terminates the call while its `recording` request is pending, then a matching
+/// `completed` arrives: the update for an ended call is ignored, and should the call be
+/// acknowledged anyway, its retention is revoked at once, so it never records with a live
+/// capability (G8). (A case the hub fuzz target reaches.)
 #[tokio::test(start_paused = true)]
 async fn a_call_terminated_while_pending_never_records_with_live_retention() {
     let (driver, _events, audit, _transport) = scripted_driver(

@@ -1,6 +1,7 @@
 //! The notification hub at scale (G10): nothing that matters is dropped silently, cancelled
-//! waits leave no trace in the hub, and what the hub keeps from the network is capped.
-//! Each test here failed on the hub before it was indexed and budgeted (see its comment).
+//! waits leave no trace in the hub, and what the hub keeps from the network is capped. The
+//! numbers are past any fixed-size table a hub might keep (4,096 entries), so that a table
+//! that evicts silently, or a list scanned on every delivery, is caught.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +63,8 @@ fn completions(calls: impl IntoIterator<Item = usize>) -> Vec<u8> {
     }))
 }
 
-/// Before: the hub held at most 4,096 early updates; with 6,000 completions arriving before
-/// their calls started waiting, 1,903 calls whose completion had arrived ended `Failed`.
+/// 6,000 completions arriving before their calls start waiting are all held and applied: a
+/// call whose completion has arrived never ends `Failed` for want of room.
 #[tokio::test(start_paused = true)]
 async fn six_thousand_early_completions_are_all_held_and_applied() {
     const CALLS: usize = 6_000;
@@ -95,9 +96,8 @@ async fn six_thousand_early_completions_are_all_held_and_applied() {
     verify(&audit.events()).unwrap();
 }
 
-/// Before: 20,000 cancelled begins left 15,428 entries in the waiting list, and every delivery
-/// scanned them. Now a cancelled wait leaves the hub, and its request becomes abandoned, so a
-/// late completion still surfaces.
+/// A cancelled wait leaves the hub (so that deliveries do not scan what nobody waits for), and
+/// its request becomes abandoned, so a late completion still surfaces.
 #[tokio::test(start_paused = true)]
 async fn cancelled_waits_leave_the_hub_and_their_late_completions_surface() {
     const CALLS: usize = 2_000;
@@ -129,9 +129,9 @@ async fn cancelled_waits_leave_the_hub_and_their_late_completions_surface() {
     }
 }
 
-/// Before: abandoned requests past 4,096 were evicted without a word, so their late
-/// completions never surfaced and nobody reconciled Graph's indicator. Now the budget is
-/// configurable, and a request that can no longer be matched is reported for reconciliation.
+/// Abandoned requests the hub forgets, past its byte budget or its memory's age, are reported
+/// for reconciliation, oldest first: silently evicted, their late completions would never
+/// surface and nobody would reconcile Graph's indicator.
 #[tokio::test(start_paused = true)]
 async fn abandoned_requests_the_hub_forgets_are_reported_for_reconciliation() {
     let config = DriverConfig::default()
@@ -187,7 +187,8 @@ async fn abandoned_requests_the_hub_forgets_are_reported_for_reconciliation() {
     assert_eq!(forgot, 40);
 }
 
-/// Before: a duplicate for a request settled 4,097 settlements ago was held as if new.
+/// A duplicate for a request settled 5,000 settlements ago is still known as a duplicate, not
+/// held as if new.
 #[tokio::test(start_paused = true)]
 async fn a_duplicate_after_five_thousand_settlements_is_still_a_duplicate() {
     const CALLS: usize = 5_000;
@@ -215,8 +216,8 @@ async fn a_duplicate_after_five_thousand_settlements_is_still_a_duplicate() {
     );
 }
 
-/// Before: 2,048 held updates with 1 MiB `clientContext`s took 2.1 GB. Strings from the
-/// network are capped before the hub keeps them.
+/// Strings from the network are capped before the hub keeps them: held updates with 100 kB
+/// `clientContext`s cost the hub a small bounded amount each, not their size.
 #[tokio::test(start_paused = true)]
 async fn oversized_strings_from_notifications_are_not_kept() {
     let (driver, _events, _audit) = driver(DriverConfig::default());
@@ -264,10 +265,9 @@ async fn an_ended_call_the_hub_forgets_is_reported() {
     );
 }
 
-/// Before: every ended call left about 250 B in the hub for `DriverConfig::memory` (10 minutes
-/// by default), outside `remembered_bytes` and so outside `memory_bytes`: ending 10,000 calls
-/// held 2.5 MB that no budget saw. Ended calls now count against the byte budget, and the
-/// oldest is forgotten (audited and surfaced) when it is exceeded.
+/// Ended calls count against the byte budget (`remembered_bytes`, bounded by `memory_bytes`),
+/// not only against `DriverConfig::memory`'s age: past the budget the oldest is forgotten,
+/// audited and surfaced, and the newest are still known to have ended.
 #[tokio::test(start_paused = true)]
 async fn ended_calls_count_against_the_byte_budget() {
     let (driver, mut events, audit) = driver(DriverConfig::default().with_memory_bytes(4_096));
@@ -307,11 +307,10 @@ async fn ended_calls_count_against_the_byte_budget() {
     );
 }
 
-/// Found in review: with ended calls counted against the byte budget and forgotten right after
-/// settled requests, a flood of held updates made the hub forget a call Graph had terminated
-/// while its `recording` request was pending; the late `completed` was then routed to it, and
-/// the call entered `Recording` with live retention after its termination (G8). Ended calls
-/// are now the last thing the hub forgets for bytes.
+/// Ended calls are the last thing the hub forgets for bytes: a flood of held updates must not
+/// make it forget a call Graph terminated while its `recording` request was pending, or the
+/// late `completed` would be routed to it and the call would enter `Recording` with live
+/// retention after its termination (G8).
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_held_updates_does_not_make_the_hub_forget_a_terminated_call() {
     let (driver, mut events, audit) = driver(DriverConfig::default().with_memory_bytes(4_096));

@@ -105,8 +105,8 @@ fn an_existing_trail_is_refused_unless_append_and_appended_correctly() {
 
 #[test]
 fn a_device_node_is_never_removed() {
-    // `/dev/null` exists on every Unix machine; run as root, the example once deleted such a
-    // node before opening it.
+    // `/dev/null` exists on every Unix machine; run as root, an example that removed an
+    // existing path before opening it would delete the device node.
     let device = Path::new("/dev/null");
     if !device.exists() {
         return;

@@ -6,7 +6,7 @@
 //! The property, in every model: once revocation has returned, no inner write is in progress
 //! and none starts; a drain completes only when every owned capability is gone, and it is
 //! always woken; and no capability's start is audited after its call's revocation (G9).
-//! `naive_check_then_write_is_caught` runs the same model over the old design (a flag checked
+//! `naive_check_then_write_is_caught` runs the same model over a naive design (a flag checked
 //! before the write, not held during it) and expects loom to find the interleaving that
 //! breaks it, so the model is known to be able to fail; so does
 //! `checking_revocation_before_auditing_the_start_is_caught` for the audit.

@@ -299,8 +299,8 @@ async fn a_fetch_that_brings_the_key_asked_for_costs_nothing() {
 
 /// The first fetch (building the cache) counts against no limit: with the default
 /// configuration, a key published right after it is fetched for the first token that names it
-/// (the first fetch used to count against the 60-second interval, and every such token was
-/// refused for up to a minute).
+/// (counted against the 60-second interval, every such token would be refused for up to a
+/// minute).
 #[tokio::test]
 async fn a_key_published_right_after_the_first_fetch_is_accepted_with_the_default_config() {
     let server = KeyServer::new(&["old"]);
@@ -381,9 +381,8 @@ async fn a_key_published_while_a_refresh_is_in_flight_is_accepted() {
 
 /// A caller dropped while its fetch is in flight (the webhook request's sender gave up, under
 /// load) abandons only its wait: the fetch completes and its keys serve the callers after it.
-/// Under load, a fetch taking longer than the sender's patience used to be cancelled with the
-/// request, twice, and the budget was spent: every notification signed with the new key was
-/// refused for the rest of the interval.
+/// A fetch cancelled with the request, under load, twice, would spend the budget, and every
+/// notification signed with the new key would be refused for the rest of the interval.
 #[tokio::test(start_paused = true)]
 async fn a_dropped_caller_does_not_take_the_fetch_with_it() {
     let server = KeyServer::new(&["old"]);
