@@ -24,6 +24,28 @@ fn example() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let mut build = Command::new(cargo);
             build.args(["build", "--example", "compliance_bot", "--all-features"]);
+            // What cargo sets for this test run only (the package's name, version, manifest
+            // directory…): a build script that watches one of them (ring's does) would see it
+            // change between this build and the `cargo test` around it, and both would rebuild
+            // ring and everything above it on every run.
+            for (name, _) in std::env::vars_os() {
+                let set_for_the_run = name.to_str().is_some_and(|name| {
+                    [
+                        "CARGO_PKG_",
+                        "CARGO_MANIFEST_",
+                        "CARGO_CRATE_",
+                        "CARGO_BIN_",
+                        "CARGO_CFG_",
+                    ]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
+                        || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"]
+                            .contains(&name)
+                });
+                if set_for_the_run {
+                    build.env_remove(name);
+                }
+            }
             if profile_dir.ends_with("release") {
                 build.arg("--release");
             }
