@@ -1,0 +1,199 @@
+//! Graph's `8522` ("Call not found", comms-samples#173), whatever the HTTP status, ends the
+//! call as a `terminated` notification does: the driver revokes its retention, sends nothing
+//! more for it, records `call_terminated` and tells the bot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use recording_status::audit::{AuditKind, MemorySink, verify};
+use recording_status::driver::{Driver, DriverConfig, DriverEvent, Started};
+use recording_status::response::{GraphError, Permanent};
+use recording_status::testing::{ScriptedTransport, Step};
+use recording_status::{AccessToken, Error, Graph, StopError};
+
+const CALL: &str = "8a5dfe3b-5f3e-4d6e-9b1c-7e2d9c0a8522";
+
+fn call_not_found(status: u16) -> Step {
+    Step::json(
+        status,
+        r#"{"error":{"code":"8522","message":"Call not found.","innerError":{"request-id":"7ebde706-ab9e-4495-b901-7ab4b0ce91ba","date":"2021-05-06T05:26:40"}}}"#,
+    )
+}
+
+#[test]
+fn code_8522_is_call_not_found_whatever_the_status() {
+    for status in [400, 404, 409, 500, 503] {
+        let response = http::Response::builder()
+            .status(status)
+            .body(br#"{"error":{"code":"8522","message":"Call not found."}}"#.to_vec())
+            .unwrap();
+        let error = GraphError::from_response(&response);
+        assert_eq!(error.permanent(), Some(Permanent::CallNotFound), "{status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_begin_answered_8522_ends_the_call() {
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new().then(call_not_found(500));
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Failed(call)) = driver.begin_recording(call).await else {
+        panic!("not recording");
+    };
+    assert!(
+        matches!(call.reason(), Error::Graph(_)),
+        "{:?}",
+        call.reason()
+    );
+    let event = events.try_recv().unwrap();
+    assert!(
+        matches!(&event, DriverEvent::CallTerminated { call_id, result_info: Some(info) }
+            if call_id.as_str() == CALL && info.subcode == Some(8522)),
+        "{event:?}"
+    );
+    // Nothing more is sent for it.
+    let again = driver.begin_recording(call).await;
+    assert!(
+        matches!(&again, Err(not_sent) if matches!(not_sent.error, Error::CallEnded)),
+        "{again:?}"
+    );
+    assert_eq!(driver.graph().transport().statuses(), ["recording"]);
+    assert!(audit.events().iter().any(|e| matches!(
+        e.kind,
+        AuditKind::CallTerminated {
+            subcode: Some(8522),
+            ..
+        }
+    )));
+    verify(&audit.events()).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_answered_8522_ends_the_call() {
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new()
+        .then(Step::completed())
+        .then(call_not_found(404))
+        .then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(1));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), config);
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("recording");
+    };
+    let stopped = driver.stop_recording(call).await;
+    let Err(StopError::Unacknowledged { call }) = stopped else {
+        panic!("{stopped:?}");
+    };
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    let again = driver.begin_recording(call).await;
+    assert!(again.is_err(), "the call ended: {again:?}");
+    verify(&audit.events()).unwrap();
+}
+
+/// A notification Graph resends (`X-Microsoft-Skype-Original-Message-ID` naming the first
+/// delivery, msteams-docs#9170) is applied once: the call ends once, the bot is told once, and
+/// the trail records the resend.
+#[tokio::test]
+async fn a_resent_notification_is_applied_once() {
+    use recording_status::auth::Authenticated;
+    use recording_status::driver::{MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+
+    let audit = Arc::new(MemorySink::default());
+    let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    let terminated = format!(
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated","resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":200,"subcode":5001,"message":"The conversation has ended."}}}}}}]}}"##
+    );
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+    let first = headers(&[(MESSAGE_ID_HEADER, "b5cb158e-6cf1-429c-a7e6-67f360012b99")]);
+    let delivery = driver
+        .hub()
+        .deliver_message(&proof, &first, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((delivery.terminated, delivery.redelivered), (1, false));
+
+    for resend in [
+        headers(&[
+            (MESSAGE_ID_HEADER, "0d5a2a60-8b4b-4d51-9d43-3b6b3c0a1a11"),
+            (
+                ORIGINAL_MESSAGE_ID_HEADER,
+                "b5cb158e-6cf1-429c-a7e6-67f360012b99",
+            ),
+        ]),
+        // The same message again, id in another case.
+        headers(&[(MESSAGE_ID_HEADER, "B5CB158E-6CF1-429C-A7E6-67F360012B99")]),
+    ] {
+        let delivery = driver
+            .hub()
+            .deliver_message(&proof, &resend, terminated.as_bytes())
+            .unwrap();
+        assert_eq!((delivery.terminated, delivery.redelivered), (0, true));
+    }
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    assert!(events.try_recv().is_err(), "told once");
+    let resends = audit
+        .events()
+        .iter()
+        .filter(|e| matches!(e.kind, AuditKind::NotificationRedelivered { .. }))
+        .count();
+    assert_eq!(resends, 2);
+    verify(&audit.events()).unwrap();
+}
+
+/// The auditor's summary and timeline show a call Graph hung up on as ended by Graph, its
+/// recording time ending at the revocation, not as still `Recording`.
+#[tokio::test(start_paused = true)]
+async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
+    use recording_status::CallState;
+    use recording_status::audit::{summary, timeline};
+    use recording_status::auth::Authenticated;
+
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new().then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("recording");
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    driver.hub().deliver(&proof, terminated.as_bytes()).unwrap();
+    // Later the bot drops the value without ending it: the recording time ended with Graph's
+    // hang-up, and the call reads ended, not `Recording`.
+    std::thread::sleep(Duration::from_millis(30));
+    drop(call);
+    tokio::task::yield_now().await;
+    let events = audit.events();
+    let calls = summary(&events);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].final_state, Some(CallState::Ended));
+    assert!(calls[0].ended_by_graph);
+    assert!(
+        calls[0].recording_ms < 30,
+        "recording ends at the hang-up: {} ms",
+        calls[0].recording_ms
+    );
+    let svg = timeline(&events, CALL).unwrap();
+    assert!(svg.contains("ended by Graph"), "{svg}");
+}

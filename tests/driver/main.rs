@@ -1,0 +1,12 @@
+//! The async driver and its notification hub (feature `driver`), on tokio's paused clock:
+//! Graph's real behaviour, the hub at scale, the audit events each step writes together, and
+//! calls Graph says are gone.
+#![cfg(feature = "driver")]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod audit_batch;
+mod call_gone;
+mod driver;
+mod hub;
