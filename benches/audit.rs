@@ -35,12 +35,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use graph_emulator::Emulator;
+use recording_status::Endpoint;
 use recording_status::audit::{
     AuditEvent, AuditKind, AuditSink, Durability, JsonLinesSink, MemorySink,
 };
 use recording_status::driver::{Driver, DriverConfig, Started};
-use graph_emulator::Emulator;
-use recording_status::Endpoint;
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::{AccessToken, Graph, RecordingStatus};
 use tokio::runtime::Runtime;

@@ -43,15 +43,16 @@
 //! - *Verifier:* `G1/recording-without-ack` (the acknowledgement is re-derived from the trail and
 //!   used up by entering `Recording`), `G1/retention-outside-recording`.
 //! - *Tests:* `tests/ui/retain_in_*.rs`, `tests/ui/retention_handle_in_pending_recording.rs`;
-//!   `tests/lifecycle.rs` `never_recording_without_completed`,
+//!   `tests/core/lifecycle.rs` `never_recording_without_completed`,
 //!   `running_stays_pending_until_completed_notification`,
-//!   `failed_can_begin_again_and_needs_fresh_ack`; `tests/properties.rs`
+//!   `failed_can_begin_again_and_needs_fresh_ack`; `tests/core/properties.rs`
 //!   `responses_are_total_and_honest`, `g1_holds_under_arbitrary_transport_behaviour`,
-//!   `only_an_acknowledgement_unlocks_retention`; `tests/one_call.rs`
+//!   `only_an_acknowledgement_unlocks_retention`; `tests/core/one_call.rs`
 //!   `our_operation_id_with_another_context_does_not_settle`,
 //!   `a_foreign_operation_type_never_settles`, `a_completed_notification_with_an_error_fails_the_call`;
-//!   `tests/driver.rs` `a_notification_for_another_request_cannot_unlock_recording`,
-//!   `forged_completed_cannot_unlock_retention` (feature `jwt`); `tests/verify.rs`.
+//!   `tests/driver/driver.rs` `a_notification_for_another_request_cannot_unlock_recording`;
+//!   `tests/webhook/forged.rs` `forged_completed_cannot_unlock_retention` (feature `jwt`);
+//!   `tests/audit/verify.rs`; `tests/core/steps.rs`.
 //!
 //! **G2. Stop before notify.**
 //! - *Types:* a borrowed [`Retention<'c>`](crate::Retention) borrows the call, and
@@ -68,17 +69,17 @@
 //! - *Tests:* `tests/ui/stop_while_retention_alive.rs`, `stop_while_writer_alive.rs`,
 //!   `report_failure_while_retention_alive.rs`, `end_while_retention_alive.rs`,
 //!   `stop_request_before_drain.rs`, `forge_draining_literal.rs`;
-//!   `tests/lifecycle.rs` `stop_waits_for_every_owned_handle`,
+//!   `tests/core/lifecycle.rs` `stop_waits_for_every_owned_handle`,
 //!   `drain_deadline_hands_the_call_back_and_sends_nothing`,
-//!   `retention_ends_are_audited_before_the_stop_request_under_races`; `tests/loom.rs`
-//!   `stop_drains_after_every_capability_and_is_always_woken`; `tests/driver.rs`
-//!   `stop_waits_for_media_tasks_under_the_drain_deadline`; `tests/rule_at_every_instant.rs`.
+//!   `retention_ends_are_audited_before_the_stop_request_under_races`; `tests/loom/main.rs`
+//!   `stop_drains_after_every_capability_and_is_always_woken`; `tests/driver/driver.rs`
+//!   `stop_waits_for_media_tasks_under_the_drain_deadline`; `tests/core/rule_at_every_instant.rs`.
 //!
 //! **G3. Misuse does not compile.**
 //! - *Types:* sealed traits (`State`, the capability trait), private fields, consuming
 //!   transitions, lifetimes on borrowed capabilities.
-//! - *Tests:* `tests/compile_fail.rs` `misuse_does_not_compile` over `tests/ui/` (the catalogue
-//!   below) and `legal_paths_compile` over `tests/ui-pass/`; `tests/protocol_spec.rs`, whose
+//! - *Tests:* `tests/compile_fail/compile_fail.rs` `misuse_does_not_compile` over `tests/ui/` (the catalogue
+//!   below) and `legal_paths_compile` over `tests/ui-pass/`; `tests/core/protocol_spec.rs`, whose
 //!   every edge calls the real API.
 //!
 //! **G4. Nothing is lost from the audit trail.**
@@ -87,20 +88,20 @@
 //!   [`AuditSink`](crate::audit::AuditSink) *before* the step goes on.
 //! - *Verifier:* [`audit::verify`](crate::audit::verify) replays any trail;
 //!   `G4/capability-started-twice`, `G4/capability-ended-without-start`.
-//! - *Tests:* `tests/lifecycle.rs` `nothing_is_sent_without_an_audit_record`,
+//! - *Tests:* `tests/core/lifecycle.rs` `nothing_is_sent_without_an_audit_record`,
 //!   `json_lines_sink_is_flushed_per_event_and_verifies`, `verifier_catches_retention_before_ack`;
-//!   `tests/properties.rs` `capability_numbers_stay_unique_across_recording_episodes`;
-//!   `tests/verify.rs`.
+//!   `tests/core/properties.rs` `capability_numbers_stay_unique_across_recording_episodes`;
+//!   `tests/audit/verify.rs`.
 //!
 //! **G5. Outcomes are honest.**
 //! - *Run time:* ambiguous failures (timeout, 500/504, reset after sending) are unknown
 //!   outcomes, never retried blindly and never success; the call enters `Failed` remembering the
 //!   attempt, so a late `completed` is surfaced for reconciliation instead of promoting it.
-//! - *Tests:* `tests/driver.rs` `server_error_is_unknown_and_never_retried`,
+//! - *Tests:* `tests/driver/driver.rs` `server_error_is_unknown_and_never_retried`,
 //!   `reset_after_send_is_unknown_but_refused_connection_is_retried`,
 //!   `deadline_fails_and_late_completion_is_surfaced_not_promoted`,
 //!   `a_completion_after_an_ambiguous_failure_is_surfaced`,
-//!   `a_cancelled_wait_still_surfaces_a_late_completion`; `tests/properties.rs`
+//!   `a_cancelled_wait_still_surfaces_a_late_completion`; `tests/core/properties.rs`
 //!   `responses_are_total_and_honest`.
 //!
 //! **G6. Hostile input is rejected with a clear error.**
@@ -110,8 +111,8 @@
 //!   followed with the token.
 //! - *Tests:* unit tests in `src/types.rs` (`rejects_hostile_ids`, `client_context_bounds`,
 //!   `token_never_prints`) and `src/notification.rs` (`not_json`, `too_large`,
-//!   `missing_and_wrong_typed_fields`); `tests/transports.rs` `redirect_not_followed`,
-//!   `location_on_success_never_contacted`; `tests/emulator.rs`
+//!   `missing_and_wrong_typed_fields`); `tests/e2e/transports.rs` `redirect_not_followed`,
+//!   `location_on_success_never_contacted`; `tests/e2e/emulator.rs`
 //!   `foreign_location_is_never_followed`; fuzz targets `fuzz/fuzz_targets/{call_id,
 //!   notification, response}.rs`.
 //!
@@ -122,13 +123,13 @@
 //!   not sent once a later one began (`ReportSuperseded` in the trail).
 //! - *Verifier:* calls are keyed by normalised id, so a GUID and its upper-case dash-less
 //!   spelling are one call.
-//! - *Tests:* `tests/ui/call_new_without_registry.rs`; `tests/one_call.rs`
+//! - *Tests:* `tests/ui/call_new_without_registry.rs`; `tests/core/one_call.rs`
 //!   `a_second_live_value_is_refused_under_either_spelling`,
 //!   `the_trail_uses_one_spelling_per_call`,
 //!   `verify_rejects_a_stop_under_another_spelling_while_retention_is_alive`;
-//!   `tests/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
-//!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/rule_at_every_instant.rs`;
-//!   `tests/verify.rs` `a_stop_under_another_spelling_is_rejected`.
+//!   `tests/driver/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
+//!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/core/rule_at_every_instant.rs`;
+//!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`.
 //!
 //! **G8. Revocation is final.**
 //! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its
@@ -137,11 +138,11 @@
 //!   `membarrier(2)`, `src/retention/sync.rs`); `Call::end` and the drop of a
 //!   `Call<Recording>` revoke and return only when no write is in flight; later writes fail.
 //! - *Verifier:* a revoked capability no longer holds the call in `Recording`, but only that
-//!   one: a later episode's capabilities are checked afresh (`tests/verify.rs`
+//!   one: a later episode's capabilities are checked afresh (`tests/audit/verify.rs`
 //!   `a_second_episode_after_a_revocation_is_rejected`).
-//! - *Tests:* `tests/loom.rs` (every interleaving, and `naive_check_then_write_is_caught` and
-//!   `the_gate_without_its_fences_is_caught` showing the model can fail); `tests/revocation.rs`; `tests/rule_at_every_instant.rs`;
-//!   `tests/lifecycle.rs` `ending_a_recording_call_revokes_handles_and_sends_nothing`,
+//! - *Tests:* `tests/loom/main.rs` (every interleaving, and `naive_check_then_write_is_caught` and
+//!   `the_gate_without_its_fences_is_caught` showing the model can fail); `tests/core/revocation.rs`; `tests/core/rule_at_every_instant.rs`;
+//!   `tests/core/lifecycle.rs` `ending_a_recording_call_revokes_handles_and_sends_nothing`,
 //!   `dropping_a_recording_call_revokes_handles`.
 //!
 //! **G9. The trail is honest and complete.**
@@ -154,23 +155,23 @@
 //!   lists the calls a cut trail leaves pending or recording, with their live capabilities;
 //!   [`Verified::unauthenticated`](crate::audit::Verified::unauthenticated) lists recordings
 //!   entered through the escape hatch.
-//! - *Tests:* `tests/verify.rs` (every forged trail in `tests/fixtures/trails/`, real and cut
-//!   trails); `tests/audit_sink.rs`; `tests/one_call.rs`
+//! - *Tests:* `tests/audit/verify.rs` (every forged trail in `tests/fixtures/trails/`, real and cut
+//!   trails); `tests/audit/audit_sink.rs`; `tests/core/one_call.rs`
 //!   `an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent`.
 //!
 //! **G10. Bounded, never silent.**
 //! - *Run time:* the driver's notification hub (`src/driver/hub.rs`) is indexed and bounded by
 //!   bytes and age, caps strings from the network, and reports what it forgets as a driver
 //!   event.
-//! - *Tests:* `tests/hub.rs`; `src/notification.rs` `many_ignored_entries_stay_linear`,
+//! - *Tests:* `tests/driver/hub.rs`; `src/notification.rs` `many_ignored_entries_stay_linear`,
 //!   `too_large`; `benches/hub.rs` (routing cost against the number of pending calls).
 //!
 //! # The protocol, as a picture
 //!
 //! Generated from the same executable spec as the Mermaid copy in the crate docs:
-//! `#[typestate]` in `tests/protocol_spec.rs` exports the automaton while compiling, and the
+//! `#[typestate]` in `tests/core/protocol_spec.rs` exports the automaton while compiling, and the
 //! test `picture_matches_docs` renders it to `docs/states.svg` and fails if the committed copy
-//! differs (`UPDATE_DIAGRAM=1 cargo test --test protocol_spec` rewrites it). Boxes are the
+//! differs (`UPDATE_DIAGRAM=1 cargo test --test core protocol_spec` rewrites it). Boxes are the
 //! states; diamonds are the outcomes Graph decides (a choice the bot's code then matches on);
 //! the dot is the start and the ringed dots are `end` (the call terminated).
 //!
@@ -178,7 +179,7 @@
 //!
 //! # Misuses that do not compile (G3)
 //!
-//! Generated from `tests/ui/` by `tests/catalogue.rs` (the misuse is the first sentence of the
+//! Generated from `tests/ui/` by `tests/compile_fail/catalogue.rs` (the misuse is the first sentence of the
 //! file's doc, the error the first one of its `.stderr` snapshot for the pinned compiler).
 //!
 #![doc = include_str!("../docs/compile-fail.md")]

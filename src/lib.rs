@@ -117,7 +117,7 @@
 //!
 //! # The protocol
 //!
-//! Exported by the `#[typestate]` protocol spec in `tests/protocol_spec.rs`, whose every edge
+//! Exported by the `#[typestate]` protocol spec in `tests/core/protocol_spec.rs`, whose every edge
 //! calls this crate's API; a test fails if this copy drifts from the export or from
 //! [`protocol::TRANSITIONS`]. Choice nodes (`<<choice>>`) are the outcomes Graph decides.
 //!
@@ -157,8 +157,9 @@
 //! 7. **The [`driver`]** and its hub, on tokio: a client of the layers below through their
 //!    public API and one crate-private seam.
 //!
-//! The webhook authenticator, the transports, the test kit ([`testing`]) and the emulator sit
-//! beside these, on the values and the audit trail.
+//! The webhook authenticator, the transports and the test kit ([`testing`]) sit beside these,
+//! on the values and the audit trail. The Graph emulator the tests and the example bot run
+//! against is a crate of its own in the workspace (`graph-emulator`), independent of this one.
 //!
 //! # What this crate does not do
 //!
@@ -175,7 +176,6 @@
 //! - `jwt`: `webhook`, validation of the Bot Framework bearer JWT on notification webhooks.
 //! - `reqwest-0_13`, `ureq-3`: ready-made [`transports`] (redirects always off); `tls` adds
 //!   rustls to them.
-//! - `emulator`: `emulator::Emulator`, a Graph emulator on 127.0.0.1 for tests and examples.
 //! - `proptest`: `testing::strategies`, Graph's answers as proptest strategies.
 
 #![forbid(unsafe_code)]
@@ -189,8 +189,6 @@ mod call;
 pub mod compliance;
 #[cfg(feature = "driver")]
 pub mod driver;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 mod endpoint;
 pub mod error;
 pub mod exchange;
@@ -230,7 +228,7 @@ pub use protocol::CallState;
 pub use registry::Calls;
 pub use retention::{Retention, RetentionHandle, RetentionWriter};
 pub use retry::RetryPolicy;
-// The transition table, for the protocol spec test (`tests/protocol_spec.rs`), not for bots.
+// The transition table, for the protocol spec test (`tests/core/protocol_spec.rs`), not for bots.
 #[doc(hidden)]
 pub use protocol::{TRANSITIONS, Transition};
 pub use state::{Failed, NotRecording, PendingRecording, Recording, State};
@@ -239,7 +237,7 @@ pub use token::{TokenError, TokenFuture, TokenSource};
 pub use transport::{BlockingTransport, Transport};
 pub use types::{AccessToken, CallId, ClientContext};
 
-/// The README's example, compiled as a doctest so it cannot rot.
-#[cfg(doctest)]
+/// The README's example, compiled as a doctest so it cannot rot (it runs on the driver).
+#[cfg(all(doctest, feature = "driver"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -55,7 +55,7 @@ const fn edge(from: CallState, event: &'static str, to: CallState) -> Transition
 
 /// Every edge the API offers, as in DESIGN.md's transition table.
 ///
-/// `tests/protocol_spec.rs` holds the same protocol as a `#[typestate]` automaton whose every
+/// `tests/core/protocol_spec.rs` holds the same protocol as a `#[typestate]` automaton whose every
 /// edge calls the real API; a test checks that its edges are exactly this table's (from, to)
 /// pairs, and another that the diagram it exports is the one in the crate docs.
 pub const TRANSITIONS: &[Transition] = {

@@ -26,7 +26,7 @@ const ABSURD_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use recording_status::driver::RetryPolicy;
+/// use recording_status::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
 ///     .with_deadline(Duration::from_secs(10))

@@ -17,7 +17,7 @@
 //! (revocations are rare, writes are per frame). Elsewhere, or if the kernel refuses the
 //! registration, both sides use `fence(SeqCst)`.
 //!
-//! This file is also compiled by `tests/loom.rs` against loom's primitives (`super::sync`),
+//! This file is also compiled by `tests/loom/main.rs` against loom's primitives (`super::sync`),
 //! which model-checks every interleaving of writers, a cloner and a revocation or drain, with
 //! `fence(SeqCst)` on both sides: the symmetric form the asymmetric one stands in for.
 

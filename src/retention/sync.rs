@@ -1,4 +1,4 @@
-//! The primitives [`gate`](super::gate) is built on. `tests/loom.rs` compiles the same gate
+//! The primitives [`gate`](super::gate) is built on. `tests/loom/main.rs` compiles the same gate
 //! against loom's primitives instead, with `fence(SeqCst)` for both fences.
 
 pub(super) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

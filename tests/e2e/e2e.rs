@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use graph_emulator::{
+    Behavior, Emulator, MalformedBody, NotifyStyle, RecordingStatus as Accepted, RetryAfter,
+};
 use recording_status::audit::{MemorySink, verify};
 use recording_status::driver::{Driver, DriverConfig, RetryPolicy, Started};
-use recording_status::emulator::{Behavior, Emulator, MalformedBody, NotifyStyle, RetryAfter};
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::transports::ureq_3::UreqTransport;
-use recording_status::{Begin, CallId, Error, RecordingStatus, response::Permanent};
+use recording_status::{Begin, CallId, Error, response::Permanent};
 
 use crate::support::assert_no_token;
 use crate::support::graph::graph_over;
@@ -129,7 +131,8 @@ async fn reqwest_through_the_driver_against_every_script() {
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let graph = graph_over(transport).with_endpoint(emulator.endpoint());
+    let graph = graph_over(transport)
+        .with_endpoint(recording_status::Endpoint::custom(&emulator.base_url()).unwrap());
     let (driver, _events) = Driver::new(
         graph,
         audit.clone(),
@@ -147,7 +150,7 @@ async fn reqwest_through_the_driver_against_every_script() {
                 let call = driver.stop_recording(call).await.unwrap();
                 assert_eq!(
                     emulator.status_of(&id),
-                    Some(RecordingStatus::NotRecording),
+                    Some(Accepted::NotRecording),
                     "{name}"
                 );
                 drop(call);
@@ -169,7 +172,7 @@ async fn reqwest_through_the_driver_against_every_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ureq_blocking_against_every_script() {
     let emulator = Emulator::start().await.unwrap();
-    let endpoint = emulator.endpoint();
+    let endpoint = recording_status::Endpoint::custom(&emulator.base_url()).unwrap();
     let mut plans = Vec::new();
     for (name, behavior, expect) in scripts() {
         // The blocking twins honour the graph's retry policy too (sleeping the thread).
@@ -214,7 +217,8 @@ async fn ureq_blocking_against_every_script() {
 async fn running_operations_settle_through_the_webhook() {
     let emulator = Emulator::start().await.unwrap();
     let audit = Arc::new(MemorySink::default());
-    let graph = graph_over(ReqwestTransport::new().unwrap()).with_endpoint(emulator.endpoint());
+    let graph = graph_over(ReqwestTransport::new().unwrap())
+        .with_endpoint(recording_status::Endpoint::custom(&emulator.base_url()).unwrap());
     let (driver, _events) = Driver::new(
         graph,
         audit.clone(),

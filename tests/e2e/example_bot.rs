@@ -157,7 +157,7 @@ fn a_device_node_is_never_removed() {
 /// passing them silently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_mode_reports_what_happened_and_what_could_not_be_checked() {
-    use recording_status::emulator::Emulator;
+    use graph_emulator::Emulator;
 
     let bot = example();
     let emulator = Emulator::start().await.unwrap();
