@@ -312,13 +312,7 @@ impl<S: State> Call<S> {
 
     /// An exchange of `status` for this call, as `attempts` allow.
     fn exchange(&self, status: RecordingStatus, attempts: Attempts) -> Exchange {
-        Exchange::new(
-            self.id.clone(),
-            self.audit().clone(),
-            status,
-            attempts,
-            Scope::Current,
-        )
+        Exchange::new(self.id.clone(), status, attempts, Scope::Current)
     }
 
     fn into_state<N: State>(self, state: N) -> Call<N> {
@@ -693,16 +687,13 @@ impl<O: 'static> Draining<O> {
             return Err(call.still_recording(e.into()));
         }
         let mut exchange = call.exchange(leaving.status(), Attempts::Policy);
-        let shared = call.state.shared.clone();
         if let Some(event) = signal {
             // Nothing lies between the signal and the request: written together, and the
             // signal raised then (meanwhile no capability can be minted: the call was moved
             // in, and none is alive to be cloned).
             exchange = exchange.with_prelude(Prelude {
                 event,
-                then: Box::new(move || {
-                    shared.raise_stop();
-                }),
+                raises: call.state.shared.clone(),
             });
         }
         Ok(StatusUpdate::new(exchange, flow(call, leaving)))

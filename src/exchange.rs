@@ -33,7 +33,7 @@
 //!
 //! let mut update = call.start_recording().map_err(|not_sent| not_sent.error)?;
 //! let begun = loop {
-//!     let (sent, request) = match update.prepare(&endpoint, &token, Instant::now()) {
+//!     let (sent, request) = match update.prepare(&endpoint, token.clone(), Instant::now()) {
 //!         Ok(attempt) => attempt,
 //!         Err(Step::Done(begun)) => break begun,
 //!         Err(Step::Next { update: next, after }) => {
@@ -66,9 +66,10 @@ use std::time::{Duration, Instant};
 use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind, TransportFailure, record_for};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::registry::{CallEntry, Superseded};
+use crate::registry::{CallEntry, SendGuard, Superseded};
 use crate::request::UpdateRequest;
 use crate::response::{Outcome, interpret_response};
+use crate::retention::RetentionShared;
 use crate::retry::{RetryPolicy, Verdict, backoff, classify, jitter, may_retry};
 use crate::status::RecordingStatus;
 use crate::transport::{HttpRequest, HttpResponse, was_not_delivered};
@@ -145,12 +146,6 @@ impl<O> StatusUpdate<O> {
         (self.exchange, self.flow)
     }
 
-    /// Tells `hook` before each `recording` request is handed over (the driver's hub).
-    pub(crate) fn on_recording_sent(mut self, hook: Arc<dyn RecordingSent>) -> Self {
-        self.exchange.on_recording_sent = Some(hook);
-        self
-    }
-
     /// The call the update is for.
     pub fn call_id(&self) -> &CallId {
         &self.exchange.call
@@ -193,11 +188,11 @@ impl<O> StatusUpdate<O> {
     pub fn prepare(
         self,
         endpoint: &Endpoint,
-        token: &AccessToken,
+        token: AccessToken,
         now: Instant,
     ) -> Result<(SentUpdate<O>, HttpRequest), Step<O>> {
         let Self { mut exchange, flow } = self;
-        match exchange.prepare(endpoint, token, now) {
+        match exchange.prepare(flow.entry(), endpoint, token, now) {
             Ok(request) => Ok((SentUpdate { exchange, flow }, request)),
             Err(error) => {
                 let finished = exchange.abort(error);
@@ -248,7 +243,7 @@ impl<O> SentUpdate<O> {
     /// leads to) and decides what comes next.
     pub fn answer(self, response: &HttpResponse, now: Instant) -> Step<O> {
         let Self { mut exchange, flow } = self;
-        match exchange.answered(response, now) {
+        match exchange.answered(flow.entry(), response, now) {
             Attempted::Again(after) => Step::Next {
                 update: StatusUpdate { exchange, flow },
                 after,
@@ -261,7 +256,7 @@ impl<O> SentUpdate<O> {
     /// never left is retried; any other failure leaves the outcome unknown, never a success.
     pub fn no_answer(self, failure: NoAnswer, now: Instant) -> Step<O> {
         let Self { mut exchange, flow } = self;
-        match exchange.unanswered(failure, now) {
+        match exchange.unanswered(flow.entry(), failure, now) {
             Attempted::Again(after) => Step::Next {
                 update: StatusUpdate { exchange, flow },
                 after,
@@ -322,6 +317,9 @@ impl<O> fmt::Debug for Step<O> {
 /// A transition's logic around its requests: what the final answer of a phase (or its
 /// absence) comes to. Implemented by the transitions of [`Call`](crate::Call).
 pub(crate) trait Flow<O>: Send {
+    /// The registry entry of the call the transition is about: its trail and its hooks.
+    fn entry(&self) -> &CallEntry;
+
     /// The phase ended. Either the transition's result, or its next phase, for which the flow
     /// has [`restart`](Exchange::restart)ed the exchange.
     fn finished(self: Box<Self>, exchange: &mut Exchange, finished: Finished) -> Progress<O>;
@@ -335,47 +333,16 @@ pub(crate) enum Progress<O> {
     Again(Box<dyn Flow<O>>),
 }
 
-/// How a phase ended.
+/// How a phase ended. Not boxed: a phase ends once, and the allocation showed in the
+/// driver's throughput at concurrency.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Finished {
     /// Nothing was sent in this phase (`error` says why); the trail holds nothing of it but
     /// what the phase's first step wrote.
     Unsent(Error),
     /// At least one attempt was sent.
-    Sent(Box<Concluded>),
-}
-
-/// Hooks the layer above may set on an exchange: told before each `recording` request is
-/// handed over, so that an outcome nobody waits for any more is still recognised (the driver's
-/// hub).
-pub(crate) trait RecordingSent: Send + Sync {
-    /// A `recording` request with `client_context` for `call` is about to be handed over. The
-    /// guard is dropped armed if its outcome may still be applied by Graph unseen.
-    fn sent(&self, call: &CallId, client_context: &str) -> SendGuard;
-}
-
-/// Armed while a `recording` request's outcome may still be applied by Graph unseen: dropped
-/// armed (the attempt was abandoned, or its outcome is unknown), it runs its action.
-pub(crate) struct SendGuard(Option<Box<dyn FnOnce() + Send>>);
-
-impl SendGuard {
-    #[allow(dead_code)] // Built by the driver (feature `driver`), through the seam.
-    pub(crate) fn new(on_drop: impl FnOnce() + Send + 'static) -> Self {
-        Self(Some(Box::new(on_drop)))
-    }
-
-    /// The outcome is known (or the request was not applied): nothing to do on drop.
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for SendGuard {
-    fn drop(&mut self) {
-        if let Some(action) = self.0.take() {
-            action();
-        }
-    }
+    Sent(Concluded),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,13 +372,13 @@ pub(crate) enum Attempts {
 /// lies between it and the request), and what to do once they are in the trail.
 pub(crate) struct Prelude {
     pub(crate) event: AuditEvent,
-    pub(crate) then: Box<dyn FnOnce() + Send>,
+    /// The recording whose stop signal is raised once the event is in the trail.
+    pub(crate) raises: Arc<RetentionShared>,
 }
 
 /// One status update of one call, attempt by attempt: what every attempt shares.
 pub(crate) struct Exchange {
     call: CallId,
-    audit: Arc<dyn AuditSink>,
     status: RecordingStatus,
     attempts: Attempts,
     scope: Scope,
@@ -428,11 +395,11 @@ pub(crate) struct Exchange {
     current: Option<UpdateRequest>,
     /// The token of the attempt in flight, to keep it out of what the trail says of failures.
     token: Option<AccessToken>,
-    on_recording_sent: Option<Arc<dyn RecordingSent>>,
     guard: Option<SendGuard>,
 }
 
-/// The outcome of one attempt.
+/// The outcome of one attempt (returned once per attempt: not boxed, see [`Finished`]).
+#[allow(clippy::large_enum_variant)]
 enum Attempted {
     /// Make another attempt after this long.
     Again(Duration),
@@ -443,14 +410,12 @@ enum Attempted {
 impl Exchange {
     pub(crate) fn new(
         call: CallId,
-        audit: Arc<dyn AuditSink>,
         status: RecordingStatus,
         attempts: Attempts,
         scope: Scope,
     ) -> Self {
         Self {
             call,
-            audit,
             status,
             attempts,
             scope,
@@ -463,7 +428,6 @@ impl Exchange {
             prelude: None,
             current: None,
             token: None,
-            on_recording_sent: None,
             guard: None,
         }
     }
@@ -473,15 +437,10 @@ impl Exchange {
         self
     }
 
-    pub(crate) fn audit(&self) -> &dyn AuditSink {
-        &*self.audit
-    }
-
     /// The transition's next phase (its next request) goes on `next`, which takes over this
-    /// one's retry policy and hooks.
+    /// one's retry policy.
     pub(crate) fn continue_with(&mut self, mut next: Box<Self>) {
         next.policy = self.policy.take();
-        next.on_recording_sent = self.on_recording_sent.take();
         *self = *next;
     }
 
@@ -520,15 +479,16 @@ impl Exchange {
     /// Builds and audits the next attempt. `Err`: nothing was sent for it.
     fn prepare(
         &mut self,
+        entry: &CallEntry,
         endpoint: &Endpoint,
-        token: &AccessToken,
+        token: AccessToken,
         now: Instant,
     ) -> Result<HttpRequest, Error> {
         self.clock(now);
         self.attempt += 1;
         self.refresh_token = false;
         let update = UpdateRequest::new(self.status);
-        let request = update.to_http(endpoint, &self.call, token)?;
+        let request = update.to_http(endpoint, &self.call, &token)?;
         // One spelling per call in the trail (G7): the normalised id.
         let request_sent = AuditEvent::now(
             self.call.normalized(),
@@ -539,11 +499,11 @@ impl Exchange {
             },
         );
         let prelude = self.prelude.take();
-        let audit = &*self.audit;
+        let audit = entry.audit();
         let write = || match prelude {
-            Some(Prelude { event, then }) => {
+            Some(Prelude { event, raises }) => {
                 audit.record_batch(&[event, request_sent])?;
-                then();
+                raises.raise_stop();
                 Ok(())
             }
             None => audit.record(&request_sent),
@@ -578,23 +538,28 @@ impl Exchange {
             client_request_id = update.client_request_id(), "sending");
         // From here until the outcome is known, a `recording` request whose outcome is lost
         // is remembered by whoever set the hook (G10).
-        self.guard = self
-            .on_recording_sent
-            .as_ref()
+        self.guard = entry
+            .recording_sent()
             .filter(|_| self.status == RecordingStatus::Recording)
-            .map(|hook| hook.sent(&self.call, update.client_context().as_str()));
+            .map(|hook| {
+                hook.sent(
+                    &self.call,
+                    entry.episode(),
+                    update.client_context().as_str(),
+                )
+            });
         self.current = Some(update);
-        self.token = Some(token.clone());
+        self.token = Some(token);
         Ok(request)
     }
 
     fn abort(&mut self, error: Error) -> Finished {
         if self.sent_any {
-            Finished::Sent(Box::new(Concluded {
+            Finished::Sent(Concluded {
                 reply: Reply::Lost(error),
                 update: self.current.take(),
                 response: None,
-            }))
+            })
         } else {
             Finished::Unsent(error)
         }
@@ -607,7 +572,7 @@ impl Exchange {
             .unwrap_or_default()
     }
 
-    fn unanswered(&mut self, failure: NoAnswer, now: Instant) -> Attempted {
+    fn unanswered(&mut self, entry: &CallEntry, failure: NoAnswer, now: Instant) -> Attempted {
         let (error, not_delivered) = match failure {
             NoAnswer::Failed(error) => {
                 let not_delivered = was_not_delivered(&*error);
@@ -624,7 +589,7 @@ impl Exchange {
         };
         let described = describe(&error, self.token.as_ref());
         let _ = record_for(
-            &*self.audit,
+            entry.audit(),
             &self.call,
             AuditKind::TransportFailed {
                 client_request_id: self.client_request_id(),
@@ -647,14 +612,14 @@ impl Exchange {
         }
         // The outcome is unknown: an armed guard goes off here.
         self.guard = None;
-        Attempted::Finished(Finished::Sent(Box::new(Concluded {
+        Attempted::Finished(Finished::Sent(Concluded {
             reply: Reply::Lost(error),
             update: self.current.take(),
             response: None,
-        })))
+        }))
     }
 
-    fn answered(&mut self, response: &HttpResponse, now: Instant) -> Attempted {
+    fn answered(&mut self, entry: &CallEntry, response: &HttpResponse, now: Instant) -> Attempted {
         let outcome = interpret_response(response);
         // A definitive answer (the operation's own status, or a refusal): nothing unseen can
         // follow. 5xx and unreadable bodies stay unknown.
@@ -684,20 +649,20 @@ impl Exchange {
         let Some(next) = next else {
             // The final answer: the flow records it, with the step it leads to.
             self.guard = None;
-            return Attempted::Finished(Finished::Sent(Box::new(Concluded {
+            return Attempted::Finished(Finished::Sent(Concluded {
                 reply: Reply::Answered(outcome),
                 update: self.current.take(),
                 response: Some(answered),
-            })));
+            }));
         };
         // An answer that is retried is in the trail before the retry.
-        if let Err(e) = self.audit.record(&answered) {
+        if let Err(e) = entry.audit().record(&answered) {
             self.guard = None;
-            return Attempted::Finished(Finished::Sent(Box::new(Concluded {
+            return Attempted::Finished(Finished::Sent(Concluded {
                 reply: Reply::Lost(e.into()),
                 update: self.current.take(),
                 response: None,
-            })));
+            }));
         }
         // Throttled, or refused with 401: Graph did not apply it.
         if let Some(guard) = self.guard.as_mut() {
@@ -792,7 +757,7 @@ impl Concluded {
     /// Returns the outcome, and `step` back if it is not in the trail (refused with the answer,
     /// or there was no answer to record it with): the caller records it alone if it must.
     pub(crate) fn record(
-        self: Box<Self>,
+        self,
         audit: &dyn AuditSink,
         step: Option<AuditEvent>,
     ) -> (Reply, Option<AuditEvent>) {
@@ -871,33 +836,35 @@ fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>
 /// whether Graph accepted it.
 pub(crate) fn report(
     call: &CallId,
-    audit: Arc<dyn AuditSink>,
     status: RecordingStatus,
     entry: Arc<CallEntry>,
     episode: u64,
 ) -> StatusUpdate<Result<(), Error>> {
     let exchange = Exchange::new(
         call.clone(),
-        audit,
         status,
         Attempts::Policy,
-        Scope::Episode(entry, episode),
+        Scope::Episode(entry.clone(), episode),
     );
-    StatusUpdate::new(exchange, Box::new(Report))
+    StatusUpdate::new(exchange, Box::new(Report(entry)))
 }
 
 /// See [`report`].
-struct Report;
+struct Report(Arc<CallEntry>);
 
 impl Flow<Result<(), Error>> for Report {
+    fn entry(&self) -> &CallEntry {
+        &self.0
+    }
+
     fn finished(
         self: Box<Self>,
-        exchange: &mut Exchange,
+        _: &mut Exchange,
         finished: Finished,
     ) -> Progress<Result<(), Error>> {
         Progress::Done(match finished {
             Finished::Unsent(error) => Err(error),
-            Finished::Sent(concluded) => concluded.record(exchange.audit(), None).0.accepted(),
+            Finished::Sent(concluded) => concluded.record(self.0.audit(), None).0.accepted(),
         })
     }
 }

@@ -62,9 +62,43 @@ pub(crate) trait OrphanHook: Send + Sync {
     fn orphaned(&self, entry: Arc<CallEntry>, episode: u64, retention: Arc<RetentionShared>);
 }
 
+/// Told before each `recording` request of the registry's calls is handed over, so that an
+/// outcome nobody waits for any more is still recognised: the driver's hub implements it.
+pub(crate) trait RecordingSent: Send + Sync {
+    /// A `recording` request of `episode` with `client_context` for `call` is about to be
+    /// handed over. The guard is dropped armed if its outcome may still be applied by Graph
+    /// unseen.
+    fn sent(&self, call: &CallId, episode: u64, client_context: &str) -> SendGuard;
+}
+
+/// Armed while a `recording` request's outcome may still be applied by Graph unseen: dropped
+/// armed (the attempt was abandoned, or its outcome is unknown), it runs its action.
+pub(crate) struct SendGuard(Option<Box<dyn FnOnce() + Send>>);
+
+impl SendGuard {
+    #[allow(dead_code)] // Built by the driver (feature `driver`), through the seam.
+    pub(crate) fn new(on_drop: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(on_drop)))
+    }
+
+    /// The outcome is known (or the request was not applied): nothing to do on drop.
+    pub(crate) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        if let Some(action) = self.0.take() {
+            action();
+        }
+    }
+}
+
 pub(crate) struct Registry {
     pub(crate) audit: Arc<dyn AuditSink>,
     orphan: Option<Arc<dyn OrphanHook>>,
+    recording_sent: Option<Arc<dyn RecordingSent>>,
     /// Keyed by the call (a reference-counted clone, compared by its normalised form).
     entries: Mutex<HashMap<CallId, Weak<CallEntry>>>,
     episodes: AtomicU64,
@@ -112,17 +146,21 @@ pub(crate) struct Claim {
 impl Calls {
     /// An empty registry whose calls audit to `audit`.
     pub fn new(audit: Arc<dyn AuditSink>) -> Self {
-        Self::with_orphan_hook(audit, None)
+        Self::with_hooks(audit, None, None)
     }
 
-    pub(crate) fn with_orphan_hook(
+    /// A registry whose dropped recording calls are told to `orphan`, and whose `recording`
+    /// requests are told to `recording_sent` before they are handed over (the driver's).
+    pub(crate) fn with_hooks(
         audit: Arc<dyn AuditSink>,
         orphan: Option<Arc<dyn OrphanHook>>,
+        recording_sent: Option<Arc<dyn RecordingSent>>,
     ) -> Self {
         Self {
             registry: Arc::new(Registry {
                 audit,
                 orphan,
+                recording_sent,
                 entries: Mutex::new(HashMap::new()),
                 episodes: AtomicU64::new(0),
                 capabilities: AtomicU64::new(1),
@@ -217,6 +255,16 @@ pub(crate) struct Superseded {
 }
 
 impl CallEntry {
+    /// The trail the call's events go to.
+    pub(crate) fn audit(&self) -> &dyn AuditSink {
+        &*self.registry.audit
+    }
+
+    /// The hook told of the call's `recording` requests, if the registry has one.
+    pub(crate) fn recording_sent(&self) -> Option<&dyn RecordingSent> {
+        self.registry.recording_sent.as_deref()
+    }
+
     fn lock(&self) -> MutexGuard<'_, EntryState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -8,14 +8,13 @@
 //!   call's value, which is what G7 forbids.
 //! - [`OrphanHook`]: told when a recording call is dropped, to queue its best-effort
 //!   `notRecording`. Registered once, by the driver, when it builds its registry
-//!   ([`Calls::with_orphan_hook`](crate::Calls)); a bot's own hook could skip the revocation's
-//!   report or send it twice.
+//!   ([`registry`]); a bot's own hook could skip the revocation's report or send it twice.
 //! - [`RetentionShared`]: the state a recording episode's capabilities share. The driver
 //!   writes the ends the trail refused before the dropped call's report (G9); a bot holding it
 //!   could mint or revoke capabilities outside the typestate.
-//! - [`RecordingSent`] and [`SendGuard`]: the hook told before each `recording` request is
-//!   handed over, armed until its outcome is known, so that the hub remembers a request whose
-//!   outcome is lost (G10). Set on the driver's updates only; a bot's hook could disarm it.
+//! - [`RecordingSent`] and [`SendGuard`]: the hook told before each `recording` request of the
+//!   driver's registry is handed over, armed until its outcome is known, so that the hub
+//!   remembers a request whose outcome is lost (G10). A bot's hook could disarm it.
 //! - [`report`]: a report of a given recording episode, refused once a later episode has begun
 //!   (G7). Only the driver, which tracks episodes of calls it does not hold, may send one.
 //! - [`registry`], [`entry`], [`revoke`]: a registry with the dropped-call hook, the entry of a
@@ -23,8 +22,6 @@
 //!   terminated the call). A bot revoking at will would end retention without a transition.
 //! - [`unsettled`] and [`Unsettled`]: the `recording` attempt of a failed call whose outcome
 //!   is unknown, which the hub keeps to recognise a late completion; internal bookkeeping.
-//! - [`remembered`]: an update whose `recording` requests the hub learns of before they are
-//!   sent (see [`RecordingSent`]).
 //! - [`normalize_id`], [`MAX_CALL_ID_LEN`], [`MAX_CLIENT_CONTEXT_LEN`]: the id rules the hub
 //!   applies to notifications, kept in one place; bots use [`CallId`] and
 //!   [`ClientContext`](crate::ClientContext), which enforce them.
@@ -35,20 +32,24 @@ use std::sync::Arc;
 
 use crate::audit::AuditSink;
 use crate::call::Call;
-use crate::exchange::StatusUpdate;
 use crate::registry::Calls;
 use crate::state::Failed;
 use crate::types::CallId;
 
-pub(crate) use crate::exchange::{RecordingSent, SendGuard, report};
-pub(crate) use crate::registry::{CallEntry, OrphanHook};
+pub(crate) use crate::exchange::report;
+pub(crate) use crate::registry::{CallEntry, OrphanHook, RecordingSent, SendGuard};
 pub(crate) use crate::retention::RetentionShared;
 pub(crate) use crate::state::Unsettled;
 pub(crate) use crate::types::{MAX_CALL_ID_LEN, MAX_CLIENT_CONTEXT_LEN, normalize_id};
 
-/// A registry whose dropped recording calls are told to `hook`.
-pub(crate) fn registry(audit: Arc<dyn AuditSink>, hook: Arc<dyn OrphanHook>) -> Calls {
-    Calls::with_orphan_hook(audit, Some(hook))
+/// A registry whose dropped recording calls are told to `orphan`, and whose `recording`
+/// requests are told to `recording_sent` before they are handed over.
+pub(crate) fn registry(
+    audit: Arc<dyn AuditSink>,
+    orphan: Arc<dyn OrphanHook>,
+    recording_sent: Arc<dyn RecordingSent>,
+) -> Calls {
+    Calls::with_hooks(audit, Some(orphan), Some(recording_sent))
 }
 
 /// The entry of `id` in `calls`, created if nobody holds one.
@@ -64,12 +65,4 @@ pub(crate) fn revoke(calls: &Calls, id: &CallId) -> bool {
 /// The `recording` attempt of `call` whose outcome is unknown, if any.
 pub(crate) fn unsettled(call: &Call<Failed>) -> Option<&Unsettled> {
     call.unsettled()
-}
-
-/// `update`, telling `hook` before each of its `recording` requests is sent.
-pub(crate) fn remembered<O>(
-    update: StatusUpdate<O>,
-    hook: Arc<dyn RecordingSent>,
-) -> StatusUpdate<O> {
-    update.on_recording_sent(hook)
 }

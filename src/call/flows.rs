@@ -8,6 +8,7 @@ use super::{ACKNOWLEDGED, Begin, Call, CanBegin, NotSent, StopError};
 use crate::error::Error;
 use crate::exchange::{Concluded, Exchange, Finished, Flow, Prelude, Progress, Reply, Step};
 use crate::protocol::CallState;
+use crate::registry::CallEntry;
 use crate::response::Outcome;
 use crate::state::{Failed, NotRecording, PendingRecording, Recording, State, Unsettled};
 use crate::status::RecordingStatus;
@@ -62,6 +63,10 @@ pub(crate) struct BeginFlow<S: State> {
 }
 
 impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
+    fn entry(&self) -> &CallEntry {
+        &self.call.claim.entry
+    }
+
     fn finished(
         self: Box<Self>,
         exchange: &mut Exchange,
@@ -97,7 +102,7 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
             operation_id: None,
             episode,
         });
-        progress(answered(pending, exchange, concluded), exchange)
+        progress(answered(pending, concluded), exchange)
     }
 }
 
@@ -105,8 +110,7 @@ impl<S: CanBegin> Flow<Result<Begin, NotSent<S>>> for BeginFlow<S> {
 /// acknowledges the request (one batch: both or neither), and settles it.
 fn answered<S: CanBegin>(
     mut pending: Call<PendingRecording>,
-    exchange: &Exchange,
-    concluded: Box<Concluded>,
+    concluded: Concluded,
 ) -> Step<Result<Begin, NotSent<S>>> {
     let acknowledged = matches!(
         &concluded.reply,
@@ -114,7 +118,7 @@ fn answered<S: CanBegin>(
             if operation.client_context.as_deref().is_none_or(|c| c == pending.client_context())
     );
     let transition = acknowledged.then(|| pending.transition(CallState::Recording, ACKNOWLEDGED));
-    let outcome = match concluded.record(exchange.audit(), transition).0 {
+    let outcome = match concluded.record(pending.sink(), transition).0 {
         // Lost, or the answer refused by the trail: as if it had not come.
         Reply::Lost(error) => return pending.fail_pending(error, begun_failed::<S>),
         Reply::Answered(outcome) => outcome,
@@ -146,7 +150,11 @@ pub(crate) struct FailFlow<X: State, O> {
 }
 
 impl<X: State, O: 'static> Flow<O> for FailFlow<X, O> {
-    fn finished(self: Box<Self>, exchange: &mut Exchange, finished: Finished) -> Progress<O> {
+    fn entry(&self) -> &CallEntry {
+        &self.call.claim.entry
+    }
+
+    fn finished(self: Box<Self>, _: &mut Exchange, finished: Finished) -> Progress<O> {
         let Self {
             call,
             reason,
@@ -162,7 +170,7 @@ impl<X: State, O: 'static> Flow<O> for FailFlow<X, O> {
                 Some(transition)
             }
             Finished::Sent(concluded) => {
-                let (sent, unrecorded) = concluded.record(exchange.audit(), Some(transition));
+                let (sent, unrecorded) = concluded.record(call.sink(), Some(transition));
                 match sent {
                     Reply::Answered(Outcome::Completed { .. } | Outcome::Pending { .. }) => {}
                     Reply::Answered(outcome) => {
@@ -185,10 +193,10 @@ impl<X: State, O: 'static> Flow<O> for FailFlow<X, O> {
 /// A stop that sends nothing, with nothing to drain, still took its first step: its signal
 /// is written alone (best effort) and, once written, raised.
 fn signal_alone(call: &Call<Recording>, exchange: &mut Exchange) {
-    if let Some(Prelude { event, then }) = exchange.take_prelude()
+    if let Some(Prelude { event, raises }) = exchange.take_prelude()
         && call.sink().record(&event).is_ok()
     {
-        then();
+        raises.raise_stop();
     }
 }
 
@@ -202,6 +210,10 @@ pub(crate) struct StopFlow {
 }
 
 impl Flow<Result<Call<NotRecording>, StopError>> for StopFlow {
+    fn entry(&self) -> &CallEntry {
+        &self.call.claim.entry
+    }
+
     fn finished(
         self: Box<Self>,
         exchange: &mut Exchange,
@@ -225,7 +237,7 @@ impl Flow<Result<Call<NotRecording>, StopError>> for StopFlow {
         );
         let transition =
             accepted.then(|| call.transition(CallState::NotRecording, "notRecording reported"));
-        let (sent, _) = concluded.record(exchange.audit(), transition);
+        let (sent, _) = concluded.record(call.sink(), transition);
         match sent.accepted() {
             Ok(()) => Progress::Done(Ok(call.into_state(NotRecording { _priv: () }))),
             // Refused by Graph, lost, or refused by the trail (with the transition).
@@ -247,6 +259,10 @@ pub(crate) struct FailureFlow {
 }
 
 impl Flow<Result<Call<Failed>, StopError>> for FailureFlow {
+    fn entry(&self) -> &CallEntry {
+        &self.call.claim.entry
+    }
+
     fn finished(
         self: Box<Self>,
         exchange: &mut Exchange,
@@ -264,7 +280,7 @@ impl Flow<Result<Call<Failed>, StopError>> for FailureFlow {
         // The answer and the (forced) transition are written together, or the transition
         // alone if they are refused.
         let transition = call.transition(CallState::Failed, &reason);
-        let (sent, unrecorded) = concluded.record(exchange.audit(), Some(transition));
+        let (sent, unrecorded) = concluded.record(call.sink(), Some(transition));
         if let Some(transition) = unrecorded {
             call.forced(&transition);
         }

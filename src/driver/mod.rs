@@ -35,7 +35,7 @@ use crate::registry::Calls;
 use crate::response::{Permanent, ResultInfo};
 use crate::seam::{
     CallEntry, OrphanHook, RecordingSent, RetentionShared, SendGuard, entry, normalize_id,
-    registry, remembered, report, revoke, unsettled,
+    registry, report, revoke, unsettled,
 };
 
 mod hub;
@@ -336,14 +336,11 @@ impl<T> fmt::Debug for Driver<T> {
 struct Inner<T> {
     graph: Graph<T>,
     calls: Calls,
-    audit: Arc<dyn AuditSink>,
     config: DriverConfig,
     hub: Hub,
     events: mpsc::UnboundedSender<DriverEvent>,
     /// One request in flight per call, in arrival order.
     turns: Turns,
-    /// Tells the hub of every `recording` request before it is sent.
-    remember: Arc<dyn RecordingSent>,
 }
 
 impl<T: Transport + 'static> Driver<T> {
@@ -362,7 +359,14 @@ impl<T: Transport + 'static> Driver<T> {
             let hook: Arc<dyn OrphanHook> = Arc::new(Orphans {
                 driver: weak.clone(),
             });
-            let calls = registry(audit.clone(), hook);
+            // The hub learns of every `recording` request before it is sent: if the exchange is
+            // cancelled, or its outcome is unknown, the request is filed as abandoned so that
+            // Graph's later completion surfaces as a late completion (G10). The registry needs
+            // the hook before the hub exists (the hub needs the registry): it is set once, here.
+            let remember = Arc::new(Remember {
+                hub: std::sync::OnceLock::new(),
+            });
+            let calls = registry(audit.clone(), hook, remember.clone());
             let hub = Hub::new(
                 audit.clone(),
                 events.clone(),
@@ -372,22 +376,14 @@ impl<T: Transport + 'static> Driver<T> {
                 },
                 calls.clone(),
             );
-            // The hub learns of every `recording` request before it is sent: if the exchange is
-            // cancelled, or its outcome is unknown, the request is filed as abandoned so that
-            // Graph's later completion surfaces as a late completion (G10).
-            let remember: Arc<dyn RecordingSent> = Arc::new(Remember {
-                hub: hub.clone(),
-                calls: calls.clone(),
-            });
+            let _ = remember.hub.set(hub.clone());
             Inner {
                 graph,
                 calls,
-                audit,
                 config,
                 hub,
                 events,
                 turns: Turns::default(),
-                remember,
             }
         });
         (Self { inner }, rx)
@@ -504,13 +500,12 @@ impl<T: Transport + 'static> Driver<T> {
     }
 
     /// Runs `update` over the driver's graph, holding the call's turn (one request in flight
-    /// per call, in arrival order; the answer is in the trail before the next request), with
-    /// the hub told of every `recording` request before it is sent.
+    /// per call, in arrival order; the answer is in the trail before the next request). The
+    /// driver's registry tells the hub of every `recording` request before it is sent.
     ///
     /// # Cancellation
     /// As [`Graph::run`]; a `recording` request dropped in flight is filed as abandoned.
     async fn run<O>(&self, update: StatusUpdate<O>) -> O {
-        let update = remembered(update, self.inner.remember.clone());
         let _turn = self.inner.turns.take(update.call_id()).await;
         self.inner.graph.run(update).await
     }
@@ -677,7 +672,7 @@ impl<T: Transport + 'static> Driver<T> {
         if self.inner.hub.has_ended(call) {
             return Err(Error::CallEnded);
         }
-        let update = report(call, self.inner.audit.clone(), status, entry, episode);
+        let update = report(call, status, entry, episode);
         let reported = self.run(update).await;
         if let Err(e) = &reported {
             self.gone_if_not_found(call, e);
@@ -698,16 +693,17 @@ impl From<Started> for AnyCall {
 /// Files a `recording` request as abandoned in the hub when its outcome may be applied by
 /// Graph unseen (its exchange was dropped, or ended with the outcome unknown).
 struct Remember {
-    hub: Hub,
-    calls: Calls,
+    /// Set once the hub exists, right after the registry that holds this hook.
+    hub: std::sync::OnceLock<Hub>,
 }
 
 impl RecordingSent for Remember {
-    fn sent(&self, call: &CallId, client_context: &str) -> SendGuard {
-        let (hub, calls) = (self.hub.clone(), self.calls.clone());
+    fn sent(&self, call: &CallId, episode: u64, client_context: &str) -> SendGuard {
+        let Some(hub) = self.hub.get().cloned() else {
+            return SendGuard::new(|| {});
+        };
         let (call, context) = (call.clone(), client_context.to_owned());
         SendGuard::new(move || {
-            let episode = entry(&calls, &call).episode();
             let key = Key {
                 call: call.normalized().to_owned(),
                 operation: None,

@@ -182,7 +182,7 @@ impl<T: Transport> Graph<T> {
                     Then::Return(out) => return out,
                 },
             };
-            let (sent, request) = match update.prepare(&self.endpoint, &token, self.timer.now()) {
+            let (sent, request) = match update.prepare(&self.endpoint, token, self.timer.now()) {
                 Ok(attempt) => attempt,
                 Err(step) => match step.into() {
                     Then::Attempt(next, after) => {
@@ -242,7 +242,7 @@ impl<T: BlockingTransport> Graph<T> {
                 },
             };
             let (sent, request) =
-                match update.prepare(&self.endpoint, &token, std::time::Instant::now()) {
+                match update.prepare(&self.endpoint, token, std::time::Instant::now()) {
                     Ok(attempt) => attempt,
                     Err(step) => match step.into() {
                         Then::Attempt(next, after) => {

@@ -40,7 +40,7 @@ fn by_hand<O>(mut update: StatusUpdate<O>, transport: &ScriptedTransport) -> (O,
     let (endpoint, token) = (Endpoint::default(), AccessToken::new("secret-token"));
     let mut pauses = Vec::new();
     loop {
-        let step = match update.prepare(&endpoint, &token, Instant::now()) {
+        let step = match update.prepare(&endpoint, token.clone(), Instant::now()) {
             Ok((sent, request)) => match transport.send_blocking(request) {
                 Ok(response) => sent.answer(&response, Instant::now()),
                 Err(error) => sent.no_answer(error.into(), Instant::now()),
@@ -115,7 +115,7 @@ fn each_request_is_in_the_trail_before_it_is_handed_over() {
     assert_eq!(kinds(&audit), ["transition"], "the episode begins first");
     let (endpoint, token) = (Endpoint::default(), AccessToken::new("secret-token"));
     let (sent, request) = update
-        .prepare(&endpoint, &token, Instant::now())
+        .prepare(&endpoint, token.clone(), Instant::now())
         .unwrap_or_else(|_| panic!("prepared"));
     assert_eq!(kinds(&audit), ["transition", "request_sent"]);
     assert_eq!(sent.status(), RecordingStatus::Recording);
@@ -148,7 +148,7 @@ fn a_failed_begin_reports_failed_as_its_next_step() {
         .then(Answer::completed());
     let (endpoint, token) = (Endpoint::default(), AccessToken::new("secret-token"));
     let (sent, request) = update
-        .prepare(&endpoint, &token, Instant::now())
+        .prepare(&endpoint, token.clone(), Instant::now())
         .unwrap_or_else(|_| panic!("prepared"));
     let response = transport.send_blocking(request).unwrap();
     let Step::Next { update, after } = sent.answer(&response, Instant::now()) else {
