@@ -361,12 +361,11 @@ impl<T: Transport + 'static> Driver<T> {
             });
             // The hub learns of every `recording` request before it is sent: if the exchange is
             // cancelled, or its outcome is unknown, the request is filed as abandoned so that
-            // Graph's later completion surfaces as a late completion (G10). The registry needs
-            // the hook before the hub exists (the hub needs the registry): it is set once, here.
+            // Graph's later completion surfaces as a late completion (G10).
             let remember = Arc::new(Remember {
-                hub: std::sync::OnceLock::new(),
+                driver: weak.clone(),
             });
-            let calls = registry(audit.clone(), hook, remember.clone());
+            let calls = registry(audit.clone(), hook, remember);
             let hub = Hub::new(
                 audit.clone(),
                 events.clone(),
@@ -376,7 +375,6 @@ impl<T: Transport + 'static> Driver<T> {
                 },
                 calls.clone(),
             );
-            let _ = remember.hub.set(hub.clone());
             Inner {
                 graph,
                 calls,
@@ -692,14 +690,14 @@ impl From<Started> for AnyCall {
 
 /// Files a `recording` request as abandoned in the hub when its outcome may be applied by
 /// Graph unseen (its exchange was dropped, or ended with the outcome unknown).
-struct Remember {
-    /// Set once the hub exists, right after the registry that holds this hook.
-    hub: std::sync::OnceLock<Hub>,
+struct Remember<T> {
+    /// Weak: the driver owns the registry that owns this hook.
+    driver: std::sync::Weak<Inner<T>>,
 }
 
-impl RecordingSent for Remember {
+impl<T: Transport + 'static> RecordingSent for Remember<T> {
     fn sent(&self, call: &CallId, episode: u64, client_context: &str) -> SendGuard {
-        let Some(hub) = self.hub.get().cloned() else {
+        let Some(inner) = self.driver.upgrade() else {
             return SendGuard::new(|| {});
         };
         let (call, context) = (call.clone(), client_context.to_owned());
@@ -710,7 +708,7 @@ impl RecordingSent for Remember {
                 context,
                 episode,
             };
-            hub.abandon(&call, key);
+            inner.hub.abandon(&call, key);
         })
     }
 }

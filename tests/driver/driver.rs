@@ -1270,3 +1270,25 @@ async fn a_call_terminated_while_pending_never_records_with_live_retention() {
     }
     verify(&audit.events()).unwrap();
 }
+
+/// A driver dropped after its calls ended holds nothing: its registry, hub and audit sink are
+/// freed with it (a long-running bot that builds a driver per tenant or per restart of a worker
+/// must not leak one per build).
+#[tokio::test(start_paused = true)]
+async fn dropping_the_driver_frees_its_registry_hub_and_sink() {
+    let (driver, events, audit, _transport) = scripted_driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = recording(&driver).await;
+    drop(call.retention_handle().unwrap());
+    let stopped = driver.stop_recording(call).await.unwrap();
+    driver.end(stopped.into());
+    drop(driver);
+    drop(events);
+    assert_eq!(
+        Arc::strong_count(&audit),
+        1,
+        "the driver's parts still hold its audit sink after the driver was dropped"
+    );
+}
