@@ -1283,7 +1283,7 @@ async fn dropping_the_driver_frees_its_registry_hub_and_sink() {
     let call = recording(&driver).await;
     drop(call.retention_handle().unwrap());
     let stopped = driver.stop_recording(call).await.unwrap();
-    driver.end(stopped.into());
+    driver.end(stopped);
     drop(driver);
     drop(events);
     assert_eq!(
