@@ -156,6 +156,12 @@ pub enum Error {
         /// The episode that has begun since.
         current: u64,
     },
+    /// The instance is stopping ([`Driver::shutdown`](crate::driver::Driver::shutdown)):
+    /// nothing was sent. A begin is refused; a call the shutdown has stopped (its retention
+    /// revoked, `notRecording` reported by the shutdown) is not stopped again: end or drop the
+    /// value.
+    #[error("the instance is shutting down")]
+    ShuttingDown,
 }
 
 impl Error {

@@ -226,6 +226,25 @@ impl Calls {
         }
     }
 
+    /// Every call recording now (its retention not revoked), with its entry: what an
+    /// instance that stops must end.
+    pub(crate) fn recordings(&self) -> Vec<(Arc<CallEntry>, Arc<RetentionShared>)> {
+        // Upgraded under the map's lock, dropped after it: an entry's drop takes that lock.
+        let entries: Vec<Arc<CallEntry>> = self
+            .registry
+            .lock_entries()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        entries
+            .into_iter()
+            .filter_map(|entry| {
+                let retention = entry.lock().retention.0.upgrade()?;
+                (!retention.is_revoked()).then_some((entry, retention))
+            })
+            .collect()
+    }
+
     fn existing_entry(&self, id: &CallId) -> Option<Arc<CallEntry>> {
         self.registry.lock_entries().get(id).and_then(Weak::upgrade)
     }

@@ -181,7 +181,7 @@ impl RetentionShared {
         self.gate.is_stopping()
     }
 
-    fn is_revoked(&self) -> bool {
+    pub(crate) fn is_revoked(&self) -> bool {
         self.gate.is_revoked()
     }
 

@@ -17,9 +17,10 @@
 //!   remembers a request whose outcome is lost (G10). A bot's hook could disarm it.
 //! - [`report`]: a report of a given recording episode, refused once a later episode has begun
 //!   (G7). Only the driver, which tracks episodes of calls it does not hold, may send one.
-//! - [`registry`], [`entry`], [`revoke`]: a registry with the dropped-call hook, the entry of a
-//!   call whose value may be elsewhere, and the revocation of its current recording (Graph
-//!   terminated the call). A bot revoking at will would end retention without a transition.
+//! - [`registry`], [`entry`], [`revoke`], [`recordings`]: a registry with the dropped-call
+//!   hook, the entry of a call whose value may be elsewhere, the revocation of its current
+//!   recording (Graph terminated the call), and every call recording now (the instance stops).
+//!   A bot revoking at will would end retention without a transition.
 //! - [`unsettled`] and [`Unsettled`]: the `recording` attempt of a failed call whose outcome
 //!   is unknown, which the hub keeps to recognise a late completion; internal bookkeeping.
 //! - [`normalize_id`], [`MAX_CALL_ID_LEN`], [`MAX_CLIENT_CONTEXT_LEN`]: the id rules the hub
@@ -60,6 +61,11 @@ pub(crate) fn entry(calls: &Calls, id: &CallId) -> Arc<CallEntry> {
 /// Revokes the retention of `id`'s current recording, if any: whether there was one.
 pub(crate) fn revoke(calls: &Calls, id: &CallId) -> bool {
     calls.revoke(id)
+}
+
+/// Every call of `calls` recording now (retention not revoked), with its entry.
+pub(crate) fn recordings(calls: &Calls) -> Vec<(Arc<CallEntry>, Arc<RetentionShared>)> {
+    calls.recordings()
 }
 
 /// The `recording` attempt of `call` whose outcome is unknown, if any.

@@ -200,6 +200,22 @@ pub enum AuditKind {
         /// Key ids no longer published.
         removed: Vec<String>,
     },
+    /// The driver's instance stopped (`Driver::shutdown`, feature `driver`): from the start of
+    /// the shutdown every begin was refused, and every recording call it reached was stopped
+    /// and reported. Not about a call (`call_id` empty). The trail is synced right after it,
+    /// so a trail whose last instance event is this one was left by a clean stop.
+    InstanceStopped {
+        /// Recording calls the shutdown stopped whose `notRecording` Graph acknowledged.
+        stopped: u64,
+        /// `recording` requests the shutdown could not settle (pending at its deadline, or
+        /// with their outcome unknown) whose `failed` Graph acknowledged.
+        failed: u64,
+        /// Reports that were not sent or not acknowledged.
+        unreported: u64,
+        /// Operations of the bot (begins, stops, reports) still running when the shutdown
+        /// returned: 0 for a shutdown that settled everything in time.
+        unsettled: u64,
+    },
     /// A report of an earlier recording episode (an orphan's `notRecording`, a
     /// reconciliation) was not sent because a later episode of the call had begun (G7).
     ReportSuperseded {

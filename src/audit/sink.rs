@@ -53,6 +53,18 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
         events.iter().try_for_each(|event| self.record(event))
     }
+
+    /// Makes every event recorded so far durable on disk, whatever the sink's everyday
+    /// durability: the driver calls it as an instance stops
+    /// ([`Driver::shutdown`](crate::driver::Driver::shutdown)). [`JsonLinesSink`] syncs its
+    /// file; the default does nothing, for sinks whose `record` is already as durable as they
+    /// can make it (such as [`MemorySink`]).
+    ///
+    /// # Errors
+    /// The storage could not be synced; what was recorded may not survive a power loss.
+    fn sync(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
@@ -62,6 +74,10 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 
     fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
         (**self).record_batch(events)
+    }
+
+    fn sync(&self) -> Result<(), AuditError> {
+        (**self).sync()
     }
 }
 
@@ -477,6 +493,12 @@ impl AuditSink for JsonLinesSink {
             return Ok(());
         }
         self.submit(events)
+    }
+
+    /// Syncs the file's data to the disk (`fdatasync`), under the journal's lock: every line
+    /// written before it returns is on the disk.
+    fn sync(&self) -> Result<(), AuditError> {
+        self.journal().storage.sync().map_err(AuditError::Io)
     }
 }
 

@@ -400,6 +400,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             | AuditKind::ReportSuperseded { .. }
             | AuditKind::TrailResumed { .. }
             | AuditKind::KeysRotated { .. }
+            | AuditKind::InstanceStopped { .. }
             | AuditKind::HubForgot { .. }
             | AuditKind::CallTerminated { .. } => {}
         }

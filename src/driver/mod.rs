@@ -39,6 +39,7 @@ use crate::seam::{
 };
 
 mod hub;
+mod shutdown;
 mod turns;
 
 pub use crate::retry::RetryPolicy;
@@ -48,6 +49,8 @@ use crate::transport::Transport;
 use crate::types::CallId;
 use hub::{Budget, Key};
 pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN, MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+use shutdown::Life;
+pub use shutdown::{ShutdownReport, Unreported};
 use turns::Turns;
 
 /// tokio's clock for [`Graph`]'s waits ([`Timer`]): the driver's graph uses it, so that tests
@@ -341,6 +344,8 @@ struct Inner<T> {
     events: mpsc::UnboundedSender<DriverEvent>,
     /// One request in flight per call, in arrival order.
     turns: Turns,
+    /// Whether the instance is stopping ([`Driver::shutdown`]), and what still runs.
+    life: Life,
 }
 
 impl<T: Transport + 'static> Driver<T> {
@@ -382,6 +387,7 @@ impl<T: Transport + 'static> Driver<T> {
                 hub,
                 events,
                 turns: Turns::default(),
+                life: Life::default(),
             }
         });
         (Self { inner }, rx)
@@ -422,7 +428,8 @@ impl<T: Transport + 'static> Driver<T> {
     /// error or [`DriverConfig::pending_deadline`] give [`Started::Failed`].
     ///
     /// # Errors
-    /// [`NotSent`] with the call unchanged if nothing was sent, or if the call has ended.
+    /// [`NotSent`] with the call unchanged if nothing was sent, if the call has ended, or
+    /// with [`Error::ShuttingDown`] once [`Driver::shutdown`] has started.
     ///
     /// # Time
     /// At most the retry policy's deadline for the request, plus
@@ -438,6 +445,13 @@ impl<T: Transport + 'static> Driver<T> {
     /// [`DriverEvent::LateCompletion`] (or, if the hub's memory lets it go first, as
     /// [`DriverEvent::OutcomeUnknown`]): reconcile it with [`Driver::reconcile`].
     pub async fn begin_recording<S: CanBegin>(&self, call: Call<S>) -> Result<Started, NotSent<S>> {
+        let _active = self.inner.life.enter();
+        if self.inner.life.is_closing() {
+            return Err(NotSent {
+                call,
+                error: Error::ShuttingDown,
+            });
+        }
         if self.inner.hub.has_ended(call.id()) {
             return Err(NotSent {
                 call,
@@ -518,10 +532,15 @@ impl<T: Transport + 'static> Driver<T> {
 
     async fn wait_pending(&self, mut pending: Call<PendingRecording>) -> Started {
         let deadline = tokio::time::Instant::now() + self.inner.config.pending_deadline;
+        // A shutdown may bring the deadline forward.
+        let mut closing = self.inner.life.deadline();
         // If this future is dropped while waiting, the waiter files the request as abandoned,
         // so a later `completed` is still surfaced.
         let mut waiter = self.inner.hub.register(&pending);
         loop {
+            let until = closing
+                .borrow_and_update()
+                .map_or(deadline, |shutdown| shutdown.min(deadline));
             tokio::select! {
                 biased;
                 update = waiter.updates.recv() => {
@@ -538,7 +557,8 @@ impl<T: Transport + 'static> Driver<T> {
                         Begin::Pending(c) => pending = c,
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => break,
+                () = tokio::time::sleep_until(until) => break,
+                Ok(()) = closing.changed() => {}
             }
         }
         // Updates routed before the deadline still count; the rest turn late.
@@ -574,6 +594,13 @@ impl<T: Transport + 'static> Driver<T> {
         &self,
         call: Call<Recording>,
     ) -> Result<Call<NotRecording>, StopError> {
+        let _active = self.inner.life.enter();
+        let Some(_claim) = self.inner.life.claim_stop(call.id()) else {
+            return Err(StopError::StillRecording {
+                call: Box::new(call),
+                error: Error::ShuttingDown,
+            });
+        };
         if self.inner.hub.has_ended(call.id()) {
             return Err(StopError::StillRecording {
                 call: Box::new(call),
@@ -603,6 +630,13 @@ impl<T: Transport + 'static> Driver<T> {
         call: Call<Recording>,
         reason: impl Into<String>,
     ) -> Result<Call<Failed>, StopError> {
+        let _active = self.inner.life.enter();
+        let Some(_claim) = self.inner.life.claim_stop(call.id()) else {
+            return Err(StopError::StillRecording {
+                call: Box::new(call),
+                error: Error::ShuttingDown,
+            });
+        };
         if self.inner.hub.has_ended(call.id()) {
             return Err(StopError::StillRecording {
                 call: Box::new(call),
@@ -651,6 +685,7 @@ impl<T: Transport + 'static> Driver<T> {
     /// Dropped while the report is in flight, Graph may or may not apply it; nothing else
     /// changes, and `reconcile` may be called again with the same `late`.
     pub async fn reconcile(&self, late: &LateCompletion, status: EndStatus) -> Result<(), Error> {
+        let _active = self.inner.life.enter();
         let status = match status {
             EndStatus::NotRecording => RecordingStatus::NotRecording,
             EndStatus::Failed => RecordingStatus::Failed,
@@ -732,6 +767,7 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
         };
         let driver = Driver { inner };
         runtime.spawn(async move {
+            let _active = driver.inner.life.enter();
             // Revocation has returned: no write is in flight and none can start (G8), so the
             // report may go out at once, once the trail holds every end and the revocation.
             let result = match retention.record_unrecorded() {

@@ -12,5 +12,7 @@ mod e2e;
 mod emulator;
 #[cfg(all(feature = "driver", feature = "jwt", feature = "reqwest-0_13"))]
 mod example_bot;
+#[cfg(all(feature = "driver", feature = "reqwest-0_13"))]
+mod shutdown;
 #[cfg(all(feature = "reqwest-0_13", feature = "ureq-3"))]
 mod transports;

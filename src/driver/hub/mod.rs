@@ -579,6 +579,17 @@ impl Hub {
         self.report(notes);
     }
 
+    /// Takes every abandoned request, whose outcome is unknown: the instance is stopping and
+    /// reports `failed` for each. Returns each one's call and recording episode.
+    pub(crate) fn take_abandoned(&self) -> Vec<(CallId, u64)> {
+        let mut s = self.lock();
+        let mut taken = Vec::new();
+        while let Some(a) = s.abandoned.pop_oldest() {
+            taken.push((a.call_id, a.key.episode));
+        }
+        taken
+    }
+
     pub(crate) fn has_ended(&self, call: &CallId) -> bool {
         self.lock().ended.contains(call.normalized())
     }
