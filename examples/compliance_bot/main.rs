@@ -24,6 +24,11 @@
 //! `--append` (add to an existing `--audit-out` trail, a torn last line included),
 //! `--token-env VAR` (bearer token for `--graph-url`,
 //! default `GRAPH_TOKEN`).
+//!
+//! Ctrl-C or `SIGTERM` stops the instance cleanly (`Driver::shutdown`): no new recording
+//! begins, every recording call is stopped and reported, what Graph has not settled is
+//! reported `failed`, and the trail is synced; the bot then checks the trail and exits 0 if the
+//! rule held and every call was closed.
 
 mod report;
 mod scenario;
@@ -32,7 +37,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,16 +48,21 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use graph_emulator::Emulator;
-use recording_status::audit::{AuditSink, JsonLinesSink};
+use recording_status::audit::{AuditSink, JsonLinesSink, verify};
 use recording_status::auth::Authenticated;
 use recording_status::driver::RetryPolicy;
-use recording_status::driver::{Driver, DriverConfig, DriverEvent, EndStatus, Hub, Started};
+use recording_status::driver::{
+    Driver, DriverConfig, DriverEvent, EndStatus, Hub, ShutdownReport, Started,
+};
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
 use recording_status::webhook::{AuthError, BotFrameworkValidator, JwksKeys};
 use recording_status::{AccessToken, CallId, Endpoint, Graph, RetentionWriter};
 use tokio::sync::Semaphore;
 
 use crate::report::{CallRun, EmulatorView, LateView, Run};
+
+/// How long a shutdown gives the media tasks to end before their capabilities are revoked.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 use crate::scenario::Scenario;
 
 /// Media tasks per recording call, and how long a recording lasts.
@@ -323,6 +333,19 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         })
     };
 
+    // Ctrl-C or SIGTERM: stop the instance (the calls' own tasks then end: their begins are
+    // refused and their stops find the calls stopped).
+    let stopping = Arc::new(AtomicBool::new(false));
+    let shutdown = {
+        let (driver, stopping) = (driver.clone(), stopping.clone());
+        tokio::spawn(async move {
+            stop_requested().await;
+            stopping.store(true, Ordering::SeqCst);
+            eprintln!("\nstopping: every recording call is stopped and reported");
+            driver.shutdown(SHUTDOWN_DEADLINE).await
+        })
+    };
+
     let started_at = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     let recording_now = Arc::new(AtomicUsize::new(0));
@@ -366,6 +389,11 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
     }
     progress.await?;
     let elapsed = started_at.elapsed();
+    if stopping.load(Ordering::SeqCst) {
+        let report = shutdown.await?;
+        return stopped_early(report, driver, &audit_path, earlier_events, emulator).await;
+    }
+    shutdown.abort();
     // Give late notifications (the TooLate script) time to arrive and be reconciled.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     drop(driver);
@@ -406,6 +434,77 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         peak_memory().unwrap_or_else(|| "unknown".to_owned())
     );
     Ok(passed)
+}
+
+/// Completes on Ctrl-C, or on `SIGTERM` (what `kill` and container runtimes send).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// After a stop request: says what the shutdown did, then checks this run's part of the trail
+/// (the rule held, and no call is left open). Whether both hold.
+async fn stopped_early(
+    report: ShutdownReport,
+    driver: Driver<ReqwestTransport>,
+    audit_path: &std::path::Path,
+    earlier_events: usize,
+    emulator: Option<Emulator>,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    drop(driver);
+    println!(
+        "stopped: {} recording calls stopped, {} unsettled requests reported failed, \
+         {} reports unacknowledged, {} operations unsettled, trail {}",
+        report.stopped,
+        report.failed,
+        report.unreported.len(),
+        report.unsettled,
+        if report.trail.is_none() {
+            "synced"
+        } else {
+            "NOT synced"
+        }
+    );
+    for u in &report.unreported {
+        println!("  {} ({}): {}", u.call_id, u.status, u.error);
+    }
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+    let trail = JsonLinesSink::read(audit_path)?;
+    let verified = verify(trail.get(earlier_events..).unwrap_or_default());
+    let closed = match &verified {
+        Ok(v) => {
+            println!(
+                "trail: the rule held over {} calls; {} left open",
+                v.calls,
+                v.open.len()
+            );
+            v.is_complete()
+        }
+        Err(violation) => {
+            println!("trail: VIOLATION {violation}");
+            false
+        }
+    };
+    Ok(closed && report.is_clean())
 }
 
 /// The notification webhook: authenticate, then hand the body to the driver's hub.

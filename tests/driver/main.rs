@@ -10,3 +10,4 @@ mod audit_batch;
 mod call_gone;
 mod driver;
 mod hub;
+mod shutdown;
