@@ -5,32 +5,8 @@
 //! trail. Each trail is replayed on its own by [`verify`]. Then the trails are read together,
 //! because one rule is invisible to any single trail: the registry of live calls that keeps one
 //! typestate value per call (G7) is per process, so only the trails side by side show two
-//! instances holding the same call at once.
-//!
-//! # What holding a call means
-//!
-//! An instance *holds* a call, in its trail, from the event after which the call (keyed by its
-//! normalised id, whatever spelling a line uses) is `PendingRecording` or `Recording` or has a
-//! retention capability alive, until the event after which it is none of these: it left for
-//! `NotRecording`, `Failed` or `Ended` with every capability ended, its retention was revoked,
-//! or Graph said the call was gone (`call_terminated`).
-//!
-//! `PendingRecording` counts, not only `Recording` and live retention: an instance in it has a
-//! `recording` request out and may be told `completed` at any moment. If another instance
-//! records meanwhile, or reports `notRecording` meanwhile, the two requests reach Graph in an
-//! order neither trail shows, and Graph may be told "not recording" while media is persisted.
-//! A handover is therefore clean only when one instance releases the call (its `notRecording`
-//! or `failed` answered and the call out of `Recording`) before the other begins.
-//!
-//! # Time
-//!
-//! Holds are compared on the events' `at` stamps, each from its own instance's clock: skew
-//! between the machines can hide an overlap shorter than the skew, or show one that was not.
-//! Two holds overlap when each began before the other ended; one that ends at the very instant
-//! the other begins does not. A trail that ends with the call still held (a crash, or a copy
-//! taken while the bot ran; [`Verified::open`] lists it) holds it up to and including its last
-//! event, the last evidence that the instance was alive: an instance taking over after that is
-//! not flagged, and the open call is reported with the first trail.
+//! instances holding the same call at once. [`verify_instances`] says what holding means and
+//! how time is compared.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -79,7 +55,7 @@ impl InstancesReport {
 }
 
 /// One instance's hold on a call, from the event that made the call live in its trail to the
-/// event that released it (see the [module docs](self) for what holding means).
+/// event that released it (see [`verify_instances`] for what holding means).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Hold {
@@ -166,7 +142,7 @@ impl Overlap {
 
 /// Verifies the trails of several instances of one bot: each on its own with [`verify`], then
 /// all together, where a call held by two instances at overlapping times is an [`Overlap`]
-/// (see the [module docs](self) for what holding means and how time is compared).
+/// ([`Rule::LiveInTwoInstances`]).
 ///
 /// The check across trails runs over every trail, including one that broke the rule on its
 /// own: one violation does not hide another. Calls are keyed by their normalised id, so a GUID
@@ -174,6 +150,31 @@ impl Overlap {
 /// cost is `O(n log n)` in the number of holds, plus the number of instances for each hold.
 ///
 /// With one trail, the result is that trail's [`verify`] and no overlap.
+///
+/// # Holding a call
+///
+/// An instance *holds* a call, in its trail, from the event after which the call (keyed by its
+/// normalised id, whatever spelling a line uses) is `PendingRecording` or `Recording` or has a
+/// retention capability alive, until the event after which it is none of these: it left for
+/// `NotRecording`, `Failed` or `Ended` with every capability ended, its retention was revoked,
+/// or Graph said the call was gone (`call_terminated`).
+///
+/// `PendingRecording` counts, not only `Recording` and live retention: an instance in it has a
+/// `recording` request out and may be told `completed` at any moment. If another instance
+/// records meanwhile, or reports `notRecording` meanwhile, the two requests reach Graph in an
+/// order neither trail shows, and Graph may be told "not recording" while media is persisted.
+/// A handover is therefore clean only when one instance releases the call (its `notRecording`
+/// or `failed` answered and the call out of `Recording`) before the other begins.
+///
+/// # Time
+///
+/// Holds are compared on the events' `at` stamps, each from its own instance's clock: skew
+/// between the machines can hide an overlap shorter than the skew, or show one that was not.
+/// Two holds overlap when each began before the other ended; one that ends at the very instant
+/// the other begins does not. A trail that ends with the call still held (a crash, or a copy
+/// taken while the bot ran; [`Verified::open`] lists it) holds it up to and including its last
+/// event, the last evidence that the instance was alive: an instance taking over after that is
+/// not flagged, and the open call is reported with the first trail.
 ///
 /// # Example
 /// ```
