@@ -122,14 +122,19 @@
 //! - *Run time:* a second live value for a call is refused; a report of an earlier episode is
 //!   not sent once a later one began (`ReportSuperseded` in the trail).
 //! - *Verifier:* calls are keyed by normalised id, so a GUID and its upper-case dash-less
-//!   spelling are one call.
+//!   spelling are one call. Across the trails of several instances of a bot (each process has
+//!   its own registry, so no type or run-time check spans them),
+//!   [`verify_instances`](crate::audit::verify_instances) flags a call two instances held at
+//!   overlapping times: `G7/live-in-two-instances`.
 //! - *Tests:* `tests/ui/call_new_without_registry.rs`; `tests/core/one_call.rs`
 //!   `a_second_live_value_is_refused_under_either_spelling`,
 //!   `the_trail_uses_one_spelling_per_call`,
 //!   `verify_rejects_a_stop_under_another_spelling_while_retention_is_alive`;
 //!   `tests/driver/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
 //!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/core/rule_at_every_instant.rs`;
-//!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`.
+//!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`; `tests/audit/instances.rs`
+//!   `one_call_held_by_two_instances_at_once_is_flagged_under_either_spelling`,
+//!   `a_call_recorded_by_one_instance_after_the_other_stopped_holds`.
 //!
 //! **G8. Revocation is final.**
 //! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its
@@ -189,7 +194,8 @@
 //! `recording-audit`, the workspace's command-line tool (package `recording-audit` in
 //! `audit-cli/`, which a bot linking this crate never builds), reads JSON-lines trails as
 //! [`JsonLinesSink`](crate::audit::JsonLinesSink) writes them (chained or not) and runs
-//! [`check_chain`](crate::audit::check_chain) and [`verify`](crate::audit::verify) on them.
+//! [`check_chain`](crate::audit::check_chain) and [`verify`](crate::audit::verify) on them, and
+//! [`verify_instances`](crate::audit::verify_instances) across the trails of several instances.
 //! From the repository: `cargo run -p recording-audit -- verify audit.jsonl`, or
 //! `cargo install --path audit-cli` and then `recording-audit verify audit.jsonl`;
 //! `recording-audit --help` lists the subcommands and their options.
@@ -207,14 +213,29 @@
 //!               "torn_tail": [offset, bytes] or null,
 //!               "violation": {"line", "call_id", "rule", "words"} or null,
 //!               "open": ["…"], "unauthenticated": ["…"]}
-//!     Exit status: 0 the rule holds in every file (open calls are listed, not failures);
-//!                  1 a file breaks the rule or its chain;
+//!     Several files are the trails of several instances of one bot (one --key-file for
+//!     all; a file given twice is refused). After the per-file reports, every call two
+//!     instances held at overlapping times (PendingRecording, Recording or a capability alive;
+//!     see audit::verify_instances), at the line where the second hold began:
+//!         FILE:LINE: VIOLATION G7/live-in-two-instances (call CALL_ID): words
+//!           held by FILE from TIME (line N) until TIME (line N)
+//!           held by FILE from TIME (line N) until TIME (line N)
+//!     or "across N instances: no call held by two at once". With --json and several files,
+//!     each object also has "overlaps": [{"call_id", "rule", "words", "holds": [{"file",
+//!     "from", "from_line", "until", "until_line", "open"}, …]}], and "holds" is false for a
+//!     file in an overlap; with one file the object is as above.
+//!     Exit status: 0 the rule holds in every file and across them (open calls are listed,
+//!                    not failures);
+//!                  1 a file breaks the rule or its chain, or two instances held a call at once;
 //!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event),
 //!                    or the arguments are wrong.
 //!
-//! recording-audit summary FILE [--json]
+//! recording-audit summary FILE... [--json]
 //!     Per call (an audit::CallSummary): episodes, time spent recording, capabilities
-//!     started, state at the end of the trail.
+//!     started, state at the end of the trail. With several files, each file's calls, then a
+//!     line per instance and a total across them (calls, episodes, recording ms,
+//!     capabilities; a call held by several instances counts once); with --json,
+//!     {"instances": [{"file", "calls", "totals"}], "total"}.
 //!
 //! recording-audit timeline FILE --call ID --svg OUT.svg
 //!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,
@@ -248,6 +269,12 @@
 //!   damage and careless edits, not a forger who recomputes it. Lines removed from the end leave
 //!   a shorter chain that is still whole, and a trail cut between two episodes looks complete to
 //!   the verifier (nothing is open): keep the trail where the bot cannot rewrite it.
+//! - **Several instances are compared on their own clocks.**
+//!   [`verify_instances`](crate::audit::verify_instances) reads each trail's timestamps as its
+//!   machine wrote them: skew between the machines can hide an overlap shorter than the skew,
+//!   or show one that was not. A trail that ends with a call held (a crash, a copy taken while
+//!   the bot ran) counts as holding it up to its last event only; an instance taking the call
+//!   over after that is not flagged, and the open call is listed with the first trail.
 //! - **Two storage failures in a row.** A refused write's bytes are cut off the file at once,
 //!   before the next write, and when the sink is dropped. If the file system refuses every one
 //!   of those cuts, or the process dies (killed, aborted, `exit`) before the next of them,

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// Checks a recording bot's audit trail without running the bot.
+/// Checks a recording bot's audit trails without running the bot: one trail, or one per
+/// instance of the bot.
 ///
 /// Trails are the JSON lines that `recording_status::audit::JsonLinesSink` writes, chained or
 /// not.
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
                   2 unreadable input or bad arguments."
 )]
 pub(crate) struct Cli {
-    /// What to do with the trail.
+    /// What to do with the trails.
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -31,28 +32,35 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Checks each trail's hash chain and replays the recording rule on it.
+    /// Checks each trail's hash chain and replays the recording rule on it; with several
+    /// trails (one per instance of the bot), also checks that no call was held by two instances
+    /// at once.
     ///
     /// Prints, per file, that the rule holds (with counts, the calls a cut trail leaves open
     /// and the recordings entered through notifications the library did not authenticate), or
-    /// the first violation with its line, call and rule.
+    /// the first violation with its line, call and rule; then, with several files, every call
+    /// held by two instances at overlapping times (G7/live-in-two-instances).
     Verify {
-        /// The trails to check.
+        /// The trails to check, one per instance (each file at most once).
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
         /// One JSON array of per-file reports instead of text.
         #[arg(long)]
         json: bool,
-        /// The key the bot chained its trail with (HMAC-SHA256), as raw bytes.
+        /// The key the bots chained their trails with (HMAC-SHA256), as raw bytes; the same
+        /// key for every file.
         #[arg(long, value_name = "PATH")]
         key_file: Option<PathBuf>,
     },
     /// Per call: episodes, time recording, capabilities and the state at the end of the trail.
+    ///
+    /// With several trails (one per instance of the bot): each trail's calls, then a line per
+    /// instance and a total line across instances (a call held by several counts once).
     Summary {
-        /// The trail to summarise.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// JSON instead of a table.
+        /// The trails to summarise, one per instance (each file at most once).
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+        /// JSON instead of tables.
         #[arg(long)]
         json: bool,
     },

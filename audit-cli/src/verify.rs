@@ -1,9 +1,12 @@
 //! `verify FILE... [--json] [--key-file PATH]`: the hash chain and the recording rule, per
-//! file.
+//! file; with several files (one per instance of the bot), no call held by two instances at
+//! once.
 
 use std::path::{Path, PathBuf};
 
-use recording_status::audit::{Trail, Verified, Violation, check_chain, verify};
+use recording_status::audit::{
+    Hold, InstanceTrail, Overlap, Trail, Verified, Violation, check_chain, verify_instances,
+};
 
 use crate::{HOLDS, UNREADABLE, VIOLATED, print_json, read};
 
@@ -20,6 +23,10 @@ struct FileReport {
     violation: Option<ViolationReport>,
     open: Vec<String>,
     unauthenticated: Vec<String>,
+    /// With several files only (absent for one, so that its report is unchanged): every call
+    /// this file's instance held while another instance held it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overlaps: Option<Vec<OverlapReport>>,
 }
 
 /// The first violation in a file: the rule the verifier found broken, or the chain.
@@ -31,20 +38,74 @@ struct ViolationReport {
     words: String,
 }
 
+/// A call held by two instances at once, as both files' reports show it.
+#[derive(Debug, Clone, serde::Serialize)]
+struct OverlapReport {
+    call_id: String,
+    rule: String,
+    words: String,
+    /// The two holds, the one that began first first.
+    holds: [HoldReport; 2],
+}
+
+/// One instance's hold on a call, with lines instead of event positions.
+#[derive(Debug, Clone, serde::Serialize)]
+struct HoldReport {
+    file: String,
+    from: String,
+    from_line: usize,
+    until: String,
+    until_line: usize,
+    /// The trail ends with the call still held: `until` is its last event.
+    open: bool,
+}
+
+/// The 1-based line of event `index` of `trail`.
+fn line(trail: &Trail, index: usize) -> usize {
+    trail.lines.get(index).copied().unwrap_or(index + 1)
+}
+
+/// `hold`, found by `verify_instances` over `inputs` (so `hold.instance` indexes it).
+fn hold_report(inputs: &[(&PathBuf, Trail, Vec<u8>)], hold: &Hold) -> HoldReport {
+    let trail = &inputs[hold.instance].1;
+    HoldReport {
+        file: hold.name.clone(),
+        from: hold.from.to_rfc3339(),
+        from_line: line(trail, hold.from_index),
+        until: hold.until.to_rfc3339(),
+        until_line: line(trail, hold.until_index),
+        open: hold.open,
+    }
+}
+
+fn overlap_report(inputs: &[(&PathBuf, Trail, Vec<u8>)], o: &Overlap) -> OverlapReport {
+    OverlapReport {
+        call_id: o.call_id.clone(),
+        rule: o.rule().code().to_owned(),
+        words: o.rule().words().to_owned(),
+        holds: [
+            hold_report(inputs, &o.first),
+            hold_report(inputs, &o.second),
+        ],
+    }
+}
+
 fn violation_report(trail: &Trail, v: &Violation) -> ViolationReport {
     ViolationReport {
-        line: trail.lines.get(v.index).copied().unwrap_or(v.index + 1),
+        line: line(trail, v.index),
         call_id: v.call_id.clone(),
         rule: v.rule.code().to_owned(),
         words: v.rule.words().to_owned(),
     }
 }
 
-/// Checks every file in `files`, then prints the reports (text, or JSON with `json`).
+/// Checks every file in `files`, each on its own and, with several, all together; then prints
+/// the reports (text, or JSON with `json`).
 ///
 /// Returns the exit status: [`UNREADABLE`] if the key or any file could not be read,
-/// otherwise [`VIOLATED`] if any file breaks the rule or its chain, otherwise [`HOLDS`].
-/// A file that cannot be read is named on stderr and the others are still checked.
+/// otherwise [`VIOLATED`] if any file breaks the rule or its chain or a call was held by two
+/// instances at once, otherwise [`HOLDS`]. A file that cannot be read is named on stderr and
+/// the others are still checked, together among themselves.
 pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 {
     let key = match key_file {
         Some(path) => match std::fs::read(path) {
@@ -57,17 +118,48 @@ pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 
         None => None,
     };
     let mut worst = HOLDS;
-    let mut reports = Vec::new();
+    let mut read_ok = Vec::new();
     for file in files {
-        let (trail, bytes) = match read(file) {
-            Ok(t) => t,
+        match read(file) {
+            Ok((trail, bytes)) => read_ok.push((file, trail, bytes)),
             Err(e) => {
                 eprintln!("{e}");
                 worst = UNREADABLE;
-                continue;
             }
-        };
-        let report = check(file, &trail, &bytes, key.as_deref());
+        }
+    }
+    let names: Vec<String> = read_ok
+        .iter()
+        .map(|(f, ..)| f.display().to_string())
+        .collect();
+    let trails: Vec<InstanceTrail<'_>> = read_ok
+        .iter()
+        .zip(&names)
+        .map(|((_, trail, _), name)| InstanceTrail::new(name, &trail.events))
+        .collect();
+    let together = verify_instances(&trails);
+    let several = files.len() > 1;
+    let overlaps: Vec<OverlapReport> = together
+        .overlaps
+        .iter()
+        .map(|o| overlap_report(&read_ok, o))
+        .collect();
+    let mut reports = Vec::new();
+    for (instance, ((file, trail, bytes), verdict)) in
+        read_ok.iter().zip(&together.trails).enumerate()
+    {
+        let mut report = check(file, trail, bytes, key.as_deref(), verdict);
+        if several {
+            let mine: Vec<OverlapReport> = together
+                .overlaps
+                .iter()
+                .zip(&overlaps)
+                .filter(|(o, _)| o.first.instance == instance || o.second.instance == instance)
+                .map(|(_, r)| r.clone())
+                .collect();
+            report.holds &= mine.is_empty();
+            report.overlaps = Some(mine);
+        }
         if !report.holds && worst == HOLDS {
             worst = VIOLATED;
         }
@@ -81,12 +173,22 @@ pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 
         for r in &reports {
             print_report(r);
         }
+        if several {
+            print_overlaps(reports.len(), &overlaps);
+        }
     }
     worst
 }
 
-/// Checks one trail read from `file`: its chain over `bytes`, then the rule over its events.
-fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileReport {
+/// Checks one trail read from `file`: its chain over `bytes`, and the rule over its events as
+/// [`verify`](recording_status::audit::verify) found it (`verdict`).
+fn check(
+    file: &Path,
+    trail: &Trail,
+    bytes: &[u8],
+    key: Option<&[u8]>,
+    verdict: &Result<Verified, Violation>,
+) -> FileReport {
     let mut report = FileReport {
         file: file.display().to_string(),
         holds: true,
@@ -98,6 +200,7 @@ fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileRe
         violation: None,
         open: Vec::new(),
         unauthenticated: Vec::new(),
+        overlaps: None,
     };
     match check_chain(bytes, key) {
         Ok(summary) if summary.chained => {
@@ -119,7 +222,7 @@ fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileRe
             });
         }
     }
-    match verify(&trail.events) {
+    match verdict {
         Ok(Verified {
             calls,
             retentions,
@@ -127,8 +230,8 @@ fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileRe
             unauthenticated,
             ..
         }) => {
-            report.calls = calls;
-            report.retentions = retentions;
+            report.calls = *calls;
+            report.retentions = *retentions;
             report.open = open
                 .iter()
                 .map(|o| {
@@ -143,10 +246,11 @@ fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileRe
             report.unauthenticated = unauthenticated
                 .iter()
                 .map(|u| {
-                    let line = trail.lines.get(u.index).copied().unwrap_or(u.index + 1);
                     format!(
-                        "{} entered recording at line {line} via {}",
-                        u.call_id, u.via
+                        "{} entered recording at line {} via {}",
+                        u.call_id,
+                        line(trail, u.index),
+                        u.via
                     )
                 })
                 .collect();
@@ -154,11 +258,46 @@ fn check(file: &Path, trail: &Trail, bytes: &[u8], key: Option<&[u8]>) -> FileRe
         Err(v) => {
             report.holds = false;
             if report.violation.is_none() {
-                report.violation = Some(violation_report(trail, &v));
+                report.violation = Some(violation_report(trail, v));
             }
         }
     }
     report
+}
+
+/// The check across instances, after the per-file reports: each overlap located at the line
+/// where the second instance began to hold the call, then both holds.
+fn print_overlaps(instances: usize, overlaps: &[OverlapReport]) {
+    if overlaps.is_empty() {
+        println!("across {instances} instances: no call held by two at once");
+        return;
+    }
+    println!(
+        "across {instances} instances: {} overlaps (a call held by two at once)",
+        overlaps.len()
+    );
+    for o in overlaps {
+        let [first, second] = &o.holds;
+        println!(
+            "{}:{}: VIOLATION {} (call {}): {}",
+            second.file, second.from_line, o.rule, o.call_id, o.words
+        );
+        for h in [first, second] {
+            println!(
+                "  held by {} from {} (line {}) {} {} (line {})",
+                h.file,
+                h.from,
+                h.from_line,
+                if h.open {
+                    "to its trail's end, still held, at"
+                } else {
+                    "until"
+                },
+                h.until,
+                h.until_line
+            );
+        }
+    }
 }
 
 fn print_report(r: &FileReport) {

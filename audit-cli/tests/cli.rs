@@ -1,7 +1,8 @@
 //! The command-line auditor, `recording-audit`, run as an auditor would: on real trails the
 //! library wrote, on the hand-made forged trails of the repository's `tests/fixtures/trails`,
-//! on an edited chained trail, and drawing one call's timeline (golden-tested; `UPDATE_GOLDEN=1`
-//! rewrites it); and its command line (help, version, usage errors).
+//! on an edited chained trail, on the trails of several instances together
+//! (`tests/fixtures/instances`), and drawing one call's timeline (golden-tested;
+//! `UPDATE_GOLDEN=1` rewrites it); and its command line (help, version, usage errors).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,7 +30,12 @@ fn stdout(o: &Output) -> String {
 
 /// A real trail: one call recorded, with two capabilities, then stopped.
 fn real_trail(path: &Path) {
-    let sink = Arc::new(JsonLinesSink::open(path).unwrap());
+    record_into(JsonLinesSink::open(path).unwrap());
+}
+
+/// [`real_trail`], written into `sink`.
+fn record_into(sink: JsonLinesSink) {
+    let sink = Arc::new(sink);
     let calls = Calls::new(sink);
     let graph = Graph::new(
         ScriptedTransport::new()
@@ -269,9 +275,21 @@ fn a_missing_argument_exits_2_naming_it() {
         assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
         assert!(stderr(&o).contains(named), "{args:?}: {}", stderr(&o));
     }
-    let o = audit(&["summary", trail, trail]);
-    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
-    assert!(stderr(&o).contains(trail), "{}", stderr(&o));
+}
+
+/// One trail read as two instances would be compared with itself: refused, naming it.
+#[test]
+fn a_file_given_twice_exits_2_naming_it() {
+    let trail = fixtures().join("timeline/episode.jsonl");
+    let trail = trail.to_str().unwrap();
+    let again = fixtures().join("timeline/../timeline/episode.jsonl");
+    for command in ["verify", "summary"] {
+        let o = audit(&[command, trail, again.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", stdout(&o));
+        assert!(stdout(&o).is_empty(), "{command}: {}", stdout(&o));
+        assert!(stderr(&o).contains("given twice"), "{}", stderr(&o));
+        assert!(stderr(&o).contains(trail), "{}", stderr(&o));
+    }
 }
 
 #[test]
@@ -280,4 +298,225 @@ fn no_subcommand_prints_the_usage_on_stderr_and_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     assert!(stderr(&o).contains("verify"), "{}", stderr(&o));
+}
+
+/// `tests/fixtures/instances/NAME`, as an argument.
+fn instance(name: &str) -> String {
+    fixtures()
+        .join("instances")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn instances_recording_different_calls_at_once_hold_across_instances() {
+    let (a, c) = (
+        instance("a_records.jsonl"),
+        instance("c_records_another_call.jsonl"),
+    );
+    let o = audit(&["verify", &a, &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("across 2 instances: no call held by two at once"),
+        "{}",
+        stdout(&o)
+    );
+    let reports = json(&audit(&["verify", "--json", &a, &c]));
+    for r in reports.as_array().unwrap() {
+        assert_eq!(r["holds"], true, "{r}");
+        assert_eq!(r["overlaps"], serde_json::json!([]), "{r}");
+    }
+}
+
+/// The two trails spell the call differently (a GUID, and Graph's upper case without
+/// dashes): one call all the same, held by both between 09:00:10 and 09:00:23.
+#[test]
+fn one_call_held_by_two_instances_at_once_is_a_violation_naming_both_files_and_holds() {
+    let (a, b) = (
+        instance("a_records.jsonl"),
+        instance("b_records_meanwhile.jsonl"),
+    );
+    let o = audit(&["verify", &a, &b]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    for expected in [
+        format!(
+            "{b}:1: VIOLATION G7/live-in-two-instances (call 57dab8b1894c409ab240bd8beae78896)"
+        ),
+        format!(
+            "held by {a} from 2025-06-02T09:00:00+00:00 (line 1) until \
+             2025-06-02T09:00:23+00:00 (line 9)"
+        ),
+        format!(
+            "held by {b} from 2025-06-02T09:00:10+00:00 (line 1) until \
+             2025-06-02T09:00:33+00:00 (line 9)"
+        ),
+    ] {
+        assert!(out.contains(&expected), "{expected} in {out}");
+    }
+
+    let o = audit(&["verify", "--json", &b, &a]);
+    assert_eq!(o.status.code(), Some(1));
+    let reports = json(&o);
+    for (r, file) in reports.as_array().unwrap().iter().zip([&b, &a]) {
+        assert_eq!(r["file"], file.as_str());
+        assert_eq!(r["holds"], false, "{r}");
+        assert_eq!(
+            r["violation"],
+            serde_json::Value::Null,
+            "each holds on its own: {r}"
+        );
+        let overlaps = r["overlaps"].as_array().unwrap();
+        assert_eq!(overlaps.len(), 1, "{r}");
+        let overlap = &overlaps[0];
+        assert_eq!(overlap["rule"], "G7/live-in-two-instances");
+        assert_eq!(overlap["call_id"], "57dab8b1894c409ab240bd8beae78896");
+        let holds = overlap["holds"].as_array().unwrap();
+        assert_eq!(holds[0]["file"], a.as_str());
+        assert_eq!(holds[0]["until"], "2025-06-02T09:00:23+00:00");
+        assert_eq!(holds[1]["file"], b.as_str());
+        assert_eq!(holds[1]["from"], "2025-06-02T09:00:10+00:00");
+        assert_eq!(
+            (&holds[1]["from_line"], &holds[1]["until_line"]),
+            (&1.into(), &9.into())
+        );
+    }
+}
+
+#[test]
+fn a_call_recorded_by_one_instance_after_the_other_stopped_holds() {
+    let (a, b) = (
+        instance("a_records.jsonl"),
+        instance("b_records_after_a_stopped.jsonl"),
+    );
+    let o = audit(&["verify", &a, &b]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no call held by two at once"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// One file's report is what it was before several files were checked together: no
+/// `overlaps` key, no line across instances.
+#[test]
+fn one_files_report_is_unchanged_by_the_check_across_instances() {
+    let a = instance("a_records.jsonl");
+    let o = audit(&["verify", &a]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains("across"), "{}", stdout(&o));
+    let reports = json(&audit(&["verify", "--json", &a]));
+    let mut keys: Vec<&str> = reports[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "calls",
+            "chain",
+            "events",
+            "file",
+            "holds",
+            "open",
+            "retentions",
+            "torn_tail",
+            "unauthenticated",
+            "violation"
+        ]
+    );
+}
+
+/// Two instances keyed with the same key, one after the other on one call; one trail is then
+/// edited. Its chain is reported broken, the other's holds, and the exit status is 1.
+#[test]
+fn one_broken_chain_among_several_keyed_trails_is_reported_for_that_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"instances' shared key").unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    for path in [&a, &b] {
+        record_into(
+            JsonLinesSink::options()
+                .key(b"instances' shared key".to_vec())
+                .open(path)
+                .unwrap(),
+        );
+    }
+    let args = |json| {
+        let mut args = vec!["verify", "--key-file", key.to_str().unwrap()];
+        args.extend(json);
+        args.extend([a.to_str().unwrap(), b.to_str().unwrap()]);
+        audit(&args)
+    };
+    let o = args(None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o).matches("(keyed)").count(), 2, "{}", stdout(&o));
+
+    let text = std::fs::read_to_string(&b).unwrap();
+    let edited = text.replacen("\"outcome\":\"completed\"", "\"outcome\":\"pending\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&b, edited).unwrap();
+    let o = args(Some("--json"));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let reports = json(&o);
+    assert_eq!(reports[0]["holds"], true, "{}", reports[0]);
+    assert_eq!(reports[1]["holds"], false);
+    assert_eq!(reports[1]["violation"]["rule"], "G9/chain");
+    assert_eq!(reports[1]["overlaps"], serde_json::json!([]));
+}
+
+#[test]
+fn a_summary_of_several_instances_totals_each_and_all() {
+    let (a, b, c) = (
+        instance("a_records.jsonl"),
+        instance("b_records_after_a_stopped.jsonl"),
+        instance("c_records_another_call.jsonl"),
+    );
+    let o = audit(&["summary", &a, &b, &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = |label: &str| {
+        out.lines()
+            .find(|l| l.starts_with(label) && !l.starts_with("instance "))
+            .unwrap_or_else(|| panic!("no line for {label} in {out}"))
+            .split_whitespace()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+    };
+    // Capabilities, recording ms, episodes and calls, read from the right.
+    assert_eq!(row(&a), ["1", "20000", "1", "1"]);
+    // The call a and b held one after the other counts once.
+    assert_eq!(row("total (3 instances)"), ["3", "60000", "3", "2"]);
+
+    let o = audit(&["summary", "--json", &a, &b, &c]);
+    assert_eq!(o.status.code(), Some(0));
+    let summary = json(&o);
+    assert_eq!(
+        summary["total"],
+        serde_json::json!({"calls": 2, "episodes": 3, "recording_ms": 60000, "capabilities": 3})
+    );
+    let instances = summary["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3);
+    assert_eq!(instances[1]["file"], b.as_str());
+    assert_eq!(instances[1]["totals"]["recording_ms"], 20000);
+    assert_eq!(
+        instances[1]["calls"][0]["call_id"],
+        "57dab8b1894c409ab240bd8beae78896"
+    );
+
+    // One file keeps its shape: an array of calls.
+    let one = json(&audit(&["summary", "--json", &a]));
+    assert_eq!(one.as_array().unwrap().len(), 1);
 }

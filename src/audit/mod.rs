@@ -7,20 +7,25 @@
 //! written together, each `record` returning once its own line is flushed to the OS or synced
 //! to disk, as [`Durability`] says). [`check_chain`] finds an edited, deleted, reordered or
 //! inserted line; [`verify`] replays a trail against the rule (G1, G2, G7, G9) and lists what a
-//! cut trail leaves open. The command-line auditor `recording-audit` runs both.
+//! cut trail leaves open; [`verify_instances`] verifies the trails of several instances of a
+//! bot, each on its own and then together, where one call held by two instances at once
+//! breaks G7. The command-line auditor `recording-audit` runs them.
 //!
 //! One concept in four parts, and a report: what an event records (`event`), the sinks
 //! (`sink`), the chain that makes the trail tamper-evident (`chain`), the verifier that replays
-//! it (`verify`), and the auditor's [`summary`] and [`timeline`] picture (`report`).
+//! it (`verify`, and `instances` across trails), and the auditor's [`summary`] and
+//! [`timeline`] picture (`report`).
 
 mod chain;
 mod event;
+mod instances;
 mod report;
 mod sink;
 mod verify;
 
 pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
+pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};
 pub use report::{CallSummary, summary, timeline};
 pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};
 pub use verify::{OpenCall, Rule, Unauthenticated, Verified, Violation, verify};

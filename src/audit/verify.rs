@@ -15,7 +15,10 @@ use crate::protocol::CallState;
 use crate::status::RecordingStatus;
 use crate::types::normalize_id;
 
-/// A rule of the recording policy that a trail can break. [`verify`] names the first one broken.
+/// A rule of the recording policy that a trail can break. [`verify`] names the first one broken
+/// in one trail; [`verify_instances`](super::verify_instances) also names
+/// [`LiveInTwoInstances`](Self::LiveInTwoInstances), which only several trails read together
+/// can break.
 ///
 /// [`code`](Self::code) is a stable short form, for tools and dashboards; `Display` says it in
 /// words.
@@ -39,6 +42,11 @@ pub enum Rule {
     CapabilityStartedTwice,
     /// G4: a capability ended that was not alive (never started, or already ended).
     CapabilityEndedWithoutStart,
+    /// G7: one call held by two instances of the bot at overlapping times, each in its own
+    /// trail (see [`verify_instances`](super::verify_instances) for what holding means).
+    /// [`verify`] never returns it: one trail cannot break it. The evidence is an
+    /// [`Overlap`](super::Overlap), not a [`Violation`], because it spans two trails.
+    LiveInTwoInstances,
 }
 
 impl Rule {
@@ -53,6 +61,7 @@ impl Rule {
             Self::LeftRecordingWhileRetentionAlive => "G2/left-recording-while-retention-alive",
             Self::CapabilityStartedTwice => "G4/capability-started-twice",
             Self::CapabilityEndedWithoutStart => "G4/capability-ended-without-start",
+            Self::LiveInTwoInstances => "G7/live-in-two-instances",
         }
     }
 
@@ -73,6 +82,7 @@ impl Rule {
             Self::LeftRecordingWhileRetentionAlive => "left recording while retention is alive",
             Self::CapabilityStartedTwice => "retention capability started twice",
             Self::CapabilityEndedWithoutStart => "retention capability ended that was not alive",
+            Self::LiveInTwoInstances => "live in two instances at overlapping times",
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The audit trail and its verifier: the JSON-lines sink and its hash chain, the verifier on
-//! forged and real trails. The `recording-audit` command line is tested in its own crate
-//! (`audit-cli/tests/cli.rs`).
+//! forged and real trails, and on the trails of several instances together. The
+//! `recording-audit` command line is tested in its own crate (`audit-cli/tests/cli.rs`).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod audit_sink;
+mod instances;
 mod verify;
