@@ -116,10 +116,11 @@ fn print_calls(calls: &[CallSummary]) {
             c.episodes,
             c.recording_ms,
             c.capabilities,
-            match (c.final_state, c.ended_by_graph) {
-                (_, true) => "Ended (by Graph)".to_owned(),
-                (Some(state), false) => state.to_string(),
-                (None, false) => "-".to_owned(),
+            match (c.final_state, c.ended_by_graph, c.recovered) {
+                (_, true, _) => "Ended (by Graph)".to_owned(),
+                (_, false, true) => "Ended (recovered after a crash)".to_owned(),
+                (Some(state), false, false) => state.to_string(),
+                (None, false, false) => "-".to_owned(),
             }
         );
     }

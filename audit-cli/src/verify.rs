@@ -22,6 +22,8 @@ struct FileReport {
     torn_tail: Option<(u64, u64)>,
     violation: Option<ViolationReport>,
     open: Vec<String>,
+    /// Calls a crashed run left open that a later run closed (and whether it reported them).
+    recovered: Vec<String>,
     unauthenticated: Vec<String>,
     /// With several files only (absent for one, so that its report is unchanged): every call
     /// this file's instance held while another instance held it too.
@@ -199,6 +201,7 @@ fn check(
         torn_tail: trail.torn_tail.map(|t| (t.offset, t.bytes)),
         violation: None,
         open: Vec::new(),
+        recovered: Vec::new(),
         unauthenticated: Vec::new(),
         overlaps: None,
     };
@@ -227,6 +230,7 @@ fn check(
             calls,
             retentions,
             open,
+            recovered,
             unauthenticated,
             ..
         }) => {
@@ -240,6 +244,22 @@ fn check(
                         o.call_id,
                         o.state,
                         o.live.len()
+                    )
+                })
+                .collect();
+            report.recovered = recovered
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} left {} by a crash, recovered at line {}, {}",
+                        r.call_id,
+                        r.state,
+                        line(trail, r.index),
+                        if r.reported {
+                            "then reported"
+                        } else {
+                            "NOT reported"
+                        }
                     )
                 })
                 .collect();
@@ -328,6 +348,9 @@ fn print_report(r: &FileReport) {
         for o in &r.open {
             println!("    {o}");
         }
+    }
+    for c in &r.recovered {
+        println!("  recovered: {c}");
     }
     for u in &r.unauthenticated {
         println!("  not authenticated by this crate: {u}");

@@ -216,6 +216,19 @@ pub enum AuditKind {
         /// returned: 0 for a shutdown that settled everything in time.
         unsettled: u64,
     },
+    /// A call an earlier run of the bot left `PendingRecording` or `Recording` (it crashed:
+    /// the trail stops there) is closed by a later run, which reports it to Graph next
+    /// (`Driver::recover`, feature `driver`). The capabilities the trail shows alive died with
+    /// the crashed process: none of them can write any more.
+    CallRecovered {
+        /// The state the earlier run left the call in.
+        state: CallState,
+        /// The capabilities the trail shows alive when the earlier run stopped.
+        capabilities: Vec<u64>,
+        /// When the earlier run last wrote an event for the call: the latest moment it is
+        /// known to have been alive for it.
+        last_event_at: DateTime<Utc>,
+    },
     /// A report of an earlier recording episode (an orphan's `notRecording`, a
     /// reconciliation) was not sent because a later episode of the call had begun (G7).
     ReportSuperseded {

@@ -279,8 +279,11 @@ fn holds_in(instance: usize, trail: &InstanceTrail<'_>) -> Vec<(String, Hold)> {
             AuditKind::RetentionEnded { capability } => {
                 c.live.remove(capability);
             }
-            // Revoked capabilities cannot write (G8); Graph's end of the call revokes too.
-            AuditKind::RetentionRevoked { .. } | AuditKind::CallTerminated { .. } => {
+            // Revoked capabilities cannot write (G8); Graph's end of the call revokes too, and
+            // so does the crash a later run recovers the call from.
+            AuditKind::RetentionRevoked { .. }
+            | AuditKind::CallTerminated { .. }
+            | AuditKind::CallRecovered { .. } => {
                 c.live.clear();
                 c.state = Some(CallState::Ended);
             }

@@ -28,7 +28,7 @@ pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};
 pub use report::{CallSummary, summary, timeline};
 pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};
-pub use verify::{OpenCall, Rule, Unauthenticated, Verified, Violation, verify};
+pub use verify::{OpenCall, RecoveredCall, Rule, Unauthenticated, Verified, Violation, verify};
 
 use crate::error::AuditError;
 use crate::types::CallId;

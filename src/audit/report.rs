@@ -31,6 +31,10 @@ pub struct CallSummary {
     /// Graph ended the call (a `terminated` notification, or `8522` "Call not found"): its
     /// recording time ends at that point, when its retention was revoked.
     pub ended_by_graph: bool,
+    /// The run recording the call crashed, and a later run closed the call
+    /// (`call_recovered`): its recording time ends at the crashed run's last event for it,
+    /// the latest moment it is known to have been alive.
+    pub recovered: bool,
 }
 
 /// Summarises a trail per call, in order of first appearance. Entries without a call (a
@@ -51,6 +55,7 @@ pub fn summary(events: &[AuditEvent]) -> Vec<CallSummary> {
                     capabilities: 0,
                     final_state: None,
                     ended_by_graph: false,
+                    recovered: false,
                 },
                 None,
             )
@@ -84,6 +89,13 @@ pub fn summary(events: &[AuditEvent]) -> Vec<CallSummary> {
                 }
                 c.final_state = Some(CallState::Ended);
                 c.ended_by_graph = true;
+            }
+            AuditKind::CallRecovered { last_event_at, .. } => {
+                if let Some(start) = since.take() {
+                    c.recording_ms += (*last_event_at - start).num_milliseconds().max(0);
+                }
+                c.final_state = Some(CallState::Ended);
+                c.recovered = true;
             }
             _ => {}
         }
@@ -174,6 +186,20 @@ pub fn timeline(events: &[AuditEvent], call: &str) -> Option<String> {
                 {
                     bar.1 = Some(at);
                 }
+            }
+            AuditKind::CallRecovered { last_event_at, .. } => {
+                // The crashed run's capabilities died with it, at the latest when it was last
+                // heard of; the call is closed where the later run recovers it.
+                let died = x(*last_event_at).min(at);
+                for bar in capabilities.values_mut() {
+                    if bar.1.is_none() {
+                        bar.1 = Some(died);
+                    }
+                }
+                states.push((state, since, at));
+                state = CallState::Ended;
+                since = at;
+                checkpoints.push((at, "recovered after a crash".to_owned()));
             }
             AuditKind::RetentionRevoked { .. } | AuditKind::CallTerminated { .. } => {
                 for bar in capabilities.values_mut() {

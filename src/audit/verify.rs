@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use super::{AuditEvent, AuditKind, ResponseKind};
 use crate::auth::AuthMethod;
 use crate::protocol::CallState;
@@ -135,6 +137,10 @@ pub struct Verified {
     /// Calls the trail leaves `PendingRecording` or `Recording`, or with a capability alive,
     /// sorted by call id. Empty for a complete trail.
     pub open: Vec<OpenCall>,
+    /// Calls an earlier run left open (it crashed) that a later run closed
+    /// (`call_recovered`), in trail order: told apart from calls left open, which are in
+    /// [`open`](Self::open).
+    pub recovered: Vec<RecoveredCall>,
     /// Every entry into `Recording` acknowledged by a notification whose webhook request this
     /// crate did not authenticate (the `danger_authenticated_elsewhere` escape hatch), in trail
     /// order.
@@ -159,6 +165,23 @@ pub struct OpenCall {
     /// Retention capabilities started, not ended and not revoked: media may still be persisted
     /// through them.
     pub live: Vec<u64>,
+    /// When the trail's last event for the call was written.
+    pub last_event_at: DateTime<Utc>,
+}
+
+/// A call left open by a crashed run and closed by a later one (see [`Verified::recovered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveredCall {
+    /// The call, normalised.
+    pub call_id: String,
+    /// The state the crashed run left it in.
+    pub state: CallState,
+    /// The position of the `call_recovered` event.
+    pub index: usize,
+    /// Whether the recovering run then reported `notRecording` or `failed` for it (the report
+    /// was sent; its answer is in the trail).
+    pub reported: bool,
 }
 
 /// An entry into `Recording` acknowledged by a notification that this crate did not
@@ -205,6 +228,10 @@ struct CallReplay {
     /// Capabilities revoked while alive: they cannot write, so they no longer hold the call
     /// in `Recording`, but their own ends may still follow.
     revoked: BTreeSet<u64>,
+    /// The call's last event.
+    last_at: Option<DateTime<Utc>>,
+    /// Its entry in [`Verified::recovered`] while a report of the recovery may follow.
+    recovered: Option<usize>,
 }
 
 impl CallReplay {
@@ -291,6 +318,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             rule,
         };
         let c = calls.entry(call_id.clone()).or_default();
+        c.last_at = Some(e.at);
         match &e.kind {
             AuditKind::RequestSent {
                 status,
@@ -302,6 +330,11 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                         return Err(fail(Rule::EndReportedWhileRetentionAlive));
                     }
                     c.end_reported = true;
+                    if let Some(recovered) = c.recovered.take() {
+                        report.recovered[recovered].reported = true;
+                    }
+                } else {
+                    c.recovered = None;
                 }
                 c.last_request = Some(Request {
                     status: *status,
@@ -400,6 +433,27 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                 c.ack = None;
                 c.state = Some(CallState::Ended);
             }
+            AuditKind::CallRecovered { .. } => {
+                // The crashed process's capabilities died with it: none can write. Only a call
+                // the trail leaves open counts as recovered.
+                let open = matches!(
+                    c.state,
+                    Some(CallState::PendingRecording | CallState::Recording)
+                ) || !c.live.is_empty();
+                if open {
+                    let live = std::mem::take(&mut c.live);
+                    c.revoked.extend(live);
+                    report.recovered.push(RecoveredCall {
+                        call_id: call_id.clone(),
+                        state: c.state.unwrap_or(CallState::NotRecording),
+                        index,
+                        reported: false,
+                    });
+                    c.recovered = Some(report.recovered.len() - 1);
+                    c.ack = None;
+                    c.state = Some(CallState::Ended);
+                }
+            }
             AuditKind::TransportFailed { .. }
             | AuditKind::NotificationAccepted { .. }
             | AuditKind::NotificationRedelivered { .. }
@@ -429,6 +483,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
                 call_id,
                 state,
                 live: c.live.into_iter().collect(),
+                last_event_at: c.last_at.unwrap_or_default(),
             })
         })
         .collect();
