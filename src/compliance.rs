@@ -202,11 +202,19 @@
 //!     (pending or recording, with their live capabilities) and the recordings entered through
 //!     danger_authenticated_elsewhere; or the first violation:
 //!         FILE:LINE: VIOLATION RULE_CODE (call CALL_ID): words
-//!     --json   one JSON array with an object per file instead:
-//!              {"file", "holds", "events", "calls", "retentions", "chain",
-//!               "torn_tail": [offset, bytes] or null,
-//!               "violation": {"line", "call_id", "rule", "words"} or null,
-//!               "open": ["…"], "unauthenticated": ["…"]}
+//!     --json   one JSON array instead, with an object per file in the order given, of
+//!              this shape ([T] is a list of T, [T, T] a pair, A | B either one):
+//!              {"file": string, "holds": bool,
+//!               "events": integer, "calls": integer, "retentions": integer,
+//!               "chain": string,
+//!               "torn_tail": [integer, integer] | null,
+//!               "violation": {"line": integer, "call_id": string, "rule": string,
+//!                             "words": string} | null,
+//!               "open": [string], "unauthenticated": [string]}
+//!              holds is false exactly when violation is not null; torn_tail is
+//!              [offset, bytes]; a broken chain is the violation with rule G9/chain and
+//!              an empty call_id; open and unauthenticated hold the lines the text
+//!              prints for them.
 //!     Exit status: 0 the rule holds in every file (open calls are listed, not failures);
 //!                  1 a file breaks the rule or its chain;
 //!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event),
