@@ -197,3 +197,54 @@ async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
     let svg = timeline(&events, CALL).unwrap();
     assert!(svg.contains("ended by Graph"), "{svg}");
 }
+
+/// graph-reference.md §9.4 and §9.10: message ids are GUIDs too, and come in either form; a
+/// resend whose `X-Microsoft-Skype-Original-Message-ID` spells the first delivery's id
+/// upper-case without dashes is the same message, applied once.
+#[tokio::test]
+async fn a_resend_naming_the_first_message_in_the_other_id_form_is_applied_once() {
+    use recording_status::auth::Authenticated;
+    use recording_status::driver::{MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+
+    let audit = Arc::new(MemorySink::default());
+    let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    let mut first = http::HeaderMap::new();
+    first.insert(
+        MESSAGE_ID_HEADER,
+        "b5cb158e-6cf1-429c-a7e6-67f360012b99".parse().unwrap(),
+    );
+    let mut resend = http::HeaderMap::new();
+    resend.insert(
+        MESSAGE_ID_HEADER,
+        "0D5A2A608B4B4D519D433B6B3C0A1A11".parse().unwrap(),
+    );
+    resend.insert(
+        ORIGINAL_MESSAGE_ID_HEADER,
+        "B5CB158E6CF1429CA7E667F360012B99".parse().unwrap(),
+    );
+    let hub = driver.hub();
+    let d = hub
+        .deliver_message(&proof, &first, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((d.terminated, d.redelivered), (1, false));
+    let d = hub
+        .deliver_message(&proof, &resend, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((d.terminated, d.redelivered), (0, true));
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    assert!(events.try_recv().is_err(), "told once");
+    // The trail keeps the ids as Graph sent them.
+    assert!(audit.events().iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::NotificationRedelivered { original_message_id: Some(id), .. }
+            if id == "B5CB158E6CF1429CA7E667F360012B99"
+    )));
+}

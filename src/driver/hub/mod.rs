@@ -633,7 +633,9 @@ impl Hub {
     /// message id, or original message id, was applied within
     /// [`DriverConfig::memory`](super::DriverConfig::memory) is acknowledged but not applied again
     /// ([`Delivery::redelivered`]), and the trail records `notification_redelivered`. Pass the
-    /// request's headers; ids that are absent, not ASCII or over 256 bytes are not used.
+    /// request's headers; ids that are absent, not ASCII or over 256 bytes are not used. Ids
+    /// are compared as other ids are, ignoring case and dashes, so a GUID and its upper-case
+    /// dash-less spelling name the same message.
     ///
     /// # Errors
     /// As [`deliver`](Self::deliver).
@@ -643,16 +645,23 @@ impl Hub {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Delivery, NotificationError> {
-        let id = |name: &str| {
+        let header = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty() && v.len() <= MAX_MESSAGE_ID_LEN)
-                .map(|v| format!("m:{}", v.to_ascii_lowercase()))
         };
-        let (message, original) = (id(MESSAGE_ID_HEADER), id(ORIGINAL_MESSAGE_ID_HEADER));
-        let ids: Vec<String> = message.iter().chain(&original).cloned().collect();
+        let (message, original) = (
+            header(MESSAGE_ID_HEADER),
+            header(ORIGINAL_MESSAGE_ID_HEADER),
+        );
+        // Message ids are GUIDs, compared in the one form ids are normalised to.
+        let ids: Vec<String> = message
+            .iter()
+            .chain(&original)
+            .map(|v| format!("m:{}", normalize_id(v)))
+            .collect();
         if ids.is_empty() {
             return self.deliver(proof, body);
         }
@@ -673,13 +682,12 @@ impl Hub {
         if !seen {
             return self.deliver(proof, body);
         }
-        let id_of = |id: &Option<String>| id.as_deref().map(|m| m[2..].to_owned());
-        tracing::info!(message_id = ?id_of(&message), "notification resent; applied once already");
+        tracing::info!(message_id = ?message, "notification resent; applied once already");
         let event = AuditEvent::now(
             "",
             AuditKind::NotificationRedelivered {
-                message_id: id_of(&message),
-                original_message_id: id_of(&original),
+                message_id: message.map(str::to_owned),
+                original_message_id: original.map(str::to_owned),
                 via: proof.method().to_string(),
             },
         );
