@@ -223,6 +223,10 @@
 //! recording-audit summary FILE [--json]
 //!     Per call (an audit::CallSummary): episodes, time spent recording, capabilities
 //!     started, state at the end of the trail.
+//!     Episodes are counted per call, 1, 2, …; the trail ("recording requested
+//!     (registry episode N)", report_superseded) and the logs (episode_seq) number them
+//!     by one sequence shared by every call of the bot, so a call's first episode may be
+//!     registry episode 7: its k-th "recording requested" line is its k-th episode.
 //!
 //! recording-audit timeline FILE --call ID --svg OUT.svg
 //!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,

@@ -1008,7 +1008,7 @@ impl Hub {
                         AuditKind::HubForgot {
                             what: ForgottenKind::AbandonedRequest.as_str().to_owned(),
                             reason: format!(
-                                "episode {}: outcome never learned; reported for reconciliation",
+                                "registry episode {}: outcome never learned; reported for reconciliation",
                                 l.episode
                             ),
                         },
