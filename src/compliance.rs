@@ -52,6 +52,8 @@
 //!   `a_foreign_operation_type_never_settles`, `a_completed_notification_with_an_error_fails_the_call`;
 //!   `tests/driver/driver.rs` `a_notification_for_another_request_cannot_unlock_recording`;
 //!   `tests/webhook/forged.rs` `forged_completed_cannot_unlock_retention` (feature `jwt`);
+//!   `tests/driver/spellings.rs` `the_outcome_is_read_from_status_never_from_change_type`,
+//!   `every_enum_of_an_operation_update_in_any_case_decides_alike`;
 //!   `tests/audit/verify.rs`; `tests/core/steps.rs`.
 //!
 //! **G2. Stop before notify.**
@@ -129,7 +131,9 @@
 //!   `verify_rejects_a_stop_under_another_spelling_while_retention_is_alive`;
 //!   `tests/driver/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
 //!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/core/rule_at_every_instant.rs`;
-//!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`.
+//!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`;
+//!   `tests/driver/spellings.rs` `either_id_form_in_every_field_settles_the_waiting_request`,
+//!   `a_terminated_call_in_either_id_form_in_every_field_is_revoked`.
 //!
 //! **G8. Revocation is final.**
 //! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its

@@ -290,13 +290,13 @@ enum Shape {
     Integer,
     Null,
     /// `[T]`: a list of `T`.
-    List(Box<Shape>),
+    List(Box<Self>),
     /// `[T, U]`: a pair.
-    Pair(Box<Shape>, Box<Shape>),
+    Pair(Box<Self>, Box<Self>),
     /// `{"key": T, …}`: an object with exactly these keys.
-    Object(Vec<(String, Shape)>),
+    Object(Vec<(String, Self)>),
     /// `A | B`: either one.
-    Either(Vec<Shape>),
+    Either(Vec<Self>),
 }
 
 /// Reads a [`Shape`] off the front of a text, leaving whatever follows it.
