@@ -411,7 +411,7 @@ impl<S: CanBegin> Call<S> {
         let (episode, audited) = self.claim.entry.begin_episode(|episode| {
             self.sink().record(&self.transition(
                 CallState::PendingRecording,
-                &format!("recording requested (episode {episode})"),
+                &format!("recording requested (registry episode {episode})"),
             ))
         });
         if let Err(error) = audited {

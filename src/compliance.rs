@@ -52,6 +52,8 @@
 //!   `a_foreign_operation_type_never_settles`, `a_completed_notification_with_an_error_fails_the_call`;
 //!   `tests/driver/driver.rs` `a_notification_for_another_request_cannot_unlock_recording`;
 //!   `tests/webhook/forged.rs` `forged_completed_cannot_unlock_retention` (feature `jwt`);
+//!   `tests/driver/spellings.rs` `the_outcome_is_read_from_status_never_from_change_type`,
+//!   `every_enum_of_an_operation_update_in_any_case_decides_alike`;
 //!   `tests/audit/verify.rs`; `tests/core/steps.rs`.
 //!
 //! **G2. Stop before notify.**
@@ -134,7 +136,9 @@
 //!   `reconcile_sends_nothing_once_a_later_episode_began`; `tests/core/rule_at_every_instant.rs`;
 //!   `tests/audit/verify.rs` `a_stop_under_another_spelling_is_rejected`; `tests/audit/instances.rs`
 //!   `one_call_held_by_two_instances_at_once_is_flagged_under_either_spelling`,
-//!   `a_call_recorded_by_one_instance_after_the_other_stopped_holds`.
+//!   `a_call_recorded_by_one_instance_after_the_other_stopped_holds`;
+//!   `tests/driver/spellings.rs` `either_id_form_in_every_field_settles_the_waiting_request`,
+//!   `a_terminated_call_in_either_id_form_in_every_field_is_revoked`.
 //!
 //! **G8. Revocation is final.**
 //! - *Run time:* the retention gate (`src/retention/gate.rs`): `RetentionWriter` holds its
@@ -208,11 +212,21 @@
 //!     (pending or recording, with their live capabilities) and the recordings entered through
 //!     danger_authenticated_elsewhere; or the first violation:
 //!         FILE:LINE: VIOLATION RULE_CODE (call CALL_ID): words
-//!     --json   one JSON array with an object per file instead:
-//!              {"file", "holds", "events", "calls", "retentions", "chain",
-//!               "torn_tail": [offset, bytes] or null,
-//!               "violation": {"line", "call_id", "rule", "words"} or null,
-//!               "open": ["…"], "unauthenticated": ["…"]}
+//!     --json   one JSON array instead, with an object per file in the order given, of
+//!              this shape ([T] is a list of T, [T, T] a pair, A | B either one):
+//!              {"file": string, "holds": bool,
+//!               "events": integer, "calls": integer, "retentions": integer,
+//!               "chain": string,
+//!               "torn_tail": [integer, integer] | null,
+//!               "violation": {"line": integer, "call_id": string, "rule": string,
+//!                             "words": string} | null,
+//!               "open": [string], "recovered": [string], "unauthenticated": [string]}
+//!              holds is false exactly when violation is not null; torn_tail is
+//!              [offset, bytes]; a broken chain is the violation with rule G9/chain and
+//!              an empty call_id; open, recovered and unauthenticated hold the lines the
+//!              text prints for them (recovered: the calls a crashed run left open that a
+//!              later run closed, "CALL left STATE by a crash, recovered at line N, then
+//!              reported" or "NOT reported").
 //!     Several files are the trails of several instances of one bot (one --key-file for
 //!     all; a file given twice is refused). After the per-file reports, every call two
 //!     instances held at overlapping times (PendingRecording, Recording or a capability alive;
@@ -236,6 +250,10 @@
 //!     line per instance and a total across them (calls, episodes, recording ms,
 //!     capabilities; a call held by several instances counts once); with --json,
 //!     {"instances": [{"file", "calls", "totals"}], "total"}.
+//!     Episodes are counted per call, 1, 2, …; the trail ("recording requested
+//!     (registry episode N)", report_superseded) and the logs (episode_seq) number them
+//!     by one sequence shared by every call of the bot, so a call's first episode may be
+//!     registry episode 7: its k-th "recording requested" line is its k-th episode.
 //!
 //! recording-audit timeline FILE --call ID --svg OUT.svg
 //!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,

@@ -146,14 +146,15 @@ pub enum Error {
     /// now decides what Graph shows. Nothing to do; the trail records it as
     /// `report_superseded`.
     #[error(
-        "nothing sent for call {call_id}: its recording episode {episode} was superseded by episode {current}"
+        "nothing sent for call {call_id}: its recording episode (registry episode {episode}) was superseded by a later one (registry episode {current})"
     )]
     Superseded {
         /// The call.
         call_id: CallId,
-        /// The episode the report belonged to.
+        /// The episode the report belonged to, as the registry numbers episodes: one sequence
+        /// for every call of a [`Calls`](crate::Calls), not the call's own 1, 2, …
         episode: u64,
-        /// The episode that has begun since.
+        /// The episode that has begun since, numbered the same way.
         current: u64,
     },
     /// The instance is stopping ([`Driver::shutdown`](crate::driver::Driver::shutdown)):

@@ -522,7 +522,10 @@ impl Exchange {
                             current_episode: current,
                         },
                     );
-                    tracing::info!(call_id = %self.call, episode, current,
+                    // Registry-wide sequence numbers, not the call's own 1, 2, … (see
+                    // `audit::CallSummary::episodes`).
+                    tracing::info!(call_id = %self.call, episode_seq = *episode,
+                        current_episode_seq = current,
                         "report superseded by a later episode; not sent");
                     return Err(Error::Superseded {
                         call_id: self.call.clone(),

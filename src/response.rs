@@ -17,18 +17,41 @@ use crate::transport::HttpResponse;
 ///
 /// `code` follows HTTP conventions (2xx success, 4xx client error, 5xx server error); `subcode`
 /// refines it. Branch on the numbers, never on `message`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read leniently, as Graph sends it: numbers or strings holding one (`"code": "200"`), and the
+/// subcode spelled `subcode` or `subCode` (`subcode` first when both are there and not `null`).
+/// Written with the schema's spelling, `subcode`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ResultInfo {
     /// The HTTP-like result code.
-    #[serde(default, deserialize_with = "lenient_i64")]
     pub code: Option<i64>,
     /// The refining subcode.
-    #[serde(default, deserialize_with = "lenient_i64")]
     pub subcode: Option<i64>,
     /// Human-readable text; informational only.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub message: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ResultInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Value::Object(info) = Value::deserialize(d)? else {
+            return Err(serde::de::Error::custom("resultInfo is not an object"));
+        };
+        let integer = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| info.get(*n).filter(|v| !v.is_null()))
+                .and_then(read_integer)
+        };
+        Ok(Self {
+            code: integer(&["code"]),
+            subcode: integer(&["subcode", "subCode"]),
+            message: info
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
 }
 
 /// An `updateRecordingStatusOperation` (or base `commsOperation`) as Graph returns it in the
@@ -656,19 +679,6 @@ fn json_code(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let v = Value::deserialize(d)?;
-    Ok(read_integer(&v))
-}
-
-fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Value::deserialize(d)?;
-    Ok(match v {
-        Value::String(s) => Some(s),
-        _ => None,
-    })
 }
 
 mod status_code {

@@ -35,7 +35,7 @@
 //! | outcome | answer | why |
 //! |---|---|---|
 //! | the hub took the body ([`Hub::deliver_message`](crate::driver::Hub::deliver_message) returned `Ok`, a resend included) | `202 Accepted` | the updates are routed; entries it could not use are audited, not errors |
-//! | the token does not validate ([`AuthError`] other than `Keys`) | `401 Unauthorized` | the body is not read |
+//! | the token does not validate ([`AuthError`] other than `Keys`) | `401 Unauthorized` | the body is not read (Microsoft's calling SDK answers `403 Forbidden` here; either refuses the request) |
 //! | no key could be fetched ([`AuthError::Keys`]) | `500 Internal Server Error` | the bot's fault, not the sender's: Graph may retry |
 //! | the body is not a `commsNotifications` document ([`NotificationError`](crate::notification::NotificationError)) | `400 Bad Request` | nothing was routed; retrying the same body cannot help |
 //!

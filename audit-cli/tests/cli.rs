@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use recording_status::audit::JsonLinesSink;
+use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
 use recording_status::testing::{ScriptedTransport, Step};
-use recording_status::{AccessToken, Begin, Calls, Graph};
+use recording_status::{AccessToken, Begin, CallState, Calls, Graph, RecordingStatus};
 
 /// The repository's `tests/fixtures/`, shared with the library's tests.
 fn fixtures() -> PathBuf {
@@ -54,6 +54,43 @@ fn record_into(sink: JsonLinesSink) {
         call.stop_recording_blocking(&graph, std::time::Duration::from_secs(1))
             .unwrap(),
     );
+}
+
+/// A trail whose run crashed while recording (the call's value and its capability vanish
+/// without an event), and a later run that recovered the call and reported it.
+fn recovered_trail(path: &Path) {
+    let sink = Arc::new(JsonLinesSink::open(path).unwrap());
+    let calls = Calls::new(sink.clone());
+    let graph = Graph::new(
+        ScriptedTransport::new().then(Step::completed()),
+        AccessToken::new("t"),
+    );
+    let call = calls
+        .open("57dab8b1-894c-409a-b240-bd8beae78896".parse().unwrap())
+        .unwrap();
+    let Begin::Recording(call) = call.begin_recording_blocking(&graph).unwrap() else {
+        panic!("recording")
+    };
+    let handle = call.retention_handle().unwrap();
+    let capability = handle.number();
+    // The crash: nothing more is written for the call by this run.
+    std::mem::forget((call, handle));
+    let call_id = "57dab8b1894c409ab240bd8beae78896";
+    let last_event_at = JsonLinesSink::read(path).unwrap().events.last().unwrap().at;
+    for kind in [
+        AuditKind::CallRecovered {
+            state: CallState::Recording,
+            capabilities: vec![capability],
+            last_event_at,
+        },
+        AuditKind::RequestSent {
+            status: RecordingStatus::NotRecording,
+            client_context: "recovered".into(),
+            client_request_id: "6a1d1f4e-5b4c-4f7e-9a53-0b7e0f3c2d11".into(),
+        },
+    ] {
+        sink.record(&AuditEvent::now(call_id, kind)).unwrap();
+    }
 }
 
 #[test]
@@ -429,6 +466,7 @@ fn one_files_report_is_unchanged_by_the_check_across_instances() {
             "file",
             "holds",
             "open",
+            "recovered",
             "retentions",
             "torn_tail",
             "unauthenticated",
@@ -519,4 +557,308 @@ fn a_summary_of_several_instances_totals_each_and_all() {
     // One file keeps its shape: an array of calls.
     let one = json(&audit(&["summary", "--json", &a]));
     assert_eq!(one.as_array().unwrap().len(), 1);
+}
+
+/// A type in the notation the compliance page uses to document `verify --json`.
+#[derive(Debug)]
+enum Shape {
+    String,
+    Bool,
+    Integer,
+    Null,
+    /// `[T]`: a list of `T`.
+    List(Box<Self>),
+    /// `[T, U]`: a pair.
+    Pair(Box<Self>, Box<Self>),
+    /// `{"key": T, …}`: an object with exactly these keys.
+    Object(Vec<(String, Self)>),
+    /// `A | B`: either one.
+    Either(Vec<Self>),
+}
+
+/// Reads a [`Shape`] off the front of a text, leaving whatever follows it.
+struct ShapeReader<'a> {
+    rest: &'a str,
+}
+
+impl ShapeReader<'_> {
+    fn eat(&mut self, token: &str) -> bool {
+        self.rest = self.rest.trim_start();
+        match self.rest.strip_prefix(token) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&mut self, token: &str) {
+        assert!(self.eat(token), "`{token}` expected at: {}", self.rest);
+    }
+
+    fn shape(&mut self) -> Shape {
+        let mut either = vec![self.one()];
+        while self.eat("|") {
+            either.push(self.one());
+        }
+        if either.len() == 1 {
+            either.remove(0)
+        } else {
+            Shape::Either(either)
+        }
+    }
+
+    fn one(&mut self) -> Shape {
+        if self.eat("{") {
+            let mut fields = Vec::new();
+            loop {
+                self.expect("\"");
+                let end = self.rest.find('"').expect("a closing quote");
+                let key = self.rest[..end].to_owned();
+                self.rest = &self.rest[end + 1..];
+                self.expect(":");
+                fields.push((key, self.shape()));
+                if self.eat("}") {
+                    return Shape::Object(fields);
+                }
+                self.expect(",");
+            }
+        }
+        if self.eat("[") {
+            let first = Box::new(self.shape());
+            if self.eat("]") {
+                return Shape::List(first);
+            }
+            self.expect(",");
+            let second = Box::new(self.shape());
+            self.expect("]");
+            return Shape::Pair(first, second);
+        }
+        for (word, shape) in [
+            ("string", Shape::String),
+            ("bool", Shape::Bool),
+            ("integer", Shape::Integer),
+            ("null", Shape::Null),
+        ] {
+            if self.eat(word) {
+                return shape;
+            }
+        }
+        panic!("no shape at: {}", self.rest)
+    }
+}
+
+/// The shape of one element of `verify --json`'s array, read from the compliance page of the
+/// library's docs (the text after `--json`, as rustdoc shows it).
+fn documented_verify_shape() -> Shape {
+    let page = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../src/compliance.rs"));
+    let source = std::fs::read_to_string(page).unwrap();
+    let docs: String = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let verify = docs
+        .find("recording-audit verify FILE")
+        .expect("the page documents verify");
+    let json = verify + docs[verify..].find("--json ").expect("and its --json");
+    let object = json + docs[json..].find('{').expect("with a shape");
+    ShapeReader {
+        rest: &docs[object..],
+    }
+    .one()
+}
+
+/// Where a shape may vary: each alternative of an `A | B`, and each list holding something.
+fn variations(shape: &Shape, at: &str, out: &mut Vec<String>) {
+    match shape {
+        Shape::List(item) => {
+            out.push(format!("{at} non-empty"));
+            variations(item, &format!("{at}[]"), out);
+        }
+        Shape::Pair(a, b) => {
+            variations(a, &format!("{at}.0"), out);
+            variations(b, &format!("{at}.1"), out);
+        }
+        Shape::Object(fields) => {
+            for (key, field) in fields {
+                variations(field, &format!("{at}.{key}"), out);
+            }
+        }
+        Shape::Either(either) => {
+            for (i, alternative) in either.iter().enumerate() {
+                out.push(format!("{at} as alternative {i}"));
+                variations(alternative, at, out);
+            }
+        }
+        Shape::String | Shape::Bool | Shape::Integer | Shape::Null => {}
+    }
+}
+
+/// Checks `value` against `shape`, noting in `seen` which [`variations`] it showed.
+fn conforms(
+    value: &serde_json::Value,
+    shape: &Shape,
+    at: &str,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let wrong = || Err(format!("{at}: {value} is not {shape:?}"));
+    match (shape, value) {
+        (Shape::String, Value::String(_))
+        | (Shape::Bool, Value::Bool(_))
+        | (Shape::Null, Value::Null) => Ok(()),
+        (Shape::Integer, Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(()),
+        (Shape::List(item), Value::Array(items)) => {
+            if !items.is_empty() {
+                seen.insert(format!("{at} non-empty"));
+            }
+            items
+                .iter()
+                .try_for_each(|v| conforms(v, item, &format!("{at}[]"), seen))
+        }
+        (Shape::Pair(a, b), Value::Array(items)) if items.len() == 2 => {
+            conforms(&items[0], a, &format!("{at}.0"), seen)?;
+            conforms(&items[1], b, &format!("{at}.1"), seen)
+        }
+        (Shape::Object(fields), Value::Object(map)) => {
+            let documented: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+            let mut sent: Vec<&str> = map.keys().map(String::as_str).collect();
+            let mut expected = documented.clone();
+            expected.sort_unstable();
+            sent.sort_unstable();
+            if sent != expected {
+                return Err(format!("{at}: keys {sent:?}, documented {documented:?}"));
+            }
+            fields
+                .iter()
+                .try_for_each(|(k, field)| conforms(&map[k], field, &format!("{at}.{k}"), seen))
+        }
+        (Shape::Either(either), _) => {
+            for (i, alternative) in either.iter().enumerate() {
+                let mut inner = seen.clone();
+                if conforms(value, alternative, at, &mut inner).is_ok() {
+                    *seen = inner;
+                    seen.insert(format!("{at} as alternative {i}"));
+                    return Ok(());
+                }
+            }
+            wrong()
+        }
+        _ => wrong(),
+    }
+}
+
+#[test]
+fn the_shape_reader_and_the_check_can_fail() {
+    let shape = ShapeReader {
+        rest: r#"{"a": integer, "b": [string] | null} trailing"#,
+    }
+    .one();
+    let mut seen = std::collections::BTreeSet::new();
+    let check = |v: serde_json::Value, seen: &mut _| conforms(&v, &shape, "", seen);
+    assert!(check(serde_json::json!({"a": 1, "b": ["x"]}), &mut seen).is_ok());
+    assert!(check(serde_json::json!({"a": 1, "b": null}), &mut seen).is_ok());
+    assert!(check(serde_json::json!({"a": "1", "b": null}), &mut seen).is_err());
+    assert!(check(serde_json::json!({"a": 1.5, "b": null}), &mut seen).is_err());
+    assert!(check(serde_json::json!({"a": 1, "b": [3]}), &mut seen).is_err());
+    assert!(check(serde_json::json!({"a": 1}), &mut seen).is_err());
+    assert!(check(serde_json::json!({"a": 1, "b": null, "c": 2}), &mut seen).is_err());
+    let mut all = Vec::new();
+    variations(&shape, "", &mut all);
+    assert!(all.iter().all(|v| seen.contains(v)), "{all:?} {seen:?}");
+}
+
+/// `verify --json` prints what the compliance page documents: every field, with its type, and
+/// no other, on trails that show every variation the page allows (holding and violating, a
+/// torn tail, a broken chain, calls left open, recordings entered unauthenticated).
+#[test]
+fn verify_json_has_the_documented_shape() {
+    let shape = documented_verify_shape();
+    let dir = tempfile::tempdir().unwrap();
+    let holding = dir.path().join("holding.jsonl");
+    real_trail(&holding);
+    let torn = dir.path().join("torn.jsonl");
+    real_trail(&torn);
+    let mut bytes = std::fs::read(&torn).unwrap();
+    bytes.extend_from_slice(br#"{"at":"2025-06-02T09"#);
+    std::fs::write(&torn, bytes).unwrap();
+    let edited = dir.path().join("edited.jsonl");
+    real_trail(&edited);
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(
+        &edited,
+        text.replacen("\"outcome\":\"completed\"", "\"outcome\":\"pending\"", 1),
+    )
+    .unwrap();
+    let forged = fixtures().join("trails/a_ack_reused_after_failed.jsonl");
+    let cut = fixtures().join("trails/ok_cut_while_recording_unauthenticated.jsonl");
+    let recovered = dir.path().join("recovered.jsonl");
+    recovered_trail(&recovered);
+    let files = [&holding, &torn, &edited, &forged, &cut, &recovered]
+        .map(|p| p.to_str().unwrap().to_owned());
+
+    // One file at a time: the shape documented is one file's (several add `overlaps`).
+    let reports: Vec<serde_json::Value> = files
+        .iter()
+        .map(|file| {
+            let o = audit(&["verify", "--json", file]);
+            assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+            let mut one: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(one.len(), 1);
+            one.remove(0)
+        })
+        .collect();
+
+    let mut seen = std::collections::BTreeSet::new();
+    for (report, file) in reports.iter().zip(&files) {
+        conforms(report, &shape, "", &mut seen).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            report["file"],
+            file.as_str(),
+            "one object per file, in order"
+        );
+        assert_eq!(
+            report["holds"].as_bool(),
+            Some(report["violation"].is_null()),
+            "{file}"
+        );
+    }
+    let mut every = Vec::new();
+    variations(&shape, "", &mut every);
+    let missing: Vec<_> = every.iter().filter(|v| !seen.contains(*v)).collect();
+    assert!(missing.is_empty(), "not shown by any trail: {missing:?}");
+
+    let [holding, torn, edited, forged, cut, recovered] = &reports[..] else {
+        unreachable!()
+    };
+    assert_eq!(recovered["holds"], true);
+    assert_eq!(recovered["open"], serde_json::json!([]));
+    let recovered = recovered["recovered"][0].as_str().unwrap();
+    assert!(
+        recovered.starts_with("57dab8b1894c409ab240bd8beae78896 left Recording by a crash")
+            && recovered.ends_with("then reported"),
+        "{recovered}"
+    );
+    assert_eq!(holding["holds"], true);
+    assert_eq!(torn["holds"], true);
+    let [offset, len] = [&torn["torn_tail"][0], &torn["torn_tail"][1]];
+    assert_eq!(len, 20, "the bytes appended after the last line");
+    assert_eq!(
+        offset.as_u64().unwrap() + 20,
+        std::fs::metadata(&files[1]).unwrap().len()
+    );
+    assert_eq!(edited["violation"]["rule"], "G9/chain");
+    assert_eq!(edited["violation"]["call_id"], "");
+    assert!(
+        forged["violation"]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("G1/")
+    );
+    assert_eq!(cut["holds"], true);
+    assert!(!cut["open"].as_array().unwrap().is_empty());
+    assert!(!cut["unauthenticated"].as_array().unwrap().is_empty());
 }

@@ -18,7 +18,16 @@ use crate::types::normalize_id;
 pub struct CallSummary {
     /// The call, normalised.
     pub call_id: String,
-    /// Recording episodes begun (`recording` requested).
+    /// Recording episodes begun (`recording` requested), counted for this call alone: 1, 2, …
+    ///
+    /// The trail, the logs and [`Error::Superseded`](crate::Error::Superseded) number episodes
+    /// otherwise: by the registry's sequence, one counter for every call a bot's
+    /// [`Calls`](crate::Calls) opened, which only grows (so that a report of an earlier
+    /// episode is never sent once a later one began, G7). A call's first episode may be
+    /// registry episode 7. The call's *k*-th episode is its *k*-th transition to
+    /// `pendingRecording`, whose reason reads `recording requested (registry episode N)`;
+    /// `report_superseded` events and the `episode_seq` and `current_episode_seq` fields of log
+    /// lines use the same N.
     pub episodes: usize,
     /// Time spent in `Recording`, in milliseconds (up to the trail's last event for a call
     /// still recording).

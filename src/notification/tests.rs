@@ -635,3 +635,325 @@ fn path_parsing() {
     assert!(!ends_with_operation("#microsoft.graph.participant"));
     assert!(!ends_with_operation("é"));
 }
+
+// api-reference/v1.0/api/call-cancelmediaprocessing.md, "Notification - Operation canceled
+// for recordResponse", verbatim.
+const DOCS_CANCELED: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resourceUrl": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.recordOperation",
+        "@odata.id": "/communications/calls/57DAB8B1894C409AB240BD8BEAE78896/operations/0FE0623FD62842EDB4BD8AC290072CC5",
+        "@odata.etag": "W/\"54451\"",
+        "id": "0fe0623f-d628-42ed-b4bd-8ac290072cc5",
+        "clientContext": "d45324c1-fcb5-430a-902c-f20af696537c",
+        "status": "failed",
+        "resultInfo": {
+          "@odata.type": "#microsoft.graph.resultInfo",
+          "code": 400,
+          "subcode": 8508,
+          "message": "Action failed, the operation was cancelled."
+        },
+        "recordingLocation": "",
+        "recordingAccessToken": "",
+        "completionReason": "operationCanceled"
+      }
+    }
+  ]
+}"##;
+
+/// graph-reference.md §9.1 and §9.4: `changeType: deleted` says the operation finished, not
+/// that it succeeded; and one notification spells the same operation id both ways (upper-case
+/// dash-less in the paths, dashed in `resourceData.id`), which read as one id.
+#[test]
+fn docs_deleted_is_finished_not_successful_and_mixes_id_forms() {
+    let update = parse(DOCS_CANCELED).updates.remove(0);
+    assert_eq!(update.change_type, ChangeType::Deleted);
+    assert!(update.operation.is_failure());
+    assert!(!update.operation.is_successful_completion());
+    let info = update.operation.result_info.as_ref().unwrap();
+    assert_eq!((info.code, info.subcode), (Some(400), Some(8508)));
+    assert_eq!(
+        update.normalized_operation_id(),
+        update.operation.id.as_deref().map(normalize_id)
+    );
+    assert_eq!(
+        update.normalized_call_id().as_deref(),
+        Some("57dab8b1894c409ab240bd8beae78896")
+    );
+
+    // Typed as the recording operation, the same `deleted` entry is still a failure, and with
+    // `status: completed` (no error) a success: only `status` and the error fields decide.
+    let recording = DOCS_CANCELED.replace("recordOperation", "updateRecordingStatusOperation");
+    let failed = parse(&recording).updates.remove(0);
+    assert!(failed.operation.may_settle_recording() && failed.operation.is_failure());
+    let completed = recording
+        .replace(r#""status": "failed""#, r#""status": "completed""#)
+        .replace(r#""code": 400"#, r#""code": 200"#)
+        .replace(r#""completionReason": "operationCanceled""#, r#""x": 0"#);
+    let completed = parse(&completed).updates.remove(0);
+    assert!(completed.operation.is_successful_completion());
+    let updated = DOCS_CANCELED.replace(r#""changeType": "deleted""#, r#""changeType": "updated""#);
+    assert!(parse(&updated).updates[0].operation.is_failure());
+}
+
+// api-reference/v1.0/api/call-transfer.md, example 2: "Notification - transfer completed"
+// (code 0, subcode 7015; in example 1 the same notification has only a terminationReason)
+// and "Notification - transfer failed" (the call stays established; the key is `subCode`).
+const DOCS_TRANSFER_COMPLETED: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "deleted",
+      "resourceUrl": "/communications/calls/341a0500-d4bf-4224-8b19-1581168d328b",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.call",
+        "state": "terminated",
+        "resultInfo": {
+          "@odata.type": "#microsoft.graph.resultInfo",
+          "code": 0,
+          "subcode": 7015,
+          "message": "GracefulTransferCompleted"
+        }
+      }
+    }
+  ]
+}"##;
+const DOCS_TRANSFER_FAILED: &str = r##"{
+  "@odata.type": "#microsoft.graph.commsNotifications",
+  "value": [
+    {
+      "@odata.type": "#microsoft.graph.commsNotification",
+      "changeType": "updated",
+      "resourceUrl": "/communications/calls/341a0500-d4bf-4224-8b19-1581168d328b",
+      "resourceData": {
+        "@odata.type": "#microsoft.graph.call",
+        "state": "established",
+        "resultInfo": {
+          "@odata.type": "#microsoft.graph.resultInfo",
+          "code": 500,
+          "subCode": 7700,
+          "message": "<message>"
+        },
+        "replacesContext": "<replacesContext>"
+      }
+    }
+  ]
+}"##;
+
+/// graph-reference.md §9.2: `resultInfo` as the transfer docs send it. A code of 0 ends the
+/// call all the same; an error code on a call that stays established does not end it; a
+/// `terminated` call with no `resultInfo` at all is ended too.
+#[test]
+fn docs_call_transfer_result_infos() {
+    let completed = parse(DOCS_TRANSFER_COMPLETED).calls.remove(0);
+    assert!(completed.is_terminated());
+    let info = completed.result_info.unwrap();
+    assert_eq!((info.code, info.subcode), (Some(0), Some(7015)));
+
+    let failed = parse(DOCS_TRANSFER_FAILED).calls.remove(0);
+    assert!(!failed.is_terminated());
+    let info = failed.result_info.unwrap();
+    assert_eq!((info.code, info.subcode), (Some(500), Some(7700)));
+
+    let reason_only = DOCS_TRANSFER_COMPLETED.replace(
+        r#""resultInfo": {"#,
+        r#""terminationReason": "AppTransferred", "ignored": {"#,
+    );
+    let call = parse(&reason_only).calls.remove(0);
+    assert!(call.is_terminated() && call.result_info.is_none());
+}
+
+/// graph-reference.md §9.3: every enum string the parser reads is compared ignoring case:
+/// `changeType`, the operation's `status` and `completionReason`, the call's `state`, the
+/// `@odata.type` names (recording operation, call) and the path segments (`communications`,
+/// `app`, `calls`, `operations`). Each word of a body, spelled camelCase, PascalCase, upper
+/// or lower case, reads as the body does with the documented spelling.
+#[test]
+fn every_enum_is_read_ignoring_case() {
+    fn spellings(word: &str) -> [String; 4] {
+        let mut pascal = word.to_owned();
+        pascal[..1].make_ascii_uppercase();
+        [
+            word.to_owned(),
+            pascal,
+            word.to_ascii_uppercase(),
+            word.to_ascii_lowercase(),
+        ]
+    }
+    /// Reads `base` with each word of `words` (found inside its delimiters) spelled each way.
+    fn each_spelling<T: PartialEq + fmt::Debug>(
+        base: &str,
+        words: &[(&str, &str)],
+        read: impl Fn(&Notifications) -> T,
+        expected: &T,
+    ) {
+        assert_eq!(&read(&parse(base)), expected, "{base}");
+        for (around, word) in words {
+            assert!(base.contains(around), "{around}");
+            for spelled in spellings(word) {
+                let body = base.replace(around, &around.replace(word, &spelled));
+                assert_eq!(&read(&parse(&body)), expected, "{spelled} in {body}");
+            }
+        }
+    }
+    let operation = |n: &Notifications| {
+        n.updates.first().map(|u| {
+            (
+                u.change_type.clone(),
+                u.call_id.clone(),
+                u.operation_id.clone(),
+                u.operation.may_settle_recording(),
+                u.operation.is_successful_completion(),
+                u.operation.is_failure(),
+            )
+        })
+    };
+    let completed = r##"{"value":[{"changeType":"deleted",
+        "resourceUrl":"/communications/calls/C1/operations/O1",
+        "resourceData":{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation",
+        "status":"completed","completionReason":"completedSuccessfully"}}]}"##;
+    let words = [
+        (r#""deleted""#, "deleted"),
+        ("/communications/", "communications"),
+        ("/calls/", "calls"),
+        ("/operations/", "operations"),
+        (
+            "#microsoft.graph.updateRecordingStatusOperation",
+            "microsoft.graph.updateRecordingStatusOperation",
+        ),
+        (r#""completed""#, "completed"),
+        (r#""completedSuccessfully""#, "completedSuccessfully"),
+    ];
+    let ids = (Some("C1".to_owned()), Some("O1".to_owned()));
+    let done = (ChangeType::Deleted, ids.0.clone(), ids.1.clone());
+    each_spelling(
+        completed,
+        &words,
+        operation,
+        &Some((
+            done.0.clone(),
+            done.1.clone(),
+            done.2.clone(),
+            true,
+            true,
+            false,
+        )),
+    );
+    let failed = completed.replace(r#""completed""#, r#""failed""#);
+    each_spelling(
+        &failed,
+        &[(r#""failed""#, "failed")],
+        operation,
+        &Some((
+            done.0.clone(),
+            done.1.clone(),
+            done.2.clone(),
+            true,
+            false,
+            true,
+        )),
+    );
+    let running = completed
+        .replace(r#""deleted""#, r#""updated""#)
+        .replace(r#""completed""#, r#""notStarted""#);
+    each_spelling(
+        &running,
+        &[
+            (r#""updated""#, "updated"),
+            (r#""notStarted""#, "notStarted"),
+        ],
+        operation,
+        &Some((ChangeType::Updated, ids.0, ids.1, true, false, false)),
+    );
+    let legacy = completed.replace("/communications/", "/app/");
+    each_spelling(
+        &legacy,
+        &[("/app/", "app")],
+        operation,
+        &operation(&parse(completed)),
+    );
+
+    let call = |n: &Notifications| {
+        n.calls
+            .first()
+            .map(|c| (c.is_terminated(), c.call_id.clone()))
+    };
+    let ended = Some((true, Some("C1".to_owned())));
+    let terminated = r##"{"value":[{"changeType":"updated",
+        "resourceUrl":"/communications/calls/C1",
+        "resourceData":{"@odata.type":"#microsoft.graph.call","state":"terminated"}}]}"##;
+    each_spelling(
+        terminated,
+        &[(r#""terminated""#, "terminated")],
+        call,
+        &ended,
+    );
+    // Without a `state`, only the type says this is the call's own state, and only the
+    // change type says it ended.
+    let deleted = r##"{"value":[{"changeType":"deleted",
+        "resourceUrl":"/communications/calls/C1",
+        "resourceData":{"@odata.type":"#microsoft.graph.call"}}]}"##;
+    each_spelling(
+        deleted,
+        &[
+            (r#""deleted""#, "deleted"),
+            ("#microsoft.graph.call", "microsoft.graph.call"),
+        ],
+        call,
+        &ended,
+    );
+}
+
+/// graph-reference.md §9.4: a call or operation id reads as the same id, normalised, in
+/// either form (a GUID with dashes, upper-case without) in every field that carries one:
+/// `resourceUrl`, legacy `resource`, `resourceData`'s `@odata.id` and `id`, for operation and
+/// call-state entries alike.
+#[test]
+fn ids_in_either_form_in_every_field() {
+    const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
+    const OP: &str = "0fe0623f-d628-42ed-b4bd-8ac290072cc5";
+    let forms = |id: &str| [id.to_owned(), id.replace('-', "").to_ascii_uppercase()];
+    let (call_key, op_key) = (normalize_id(CALL), normalize_id(OP));
+    for call in forms(CALL) {
+        for op in forms(OP) {
+            let path = format!("/communications/calls/{call}/operations/{op}");
+            let legacy = format!("/app/calls/{call}/operations/{op}");
+            for entry in [
+                format!(r#""resourceUrl":"{path}","resourceData":{{"status":"completed"}}"#),
+                format!(r#""resource":"{legacy}","resourceData":{{"status":"completed"}}"#),
+                format!(r#""resourceData":{{"@odata.id":"{path}","status":"completed"}}"#),
+                format!(
+                    r#""resourceUrl":"/communications/calls/{call}","resourceData":{{"@odata.type":"commsOperation","id":"{op}","status":"completed"}}"#
+                ),
+                format!(
+                    r#""resourceUrl":"/communications/calls/{call}","resourceData":[{{"@odata.type":"commsOperation","id":"{op}","status":"completed"}}]"#
+                ),
+            ] {
+                let body = format!(r#"{{"value":[{{"changeType":"deleted",{entry}}}]}}"#);
+                let u = parse(&body).updates.remove(0);
+                assert_eq!(u.normalized_call_id().as_ref(), Some(&call_key), "{entry}");
+                assert_eq!(
+                    u.normalized_operation_id().as_ref(),
+                    Some(&op_key),
+                    "{entry}"
+                );
+            }
+        }
+        for entry in [
+            format!(r#""resourceUrl":"/communications/calls/{call}""#),
+            format!(r#""resource":"/app/calls/{call}""#),
+        ] {
+            let body = format!(
+                r##"{{"value":[{{"changeType":"deleted",{entry},"resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+            );
+            let c = parse(&body).calls.remove(0);
+            assert_eq!(c.normalized_call_id().as_ref(), Some(&call_key), "{entry}");
+        }
+    }
+}

@@ -649,3 +649,74 @@ mod owned_reading {
         );
     }
 }
+
+/// graph-reference.md §9.2: `resultInfo`'s subcode arrives as `subcode` (the schema, most
+/// examples) and as `subCode` (api-reference/v1.0/api/call-transfer.md, "Notification -
+/// transfer failed"), as a number or a string; both spellings are read, and neither hides the
+/// code beside it.
+#[test]
+fn result_info_reads_the_subcode_in_either_spelling() {
+    let info = |json: serde_json::Value| {
+        Operation::from_json(&serde_json::json!({ "status": "completed", "resultInfo": json }))
+            .unwrap()
+    };
+    for (json, subcode) in [
+        (
+            serde_json::json!({"code": 500, "subCode": 7700}),
+            Some(7700),
+        ),
+        (
+            serde_json::json!({"code": "500", "subCode": "7000"}),
+            Some(7000),
+        ),
+        (
+            serde_json::json!({"code": 500, "subcode": 7015}),
+            Some(7015),
+        ),
+        (
+            serde_json::json!({"code": 500, "subcode": null, "subCode": 7}),
+            Some(7),
+        ),
+        (
+            serde_json::json!({"code": 500, "subcode": 1, "subCode": 2}),
+            Some(1),
+        ),
+        (serde_json::json!({"code": 500, "subCode": []}), None),
+    ] {
+        let op = info(json.clone());
+        let read = op.result_info.as_ref().unwrap_or_else(|| panic!("{json}"));
+        assert_eq!((read.code, read.subcode), (Some(500), subcode), "{json}");
+        assert!(op.is_failure() && !op.is_successful_completion(), "{json}");
+    }
+    // The crate's own serde form keeps the schema's spelling.
+    let written =
+        serde_json::to_value(info(serde_json::json!({"code": 0, "subCode": 7015}))).unwrap();
+    assert_eq!(written["result_info"]["subcode"], 7015);
+}
+
+/// graph-reference.md §9.2: success is never read from a code's range. A `resultInfo` that
+/// says 200 "Action completed successfully." on an operation that has not completed leaves it
+/// pending, and on a `failed` one leaves it failed.
+#[test]
+fn success_is_never_read_from_the_result_code() {
+    let ok = r#""resultInfo":{"code":200,"subcode":0,"message":"Action completed successfully."}"#;
+    for status in [r#""running""#, r#""notStarted""#, "null", r#""NewStatus""#] {
+        let body = format!(r#"{{"id":"x","status":{status},{ok}}}"#);
+        assert!(
+            matches!(outcome_of(&body), Outcome::Pending { .. }),
+            "{body}"
+        );
+    }
+    let body = format!(r#"{{"id":"x",{ok}}}"#);
+    assert!(
+        matches!(outcome_of(&body), Outcome::Pending { .. }),
+        "{body}"
+    );
+    for code in ["200", r#""200""#, "0"] {
+        let body = format!(r#"{{"id":"x","status":"failed","resultInfo":{{"code":{code}}}}}"#);
+        assert!(
+            matches!(outcome_of(&body), Outcome::Failed { .. }),
+            "{body}"
+        );
+    }
+}

@@ -20,15 +20,27 @@ fn call_not_found(status: u16) -> Step {
     )
 }
 
+/// Whatever the HTTP status, and whether the code is a string or a number (graph-reference.md
+/// §9.2), or nested in an `innerError`.
 #[test]
 fn code_8522_is_call_not_found_whatever_the_status() {
     for status in [400, 404, 409, 500, 503] {
-        let response = http::Response::builder()
-            .status(status)
-            .body(br#"{"error":{"code":"8522","message":"Call not found."}}"#.to_vec())
-            .unwrap();
-        let error = GraphError::from_response(&response);
-        assert_eq!(error.permanent(), Some(Permanent::CallNotFound), "{status}");
+        for body in [
+            r#"{"error":{"code":"8522","message":"Call not found."}}"#,
+            r#"{"error":{"code":8522,"message":"Call not found."}}"#,
+            r#"{"error":{"code":"BadRequest","innerError":{"code":"8522"}}}"#,
+        ] {
+            let response = http::Response::builder()
+                .status(status)
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+            let error = GraphError::from_response(&response);
+            assert_eq!(
+                error.permanent(),
+                Some(Permanent::CallNotFound),
+                "{status} {body}"
+            );
+        }
     }
 }
 
@@ -196,4 +208,194 @@ async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
     );
     let svg = timeline(&events, CALL).unwrap();
     assert!(svg.contains("ended by Graph"), "{svg}");
+}
+
+/// graph-reference.md §9.4 and §9.10: message ids are GUIDs too, and come in either form; a
+/// resend whose `X-Microsoft-Skype-Original-Message-ID` spells the first delivery's id
+/// upper-case without dashes is the same message, applied once.
+#[tokio::test]
+async fn a_resend_naming_the_first_message_in_the_other_id_form_is_applied_once() {
+    use recording_status::auth::Authenticated;
+    use recording_status::driver::{MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+
+    let audit = Arc::new(MemorySink::default());
+    let graph = Graph::new(ScriptedTransport::new(), AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    let terminated = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    let mut first = http::HeaderMap::new();
+    first.insert(
+        MESSAGE_ID_HEADER,
+        "b5cb158e-6cf1-429c-a7e6-67f360012b99".parse().unwrap(),
+    );
+    let mut resend = http::HeaderMap::new();
+    resend.insert(
+        MESSAGE_ID_HEADER,
+        "0D5A2A608B4B4D519D433B6B3C0A1A11".parse().unwrap(),
+    );
+    resend.insert(
+        ORIGINAL_MESSAGE_ID_HEADER,
+        "B5CB158E6CF1429CA7E667F360012B99".parse().unwrap(),
+    );
+    let hub = driver.hub();
+    let d = hub
+        .deliver_message(&proof, &first, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((d.terminated, d.redelivered), (1, false));
+    let d = hub
+        .deliver_message(&proof, &resend, terminated.as_bytes())
+        .unwrap();
+    assert_eq!((d.terminated, d.redelivered), (0, true));
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    assert!(events.try_recv().is_err(), "told once");
+    // The trail keeps the ids as Graph sent them.
+    assert!(audit.events().iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::NotificationRedelivered { original_message_id: Some(id), .. }
+            if id == "B5CB158E6CF1429CA7E667F360012B99"
+    )));
+}
+
+/// graph-reference.md §9.8: call-state notifications may arrive out of order, and only the end
+/// of the call ends it. `established`, a late `establishing`, `terminating`, a failed transfer
+/// (the call stays `established`, with an error `resultInfo`, call-transfer.md) and the
+/// notification of an incoming call leave a recording call recording; `terminated` ends it;
+/// an `established` arriving after that does not bring it back.
+#[tokio::test(start_paused = true)]
+async fn call_states_out_of_order_neither_end_nor_revive_a_call() {
+    use recording_status::RetentionWriter;
+    use recording_status::auth::Authenticated;
+
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new().then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("recording");
+    };
+    let mut media = RetentionWriter::new(call.retention_handle().unwrap(), Vec::new());
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    let state = |change: &str, data: &str| {
+        format!(
+            r##"{{"value":[{{"changeType":"{change}","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call",{data}}}}}]}}"##
+        )
+    };
+    for body in [
+        state("updated", r#""state":"established""#),
+        state("updated", r#""state":"establishing""#),
+        state("updated", r#""state":"terminating""#),
+        state(
+            "updated",
+            r#""state":"established","resultInfo":{"code":500,"subCode":7700,"message":"<message>"}"#,
+        ),
+        state("created", r#""state":"incoming","direction":"incoming""#),
+    ] {
+        let d = driver.hub().deliver(&proof, body.as_bytes()).unwrap();
+        assert_eq!(d.terminated, 0, "{body}");
+        std::io::Write::write_all(&mut media, b"frame").unwrap();
+    }
+    assert!(events.try_recv().is_err(), "nothing to tell the bot yet");
+
+    let ended = state(
+        "deleted",
+        r#""state":"terminated","resultInfo":{"code":200,"subcode":5001,"message":"The conversation has ended."}"#,
+    );
+    assert_eq!(
+        driver
+            .hub()
+            .deliver(&proof, ended.as_bytes())
+            .unwrap()
+            .terminated,
+        1
+    );
+    assert!(std::io::Write::write_all(&mut media, b"frame").is_err());
+    assert!(matches!(
+        events.try_recv(),
+        Ok(DriverEvent::CallTerminated { .. })
+    ));
+    let late = state("updated", r#""state":"established""#);
+    assert_eq!(
+        driver
+            .hub()
+            .deliver(&proof, late.as_bytes())
+            .unwrap()
+            .terminated,
+        0
+    );
+    drop(media);
+    drop(driver.end(call));
+    let again = driver.call(CALL.parse().unwrap()).unwrap();
+    let refused = driver.begin_recording(again).await;
+    assert!(
+        matches!(&refused, Err(not_sent) if matches!(not_sent.error, Error::CallEnded)),
+        "{refused:?}"
+    );
+    assert_eq!(driver.graph().transport().statuses(), ["recording"]);
+    verify(&audit.events()).unwrap();
+}
+
+/// graph-reference.md §9.9: with `ConcurrentInvitationCount` 2, or paired applications, one
+/// bot can hold two legs of one meeting, each its own call id, each recording on its own. Graph
+/// ending one leg revokes that leg only; the other keeps recording and stops on its own id.
+#[tokio::test(start_paused = true)]
+async fn each_leg_of_a_meeting_records_on_its_own() {
+    use recording_status::RetentionWriter;
+    use recording_status::auth::Authenticated;
+
+    const OTHER_LEG: &str = "401f5d00-6a7e-4d35-8d6b-1f2f3e4d5c6b";
+    let audit = Arc::new(MemorySink::default());
+    let transport = ScriptedTransport::new()
+        .then(Step::completed())
+        .then(Step::completed())
+        .then(Step::completed());
+    let graph = Graph::new(transport, AccessToken::new("token"));
+    let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(1));
+    let (driver, mut events) = Driver::new(graph, audit.clone(), config);
+    let mut legs = Vec::new();
+    for id in [CALL, OTHER_LEG] {
+        let call = driver.call(id.parse().unwrap()).unwrap();
+        let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+            panic!("{id} recording");
+        };
+        let media = RetentionWriter::new(call.retention_handle().unwrap(), Vec::new());
+        legs.push((call, media));
+    }
+    let ended = format!(
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+    );
+    let proof = Authenticated::danger_authenticated_elsewhere("test");
+    driver.hub().deliver(&proof, ended.as_bytes()).unwrap();
+    let (other, mut other_media) = legs.pop().unwrap();
+    let (first, mut first_media) = legs.pop().unwrap();
+    assert!(std::io::Write::write_all(&mut first_media, b"frame").is_err());
+    std::io::Write::write_all(&mut other_media, b"frame").unwrap();
+    let Ok(DriverEvent::CallTerminated { call_id, .. }) = events.try_recv() else {
+        panic!("the ended leg is surfaced");
+    };
+    assert_eq!(call_id.as_str(), CALL);
+    assert!(events.try_recv().is_err(), "only that leg");
+
+    drop((first_media, other_media));
+    drop(driver.end(first));
+    let other = driver.stop_recording(other).await.unwrap();
+    drop(driver.end(other));
+    let paths: Vec<_> = driver
+        .graph()
+        .transport()
+        .requests()
+        .iter()
+        .map(|r| r.uri().path().to_owned())
+        .collect();
+    assert_eq!(
+        driver.graph().transport().statuses(),
+        ["recording", "recording", "notRecording"]
+    );
+    assert!(paths[2].contains(OTHER_LEG), "{paths:?}");
+    verify(&audit.events()).unwrap();
 }

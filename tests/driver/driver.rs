@@ -18,7 +18,7 @@ use crate::support::driving::{
     driver_on, driver_over, failed, graph_terminates_the_call, recording, scripted_driver,
 };
 use crate::support::graph::{BEARER, proof, scripted};
-use crate::support::ids::{CALL_UPPER, OP_UPPER, call_id};
+use crate::support::ids::{CALL_KEY, CALL_UPPER, OP_UPPER, OTHER, call_id};
 use crate::support::sinks::as_json;
 
 #[tokio::test(start_paused = true)]
@@ -734,6 +734,61 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
         ["recording", "recording", "notRecording"]
     );
     verify(&audit.events()).unwrap();
+}
+
+/// Logs and the trail number episodes by the registry's sequence, shared by every call, and
+/// say so; the auditor's summary counts each call's own. Here another call takes registry
+/// episode 1, so the call's episodes 1 and 2 are registry episodes 2 and 3: the superseded
+/// report's log line names them `episode_seq` and `current_episode_seq`, never a bare
+/// `episode` that would read as the call's own number.
+#[tokio::test(start_paused = true)]
+async fn logs_name_the_registry_episode_sequence_and_the_summary_counts_per_call() {
+    use crate::support::logs::Logs;
+    use recording_status::audit::summary;
+
+    let (logs, _guard) = Logs::capture();
+    let (driver, mut events, audit, _transport) =
+        scripted_driver(vec![Step::completed(); 4], DriverConfig::default());
+    let other = driver.call(OTHER.parse().unwrap()).unwrap();
+    let Started::Recording(other) = driver.begin_recording(other).await.unwrap() else {
+        panic!("recording")
+    };
+    let old = recording(&driver).await;
+    drop(old); // its report of registry episode 2 is queued
+    let new = recording(&driver).await; // registry episode 3 begins first
+    let Some(DriverEvent::OrphanNotReported { .. }) = events.recv().await else {
+        panic!("the superseded report is surfaced")
+    };
+
+    let lines = logs.saying("superseded");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line.field("episode_seq"), Some("2"), "{line:?}");
+    assert_eq!(line.field("current_episode_seq"), Some("3"), "{line:?}");
+    assert_eq!(line.field("episode"), None, "{line:?}");
+
+    let trail = audit.events();
+    let requested: Vec<_> = trail
+        .iter()
+        .filter(|e| e.call_id == CALL_KEY)
+        .filter_map(|e| match &e.kind {
+            AuditKind::Transition { reason, .. } if reason.starts_with("recording requested") => {
+                Some(reason.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        requested,
+        [
+            "recording requested (registry episode 2)",
+            "recording requested (registry episode 3)"
+        ]
+    );
+    let calls = summary(&trail);
+    let this = calls.iter().find(|c| c.call_id == CALL_KEY).unwrap();
+    assert_eq!(this.episodes, 2, "counted per call");
+    drop((driver.end(new), driver.end(other)));
 }
 
 /// An orphan report throttled with `Retry-After` keeps the call's turn through its retries. A

@@ -1,6 +1,6 @@
 //! The async driver and its notification hub (feature `driver`), on tokio's paused clock:
-//! Graph's real behaviour, the hub at scale, the audit events each step writes together, and
-//! calls Graph says are gone.
+//! Graph's real behaviour, the hub at scale, the audit events each step writes together, calls
+//! Graph says are gone, and Graph's notifications in every spelling it uses.
 #![cfg(feature = "driver")]
 
 #[path = "../support/mod.rs"]
@@ -11,3 +11,4 @@ mod call_gone;
 mod driver;
 mod hub;
 mod shutdown;
+mod spellings;

@@ -1,8 +1,8 @@
 //! What the integration test binaries share, so that each piece is written once: call and
 //! operation ids, Graph's bodies (answers and notifications), scripted Graphs and drivers,
 //! audit sinks that refuse on demand, bot instances each with its own trail, signed webhook
-//! tokens, a loopback server, child processes that do not race the trail's file lock, and an
-//! SVG well-formedness check.
+//! tokens, captured log lines, a loopback server, child processes that do not race the trail's
+//! file lock, and an SVG well-formedness check.
 //!
 //! Every binary includes this module with `#[path = "../support/mod.rs"] mod support;` and uses
 //! only a part of it, hence the `dead_code` allowance below.
@@ -15,6 +15,7 @@ pub(crate) mod graph;
 pub(crate) mod ids;
 pub(crate) mod instances;
 pub(crate) mod jwt;
+pub(crate) mod logs;
 pub(crate) mod loopback;
 pub(crate) mod sinks;
 pub(crate) mod spawn;

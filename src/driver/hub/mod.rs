@@ -644,7 +644,9 @@ impl Hub {
     /// message id, or original message id, was applied within
     /// [`DriverConfig::memory`](super::DriverConfig::memory) is acknowledged but not applied again
     /// ([`Delivery::redelivered`]), and the trail records `notification_redelivered`. Pass the
-    /// request's headers; ids that are absent, not ASCII or over 256 bytes are not used.
+    /// request's headers; ids that are absent, not ASCII or over 256 bytes are not used. Ids
+    /// are compared as other ids are, ignoring case and dashes, so a GUID and its upper-case
+    /// dash-less spelling name the same message.
     ///
     /// # Errors
     /// As [`deliver`](Self::deliver).
@@ -654,16 +656,23 @@ impl Hub {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Delivery, NotificationError> {
-        let id = |name: &str| {
+        let header = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty() && v.len() <= MAX_MESSAGE_ID_LEN)
-                .map(|v| format!("m:{}", v.to_ascii_lowercase()))
         };
-        let (message, original) = (id(MESSAGE_ID_HEADER), id(ORIGINAL_MESSAGE_ID_HEADER));
-        let ids: Vec<String> = message.iter().chain(&original).cloned().collect();
+        let (message, original) = (
+            header(MESSAGE_ID_HEADER),
+            header(ORIGINAL_MESSAGE_ID_HEADER),
+        );
+        // Message ids are GUIDs, compared in the one form ids are normalised to.
+        let ids: Vec<String> = message
+            .iter()
+            .chain(&original)
+            .map(|v| format!("m:{}", normalize_id(v)))
+            .collect();
         if ids.is_empty() {
             return self.deliver(proof, body);
         }
@@ -684,13 +693,12 @@ impl Hub {
         if !seen {
             return self.deliver(proof, body);
         }
-        let id_of = |id: &Option<String>| id.as_deref().map(|m| m[2..].to_owned());
-        tracing::info!(message_id = ?id_of(&message), "notification resent; applied once already");
+        tracing::info!(message_id = ?message, "notification resent; applied once already");
         let event = AuditEvent::now(
             "",
             AuditKind::NotificationRedelivered {
-                message_id: id_of(&message),
-                original_message_id: id_of(&original),
+                message_id: message.map(str::to_owned),
+                original_message_id: original.map(str::to_owned),
                 via: proof.method().to_string(),
             },
         );
@@ -712,6 +720,85 @@ impl Hub {
     /// # Errors
     /// [`NotificationError`] if the body is not a `commsNotifications` object; nothing is
     /// routed then. Individual entries that cannot be used are ignored, not errors.
+    ///
+    /// # Example: Graph hangs up
+    ///
+    /// The notification Graph posts to the call's `callbackUri` when the call ends, in full, as
+    /// Microsoft documents it: "Notification - terminated" in
+    /// [Delete call](https://learn.microsoft.com/en-us/graph/api/call-delete)
+    /// (`api-reference/v1.0/api/call-delete.md` in microsoftgraph/microsoft-graph-docs-contrib).
+    /// The call's retention is revoked at once, the bot is told why, and nothing more is sent for
+    /// the call.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// use std::io::Write;
+    /// use std::sync::Arc;
+    /// use recording_status::audit::{AuditKind, MemorySink};
+    /// use recording_status::auth::Authenticated;
+    /// use recording_status::driver::{Driver, DriverConfig, DriverEvent, Started};
+    /// use recording_status::testing::{ScriptedTransport, Step};
+    /// use recording_status::{AccessToken, Graph, RetentionWriter, StopError};
+    ///
+    /// let transport = ScriptedTransport::new().then(Step::completed());
+    /// let graph = Graph::new(transport, AccessToken::new("t"));
+    /// let audit = Arc::new(MemorySink::default());
+    /// let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
+    /// let call = driver.call("57dab8b1-894c-409a-b240-bd8beae78896".parse()?)?;
+    /// let Started::Recording(call) = driver.begin_recording(call).await? else {
+    ///     return Err("not acknowledged: nothing may be persisted".into());
+    /// };
+    /// let mut media = RetentionWriter::new(call.retention_handle()?, Vec::new());
+    /// media.write_all(b"frame")?;
+    ///
+    /// // POST https://bot.contoso.com/api/calls
+    /// // Content-Type: application/json
+    /// let body = br##"{
+    ///   "@odata.type": "#microsoft.graph.commsNotifications",
+    ///   "value": [
+    ///     {
+    ///       "@odata.type": "#microsoft.graph.commsNotification",
+    ///       "changeType": "deleted",
+    ///       "resourceUrl": "/communications/calls/57dab8b1-894c-409a-b240-bd8beae78896",
+    ///       "resourceData": {
+    ///         "@odata.type": "#microsoft.graph.call",
+    ///         "state": "terminated",
+    ///         "resultInfo": {
+    ///           "@odata.type": "#microsoft.graph.resultInfo",
+    ///           "code": "200",
+    ///           "subcode": "5001",
+    ///           "message": "The conversation has ended."
+    ///         }
+    ///       }
+    ///     }
+    ///   ]
+    /// }"##;
+    /// // The webhook validated the request's bearer token (see `recording_status::webhook`).
+    /// let proof = Authenticated::danger_authenticated_elsewhere("validated by the web stack");
+    /// let delivery = driver.hub().deliver(&proof, body)?;
+    /// assert_eq!(delivery.terminated, 1);
+    ///
+    /// // Revoked at once: no more media reaches storage.
+    /// assert!(media.write_all(b"frame").is_err());
+    /// // The bot is told, with Graph's reason (codes arrive as strings here, read as numbers).
+    /// let Some(DriverEvent::CallTerminated { result_info: Some(info), .. }) = events.recv().await
+    /// else {
+    ///     return Err("the end of the call is surfaced".into());
+    /// };
+    /// assert_eq!((info.code, info.subcode), (Some(200), Some(5001)));
+    /// assert!(audit.events().iter().any(|e| matches!(e.kind, AuditKind::CallTerminated { .. })));
+    /// // Nothing more is sent for the call: stopping hands the value back, to be ended.
+    /// let Err(StopError::StillRecording { call, .. }) = driver.stop_recording(call).await else {
+    ///     return Err("a call Graph ended is not reported to".into());
+    /// };
+    /// drop(media);
+    /// driver.end(*call);
+    /// assert_eq!(driver.graph().transport().statuses(), ["recording"]);
+    /// # Ok(())
+    /// # })
+    /// # }
+    /// ```
     pub fn deliver(
         &self,
         proof: &Authenticated,
@@ -932,7 +1019,7 @@ impl Hub {
                         AuditKind::HubForgot {
                             what: ForgottenKind::AbandonedRequest.as_str().to_owned(),
                             reason: format!(
-                                "episode {}: outcome never learned; reported for reconciliation",
+                                "registry episode {}: outcome never learned; reported for reconciliation",
                                 l.episode
                             ),
                         },
