@@ -21,7 +21,9 @@
 //! instead of the emulator), `--listen ADDR` (webhook, default 127.0.0.1:0), `--callback-url
 //! URL` (what the emulator posts notifications to; default the webhook), `--audit-out FILE`
 //! (JSON lines; default a temporary file; an existing file is refused, never deleted),
-//! `--append` (add to an existing `--audit-out` trail, a torn last line included),
+//! `--append` (add to an existing `--audit-out` trail, a torn last line included; the calls
+//! an earlier run left open, because it crashed or was killed, are recovered first:
+//! `Driver::recover` reports each to Graph),
 //! `--token-env VAR` (bearer token for `--graph-url`,
 //! default `GRAPH_TOKEN`).
 //!
@@ -196,11 +198,17 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         )
         .into());
     }
-    // With --append, the checks judge this run's events: those after the trail's earlier ones.
-    let earlier_events = if audit_path.exists() {
-        JsonLinesSink::read(&audit_path)?.len()
+    // With --append, the calls an earlier run left open (it crashed, or was killed) are closed
+    // first; the checks judge this run's events: those after the trail's earlier ones.
+    let left_open = if audit_path.exists() {
+        match verify(&JsonLinesSink::read(&audit_path)?.events) {
+            Ok(verified) => verified.open,
+            Err(violation) => {
+                return Err(format!("the trail to append to breaks the rule: {violation}").into());
+            }
+        }
     } else {
-        0
+        Vec::new()
     };
     let audit: Arc<dyn AuditSink> = Arc::new(JsonLinesSink::open(&audit_path)?);
 
@@ -248,6 +256,19 @@ async fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         );
     let graph = Graph::new(transport.clone(), token).with_endpoint(endpoint.clone());
     let (driver, mut events) = Driver::new(graph, audit.clone(), config);
+    if !left_open.is_empty() {
+        let recovery = driver.recover(&left_open).await;
+        println!(
+            "recovered {} calls the previous run left open: {} reported, {} unreported",
+            left_open.len(),
+            recovery.reported,
+            recovery.unreported.len()
+        );
+        for u in &recovery.unreported {
+            println!("  {} ({}): {}", u.call_id, u.status, u.error);
+        }
+    }
+    let earlier_events = JsonLinesSink::read(&audit_path)?.len();
 
     // The webhook's keys: Bot Framework's (or the emulator's) OpenID configuration and JWKS,
     // fetched through the same transport, refreshed hourly and on an unknown `kid`. Rotations

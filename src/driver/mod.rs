@@ -39,6 +39,7 @@ use crate::seam::{
 };
 
 mod hub;
+mod recovery;
 mod shutdown;
 mod turns;
 
@@ -49,6 +50,7 @@ use crate::transport::Transport;
 use crate::types::CallId;
 use hub::{Budget, Key};
 pub use hub::{Delivery, Hub, MAX_OPERATION_ID_LEN, MESSAGE_ID_HEADER, ORIGINAL_MESSAGE_ID_HEADER};
+pub use recovery::Recovery;
 use shutdown::Life;
 pub use shutdown::{ShutdownReport, Unreported};
 use turns::Turns;

@@ -46,8 +46,8 @@ impl ShutdownReport {
     }
 }
 
-/// A report [`Driver::shutdown`] could not have acknowledged (see
-/// [`ShutdownReport::unreported`]).
+/// A report [`Driver::shutdown`] or [`Driver::recover`] could not have acknowledged (see
+/// [`ShutdownReport::unreported`], [`Recovery::unreported`](super::Recovery::unreported)).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Unreported {

@@ -377,3 +377,72 @@ fn recording_through_the_escape_hatch_is_listed() {
         AuditKind::OperationUpdate { .. }
     ));
 }
+
+/// A trail cut while recording (a crash), then closed by a later run (`call_recovered`): the
+/// call is no longer open but recovered, reported once the later run's report follows, and
+/// the capabilities the crashed run left alive can no longer count as writing.
+#[test]
+fn a_call_recovered_after_a_crash_is_told_apart_from_one_left_open() {
+    let cut = load("ok_cut_while_recording_unauthenticated.jsonl");
+    let left = verify(&cut).unwrap().open;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, CallState::Recording);
+    assert_eq!(left[0].last_event_at, cut.last().unwrap().at);
+
+    let recovered = AuditEvent::now(
+        NORMALIZED,
+        AuditKind::CallRecovered {
+            state: left[0].state,
+            capabilities: left[0].live.clone(),
+            last_event_at: left[0].last_event_at,
+        },
+    );
+    let mut closed = cut.clone();
+    closed.push(recovered.clone());
+    let verified = verify(&closed).unwrap();
+    assert!(verified.is_complete(), "{:?}", verified.open);
+    assert_eq!(verified.recovered.len(), 1);
+    assert_eq!(verified.recovered[0].index, cut.len());
+    assert!(!verified.recovered[0].reported, "no report yet");
+
+    let mut reported = closed.clone();
+    reported.push(AuditEvent::now(
+        NORMALIZED,
+        AuditKind::RequestSent {
+            status: recording_status::RecordingStatus::NotRecording,
+            client_context: "recovery".into(),
+            client_request_id: "req-recovery".into(),
+        },
+    ));
+    let verified = verify(&reported).unwrap();
+    assert!(verified.recovered[0].reported);
+
+    // Nothing may be retained for the recovered call without a new acknowledgement.
+    let mut retained = closed.clone();
+    retained.push(AuditEvent::now(
+        NORMALIZED,
+        AuditKind::RetentionStarted {
+            capability: 99,
+            owned: true,
+        },
+    ));
+    assert_eq!(
+        verify(&retained).unwrap_err().rule,
+        Rule::RetentionOutsideRecording
+    );
+
+    // Recovering a call that was not left open changes nothing.
+    let holding = load("ok_cut_while_recording_unauthenticated.jsonl");
+    let mut ended = holding[..1].to_vec();
+    ended.push(AuditEvent::now(
+        NORMALIZED,
+        AuditKind::Transition {
+            from: CallState::PendingRecording,
+            to: CallState::Failed,
+            reason: "test".into(),
+        },
+    ));
+    ended.push(recovered);
+    let verified = verify(&ended).unwrap();
+    assert!(verified.recovered.is_empty());
+}
