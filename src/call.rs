@@ -701,6 +701,13 @@ impl<O: 'static> Draining<O> {
 }
 
 impl Call<Recording> {
+    /// The recording episode this recording belongs to: the number the trail and the logs
+    /// give the `recording` request that began it (one sequence for every call of the
+    /// process).
+    pub fn episode(&self) -> u64 {
+        self.state.shared.episode()
+    }
+
     /// A borrowed retention capability. While it is alive the call cannot be stopped.
     ///
     /// Once the call's retention was revoked (Graph terminated the call), the capability

@@ -3,13 +3,20 @@
 //!
 //! A Graph call has one recording indicator, so it must have one `Call` value: two values for
 //! one call could disagree (one stops and reports `notRecording` while the other keeps
-//! persisting media). The registry keys calls by their normalised id, so the GUID
-//! `57dab8b1-894c-…` and the upper-case dash-less `57DAB8B1894C…` that Graph uses in
-//! notifications are the same call, and a second live value is refused with
-//! [`Error::AlreadyOpen`].
+//! persisting media). Calls are keyed by their normalised id, so the GUID `57dab8b1-894c-…`
+//! and the upper-case dash-less `57DAB8B1894C…` that Graph uses in notifications are the same
+//! call, and a second live value is refused with [`Error::AlreadyOpen`].
+//!
+//! *One value per call in the whole process*, however many registries (or drivers, each with
+//! its own) it builds: the live values and the episodes below are kept in one table per
+//! process, keyed by the normalised id alone. "The same Graph" therefore reaches across
+//! clouds, tenants and base URLs: Graph call ids are GUIDs, so one id names one call wherever
+//! it comes from, and a process that sees the same id through two endpoints (v1.0 and beta, a
+//! proxy) still talks about one call. Two processes are not covered (see the compliance page's
+//! limits; `recording-audit verify` over several instances' trails finds such overlaps).
 //!
 //! It also numbers *recording episodes*. Each `recording` request begins a new one (from a
-//! counter shared by every call of the registry, so numbers only grow). A report that belongs
+//! counter shared by every call of the process, so numbers only grow). A report that belongs
 //! to an earlier episode (the best-effort `notRecording` for a recording call that was dropped,
 //! a [reconciliation](crate::driver::Driver::reconcile) of a late completion) is checked
 //! against the call's current episode right before its request is audited and sent, under the
@@ -20,7 +27,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use crate::audit::AuditSink;
 use crate::error::Error;
@@ -101,17 +108,80 @@ pub(crate) struct Registry {
     recording_sent: Option<Arc<dyn RecordingSent>>,
     /// Keyed by the call (a reference-counted clone, compared by its normalised form).
     entries: Mutex<HashMap<CallId, Weak<CallEntry>>>,
-    episodes: AtomicU64,
     /// Numbers retention capabilities, unique across every call and episode of the registry.
     capabilities: AtomicU64,
 }
 
-/// The registry's entry for one Graph call: whether a value for it is live, and its current
-/// recording episode. Lives while a value, a capability or a pending report needs it.
+/// The registry's entry for one Graph call: the registry's trail and hooks for it, and the
+/// retention recording now; whether a value is live and the current episode are the process's
+/// ([`ProcessCall`]). Lives while a value, a capability or a pending report needs it.
 pub(crate) struct CallEntry {
     key: CallId,
     pub(crate) registry: Arc<Registry>,
+    process: Arc<ProcessCall>,
     state: Mutex<EntryState>,
+}
+
+/// One Graph call as the whole process knows it, shared by every registry's entry for it:
+/// whether a value for it is live anywhere in the process, and its latest recording episode.
+struct ProcessCall {
+    key: CallId,
+    state: Mutex<ProcessState>,
+}
+
+#[derive(Debug, Default)]
+struct ProcessState {
+    live: bool,
+    /// The latest episode begun on this call; 0 for none.
+    episode: u64,
+}
+
+/// Numbers recording episodes across every call and registry of the process.
+static EPISODES: AtomicU64 = AtomicU64::new(0);
+
+/// The process's calls by normalised id, each while some registry's entry needs it.
+fn process_calls() -> MutexGuard<'static, HashMap<CallId, Weak<ProcessCall>>> {
+    static CALLS: OnceLock<Mutex<HashMap<CallId, Weak<ProcessCall>>>> = OnceLock::new();
+    CALLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ProcessCall {
+    /// The process's record of `id`, created if no registry needs it yet.
+    fn of(id: &CallId) -> Arc<Self> {
+        let mut calls = process_calls();
+        if let Some(call) = calls.get(id).and_then(Weak::upgrade) {
+            return call;
+        }
+        let call = Arc::new(Self {
+            key: id.clone(),
+            state: Mutex::default(),
+        });
+        calls.insert(id.clone(), Arc::downgrade(&call));
+        call
+    }
+
+    /// The process's record of `id`, if a registry needs it. Upgraded under the table's lock,
+    /// returned (and so dropped) after it: the last one's drop takes that lock.
+    fn existing(id: &CallId) -> Option<Arc<Self>> {
+        process_calls().get(id).and_then(Weak::upgrade)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ProcessState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for ProcessCall {
+    fn drop(&mut self) {
+        let mut calls = process_calls();
+        // A new record for the same call may already have taken the slot.
+        if calls.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
+            calls.remove(&self.key);
+        }
+    }
 }
 
 /// The retention of the episode recording now, so that a call Graph terminated can be revoked
@@ -121,9 +191,6 @@ struct LiveRetention(Weak<RetentionShared>);
 
 #[derive(Debug, Default)]
 struct EntryState {
-    live: bool,
-    /// The latest episode begun on this call; 0 for none.
-    episode: u64,
     retention: LiveRetention,
 }
 
@@ -162,7 +229,6 @@ impl Calls {
                 orphan,
                 recording_sent,
                 entries: Mutex::new(HashMap::new()),
-                episodes: AtomicU64::new(0),
                 capabilities: AtomicU64::new(1),
             }),
         }
@@ -171,11 +237,12 @@ impl Calls {
     /// Claims `id` for a new value (see [`Calls::open`]).
     ///
     /// # Errors
-    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling) is alive.
+    /// [`Error::AlreadyOpen`] if a value for the same call (under any spelling) is alive in
+    /// this process, through this registry or another.
     pub(crate) fn claim(&self, id: &CallId) -> Result<Claim, Error> {
         let entry = self.entry(id);
         {
-            let mut state = entry.lock();
+            let mut state = entry.process.lock();
             if state.live {
                 return Err(Error::AlreadyOpen {
                     call_id: id.clone(),
@@ -186,9 +253,10 @@ impl Calls {
         Ok(Claim { entry })
     }
 
-    /// Whether a value for `id` (under any spelling) is alive.
+    /// Whether a value for `id` (under any spelling) is alive in this process, through this
+    /// registry or another.
     pub fn is_open(&self, id: &CallId) -> bool {
-        self.existing_entry(id).is_some_and(|e| e.lock().live)
+        ProcessCall::existing(id).is_some_and(|call| call.lock().live)
     }
 
     /// The audit sink the calls write to.
@@ -205,6 +273,7 @@ impl Calls {
         let entry = Arc::new(CallEntry {
             key: id.clone(),
             registry: self.registry.clone(),
+            process: ProcessCall::of(id),
             state: Mutex::new(EntryState::default()),
         });
         entries.insert(entry.key.clone(), Arc::downgrade(&entry));
@@ -291,8 +360,8 @@ impl CallEntry {
     /// Begins a new recording episode and runs `first_step` (which audits it) before any
     /// report of an earlier episode can pass [`within_episode`](Self::within_episode).
     pub(crate) fn begin_episode<R>(&self, first_step: impl FnOnce(u64) -> R) -> (u64, R) {
-        let mut state = self.lock();
-        let episode = self.registry.episodes.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut state = self.process.lock();
+        let episode = EPISODES.fetch_add(1, Ordering::Relaxed) + 1;
         let out = first_step(episode);
         state.episode = episode;
         (episode, out)
@@ -305,7 +374,7 @@ impl CallEntry {
         episode: u64,
         step: impl FnOnce() -> R,
     ) -> Result<R, Superseded> {
-        let state = self.lock();
+        let state = self.process.lock();
         if state.episode > episode {
             return Err(Superseded {
                 current: state.episode,
@@ -321,7 +390,7 @@ impl CallEntry {
 
     /// The latest episode begun on this call (0 for none).
     pub(crate) fn episode(&self) -> u64 {
-        self.lock().episode
+        self.process.lock().episode
     }
 }
 
@@ -357,7 +426,7 @@ impl Drop for CallEntry {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.entry.lock().live = false;
+        self.entry.process.lock().live = false;
     }
 }
 

@@ -11,7 +11,10 @@ use recording_status::audit::{
 use recording_status::testing::Step;
 use recording_status::{Begin, CallState};
 
-use crate::support::ids::{CALL, CALL_KEY, CALL_UPPER, OTHER, call_id};
+use crate::support::ids::{
+    FIXTURE_CALL, FIXTURE_CALL_KEY, FIXTURE_CALL_UPPER, call_id, other_call, this_call,
+    this_call_key, this_call_upper, unique_call,
+};
 use crate::support::instances::{Instance, respelled};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -40,8 +43,8 @@ fn one_call_held_by_two_instances_at_once_is_flagged_under_either_spelling() {
     let a = fixture("instances/a_records.jsonl");
     let b = fixture("instances/b_records_meanwhile.jsonl");
     // The two trails spell the call differently: a GUID, and Graph's upper case.
-    assert_eq!(a[0].call_id, CALL);
-    assert_eq!(b[0].call_id, CALL_UPPER);
+    assert_eq!(a[0].call_id, FIXTURE_CALL);
+    assert_eq!(b[0].call_id, FIXTURE_CALL_UPPER);
     let report = verify_instances(&[InstanceTrail::new("a", &a), InstanceTrail::new("b", &b)]);
     assert!(report.trails.iter().all(Result::is_ok), "each holds alone");
     assert!(!report.holds());
@@ -49,7 +52,7 @@ fn one_call_held_by_two_instances_at_once_is_flagged_under_either_spelling() {
     let overlap = &report.overlaps[0];
     assert_eq!(overlap.rule(), Rule::LiveInTwoInstances);
     assert_eq!(overlap.rule().code(), "G7/live-in-two-instances");
-    assert_eq!(overlap.call_id, CALL_KEY);
+    assert_eq!(overlap.call_id, FIXTURE_CALL_KEY);
     let at = |s: &str| s.parse().unwrap();
     let (first, second) = (&overlap.first, &overlap.second);
     assert_eq!(
@@ -120,17 +123,19 @@ fn a_trails_own_violation_is_reported_for_that_trail_and_does_not_hide_an_overla
 fn real_instances_recording_one_call_at_once_are_flagged() {
     let (a, b) = (Instance::new(), Instance::new());
     let in_a = a.record(call_id());
-    let in_b = b.record(call_id());
+    // B is another process; in this one the call has one value, so B records a stand-in
+    // whose trail is then written as the same call.
+    let in_b = b.record(stand_in());
     drop(a.retain_and_stop(in_a));
     drop(b.retain_and_stop(in_b));
     let (a, b) = (
-        respelled(a.events(), CALL),
-        respelled(b.events(), CALL_UPPER),
+        respelled(a.events(), &this_call()),
+        respelled(b.events(), &this_call_upper()),
     );
     let report = verify_instances(&[InstanceTrail::new("a", &a), InstanceTrail::new("b", &b)]);
     assert!(report.trails.iter().all(Result::is_ok), "{report:?}");
     assert_eq!(report.overlaps.len(), 1, "{report:?}");
-    assert_eq!(report.overlaps[0].call_id, CALL_KEY);
+    assert_eq!(report.overlaps[0].call_id, this_call_key());
 }
 
 /// A `recording` request out in one instance while another records is already two holders:
@@ -140,13 +145,13 @@ fn a_recording_request_out_while_another_instance_records_is_flagged() {
     let a = Instance::new();
     let b = Instance::answering([Step::running()]);
     let in_a = a.record(call_id());
-    let pending = b.calls.open(call_id()).unwrap();
+    let pending = b.calls.open(stand_in()).unwrap();
     let Ok(Begin::Pending(pending)) = pending.begin_recording_blocking(&b.graph) else {
         panic!("running must stay pending")
     };
     drop(a.retain_and_stop(in_a));
     drop(pending.end());
-    let (a, b) = (a.events(), b.events());
+    let (a, b) = (a.events(), respelled(b.events(), &this_call()));
     let report = verify_instances(&[InstanceTrail::new("a", &a), InstanceTrail::new("b", &b)]);
     assert_eq!(report.overlaps.len(), 1, "{report:?}");
     assert!(matches!(
@@ -164,7 +169,7 @@ fn real_instances_handing_a_call_over_hold() {
     drop(a.retain_and_stop(a.record(call_id())));
     drop(b.retain_and_stop(b.record(call_id())));
     // Each also records a call of its own meanwhile the other is idle.
-    drop(a.retain_and_stop(a.record(OTHER.parse().unwrap())));
+    drop(a.retain_and_stop(a.record(other_call().parse().unwrap())));
     let (a, b) = (a.events(), b.events());
     let report = verify_instances(&[InstanceTrail::new("a", &a), InstanceTrail::new("b", &b)]);
     assert!(report.holds(), "{report:?}");
@@ -179,16 +184,23 @@ fn a_takeover_after_a_cut_trail_ends_holds_and_the_cut_trail_says_what_it_left_o
     let in_a = a.record(call_id());
     let alive = in_a.retention_handle().unwrap();
     let cut = a.events();
-    drop(b.retain_and_stop(b.record(call_id())));
+    drop(b.retain_and_stop(b.record(stand_in())));
     let report = verify_instances(&[
         InstanceTrail::new("a", &cut),
-        InstanceTrail::new("b", &b.events()),
+        InstanceTrail::new("b", &respelled(b.events(), &this_call())),
     ]);
     assert!(report.overlaps.is_empty(), "{report:?}");
     let open = &report.trails[0].as_ref().unwrap().open;
     assert_eq!(
         (open[0].call_id.as_str(), open[0].state),
-        (CALL_KEY, CallState::Recording)
+        (this_call_key().as_str(), CallState::Recording)
     );
     drop((alive, in_a));
+}
+
+/// A call for instance B to record in place of [`CALL`] while A holds it in this process (where
+/// a second value is refused), its trail then respelled as [`CALL`]: what a second process
+/// recording the call would write.
+fn stand_in() -> recording_status::CallId {
+    unique_call().parse().unwrap()
 }

@@ -21,7 +21,7 @@ use recording_status::{Begin, CallState, Calls};
 use crate::support::block_on;
 use crate::support::bodies::update_for;
 use crate::support::graph::graph;
-use crate::support::ids::{CALL_KEY as NORMALIZED, call_id};
+use crate::support::ids::{FIXTURE_CALL_KEY as NORMALIZED, call_id, this_call_key};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/trails");
 
@@ -298,7 +298,7 @@ fn a_real_trail_holds_and_every_cut_says_what_is_open() {
         assert_eq!(verified.is_complete(), !open, "cut at {cut}: {verified:?}");
         if open {
             assert_eq!(verified.open[0].state, last);
-            assert_eq!(verified.open[0].call_id, NORMALIZED);
+            assert_eq!(verified.open[0].call_id, this_call_key());
         }
     }
     // Cut right after the first capability started: it is listed as alive.
@@ -363,7 +363,7 @@ fn recording_through_the_escape_hatch_is_listed() {
     assert!(verified.is_complete());
     assert_eq!(verified.unauthenticated.len(), 1, "{verified:?}");
     let entry = &verified.unauthenticated[0];
-    assert_eq!(entry.call_id, NORMALIZED);
+    assert_eq!(entry.call_id, this_call_key());
     assert_eq!(entry.via, "elsewhere: gateway checked the JWT");
     assert!(matches!(
         events[entry.index].kind,

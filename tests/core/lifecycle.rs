@@ -17,7 +17,7 @@ use recording_status::{
 
 use crate::support::bodies::{answer, operation, update_for};
 use crate::support::graph::{BEARER, graph, graph_over, open, proof, scripted};
-use crate::support::ids::{CALL, OP, OP_UPPER};
+use crate::support::ids::{OP, OP_UPPER, this_call};
 use crate::support::sinks::{Refusing, as_json};
 use crate::support::{self, assert_no_token};
 
@@ -56,7 +56,8 @@ async fn record_then_stop() {
     assert_eq!(
         requests[0].uri().to_string(),
         format!(
-            "https://graph.microsoft.com/v1.0/communications/calls/{CALL}/updateRecordingStatus"
+            "https://graph.microsoft.com/v1.0/communications/calls/{}/updateRecordingStatus",
+            this_call()
         )
     );
     assert_eq!(requests[0].headers()["authorization"], BEARER);
@@ -457,7 +458,7 @@ async fn json_lines_sink_is_flushed_per_event_and_verifies() {
 
 #[test]
 fn verifier_catches_retention_before_ack() {
-    let e = |kind| AuditEvent::now(CALL, kind);
+    let e = |kind| AuditEvent::now(this_call(), kind);
     let trail = vec![e(AuditKind::Transition {
         from: CallState::NotRecording,
         to: CallState::Recording,

@@ -13,7 +13,7 @@ use recording_status::{
 
 use crate::support::bodies::operation;
 use crate::support::graph::{graph, proof};
-use crate::support::ids::{CALL, CALL_KEY, CALL_UPPER, OP_UPPER, call_id};
+use crate::support::ids::{OP_UPPER, call_id, this_call, this_call_key, this_call_upper};
 use crate::support::sinks::Refusing;
 
 // -- One value per call -------------------------------------------------------------------------
@@ -25,7 +25,11 @@ use crate::support::sinks::Refusing;
 fn a_second_live_value_is_refused_under_either_spelling() {
     let calls = Calls::new(Arc::new(MemorySink::default()));
     let first = calls.open(call_id()).unwrap();
-    for spelling in [CALL, CALL_UPPER, &CALL.to_ascii_uppercase()] {
+    for spelling in [
+        this_call(),
+        this_call_upper(),
+        this_call().to_ascii_uppercase(),
+    ] {
         let Err(Error::AlreadyOpen { call_id }) = calls.open(spelling.parse().unwrap()) else {
             panic!("{spelling}: a second live value must be refused");
         };
@@ -37,14 +41,14 @@ fn a_second_live_value_is_refused_under_either_spelling() {
         assert!(
             Error::AlreadyOpen { call_id }
                 .to_string()
-                .contains(spelling)
+                .contains(&spelling)
         );
     }
-    assert!(calls.is_open(&CALL_UPPER.parse().unwrap()));
+    assert!(calls.is_open(&this_call_upper().parse().unwrap()));
     drop(first);
     assert!(!calls.is_open(&call_id()));
-    let again = calls.open(CALL_UPPER.parse().unwrap()).unwrap();
-    assert_eq!(again.id().as_str(), CALL_UPPER);
+    let again = calls.open(this_call_upper().parse().unwrap()).unwrap();
+    assert_eq!(again.id().as_str(), this_call_upper());
 }
 
 /// A value stays "the" value through every transition, and ending it frees the call.
@@ -56,14 +60,14 @@ async fn the_seat_follows_the_value_through_transitions() {
     let Begin::Recording(call) = call.begin_recording(&g).await.unwrap() else {
         panic!("recording")
     };
-    assert!(calls.open(CALL_UPPER.parse().unwrap()).is_err());
+    assert!(calls.open(this_call_upper().parse().unwrap()).is_err());
     let call = call
         .stop_recording(&g, std::future::pending())
         .await
         .unwrap();
-    assert!(calls.open(CALL_UPPER.parse().unwrap()).is_err());
+    assert!(calls.open(this_call_upper().parse().unwrap()).is_err());
     drop(call.end());
-    assert!(calls.open(CALL_UPPER.parse().unwrap()).is_ok());
+    assert!(calls.open(this_call_upper().parse().unwrap()).is_ok());
 }
 
 /// The verifier keys calls by their normalised id, so `notRecording` under one spelling while
@@ -73,7 +77,7 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
     let at = |id: &str, kind| AuditEvent::now(id, kind);
     let trail = vec![
         at(
-            CALL,
+            &this_call(),
             AuditKind::RequestSent {
                 status: RecordingStatus::Recording,
                 client_context: "c1".into(),
@@ -81,7 +85,7 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
             },
         ),
         at(
-            CALL,
+            &this_call(),
             AuditKind::ResponseReceived {
                 client_request_id: "r1".into(),
                 http_status: 200,
@@ -91,7 +95,7 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
             },
         ),
         at(
-            CALL,
+            &this_call(),
             AuditKind::Transition {
                 from: CallState::PendingRecording,
                 to: CallState::Recording,
@@ -99,14 +103,14 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
             },
         ),
         at(
-            CALL,
+            &this_call(),
             AuditKind::RetentionStarted {
                 capability: 1,
                 owned: true,
             },
         ),
         at(
-            CALL_UPPER,
+            &this_call_upper(),
             AuditKind::RequestSent {
                 status: RecordingStatus::NotRecording,
                 client_context: "c2".into(),
@@ -128,7 +132,7 @@ async fn the_trail_uses_one_spelling_per_call() {
     let audit = Arc::new(MemorySink::default());
     let calls = Calls::new(audit.clone());
     let g = graph(vec![Step::completed(), Step::completed()]);
-    let call = calls.open(CALL_UPPER.parse().unwrap()).unwrap();
+    let call = calls.open(this_call_upper().parse().unwrap()).unwrap();
     let Begin::Recording(call) = call.begin_recording(&g).await.unwrap() else {
         panic!("recording")
     };
@@ -136,13 +140,13 @@ async fn the_trail_uses_one_spelling_per_call() {
     drop(call.end());
     let spellings: std::collections::BTreeSet<String> =
         audit.events().into_iter().map(|e| e.call_id).collect();
-    assert_eq!(spellings.into_iter().collect::<Vec<_>>(), [CALL_KEY]);
+    assert_eq!(spellings.into_iter().collect::<Vec<_>>(), [this_call_key()]);
     // The request itself used the spelling the bot gave.
     assert!(
         g.transport().requests()[0]
             .uri()
             .to_string()
-            .contains(CALL_UPPER)
+            .contains(&this_call_upper())
     );
 }
 
@@ -326,4 +330,32 @@ async fn an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent(
         .unwrap();
     assert!(ended < reported);
     drop(call);
+}
+
+/// One live value per Graph call in the whole process, however many registries it builds: a
+/// second registry cannot open a call another registry's value holds, under either spelling,
+/// and sees it open; once that value is gone, it can.
+#[test]
+fn a_second_registry_cannot_open_a_call_another_registry_holds() {
+    let first_registry = Calls::new(Arc::new(MemorySink::default()));
+    let second_registry = Calls::new(Arc::new(MemorySink::default()));
+    let held = first_registry.open(call_id()).unwrap();
+    for spelling in [this_call(), this_call_upper()] {
+        let id: recording_status::CallId = spelling.parse().unwrap();
+        assert!(second_registry.is_open(&id), "{spelling}");
+        let refused = second_registry.open(id);
+        assert!(
+            matches!(refused, Err(Error::AlreadyOpen { .. })),
+            "{spelling}: {refused:?}"
+        );
+    }
+    drop(held);
+    let now_here = second_registry
+        .open(this_call_upper().parse().unwrap())
+        .unwrap();
+    assert!(matches!(
+        first_registry.open(call_id()),
+        Err(Error::AlreadyOpen { .. })
+    ));
+    drop(now_here);
 }

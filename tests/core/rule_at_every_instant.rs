@@ -30,7 +30,7 @@ use recording_status::{AnyCall, Error, RetentionHandle, RetentionWriter, StopErr
 
 use crate::support::bodies::{answer, sent};
 use crate::support::driving::driver_over;
-use crate::support::ids::{CALL, CALL_KEY, CALL_UPPER, normalized};
+use crate::support::ids::{normalized, this_call, this_call_key, this_call_upper};
 use crate::support::proptest_config;
 
 /// Graph's side: the last status it acknowledged for each call.
@@ -64,6 +64,8 @@ impl GraphStandIn {
 #[derive(Debug)]
 struct Storage {
     graph: Arc<GraphStandIn>,
+    /// The call, as keyed: read on the media threads, which have no call of their own.
+    call_key: String,
     violations: Mutex<Vec<String>>,
     writes: AtomicUsize,
 }
@@ -71,7 +73,7 @@ struct Storage {
 impl Storage {
     fn persist(&self, revocation_returned: &AtomicBool) {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        let status = self.graph.acknowledged(CALL_KEY);
+        let status = self.graph.acknowledged(&self.call_key);
         if status.as_deref() != Some("recording") {
             self.violations
                 .lock()
@@ -180,6 +182,7 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
     let graph_side = Arc::new(GraphStandIn::default());
     let storage = Arc::new(Storage {
         graph: graph_side.clone(),
+        call_key: this_call_key(),
         violations: Mutex::new(Vec::new()),
         writes: AtomicUsize::new(0),
     });
@@ -198,7 +201,11 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
     for action in actions {
         match action {
             Action::Open(guid) => {
-                match driver.call((if guid { CALL } else { CALL_UPPER }).parse().unwrap()) {
+                match driver.call(
+                    (if guid { this_call() } else { this_call_upper() })
+                        .parse()
+                        .unwrap(),
+                ) {
                     Err(Error::AlreadyOpen { .. }) if !live.is_empty() => {}
                     Ok(call) => {
                         if !live.is_empty() {

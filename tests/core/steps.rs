@@ -18,7 +18,7 @@ use recording_status::{
     RecordingStatus, RetryPolicy, Timer,
 };
 
-const CALL: &str = "57dab8b1-894c-409a-b240-bd8beae78896";
+use crate::support::ids::this_call;
 
 fn throttled(retry_after: &str) -> Answer {
     Answer::Respond {
@@ -30,7 +30,7 @@ fn throttled(retry_after: &str) -> Answer {
 
 fn open(audit: &Arc<MemorySink>) -> Call<NotRecording> {
     Calls::new(audit.clone())
-        .open(CALL.parse().unwrap())
+        .open(this_call().parse().unwrap())
         .unwrap()
 }
 
@@ -232,14 +232,14 @@ fn an_update_dropped_before_it_is_sent_sends_nothing_and_frees_the_call() {
     let audit = Arc::new(MemorySink::default());
     let calls = Calls::new(audit.clone());
     let update = calls
-        .open(CALL.parse().unwrap())
+        .open(this_call().parse().unwrap())
         .unwrap()
         .start_recording()
         .unwrap();
     drop(update);
     assert!(!kinds(&audit).contains(&"request_sent".to_owned()));
     assert!(
-        calls.open(CALL.parse().unwrap()).is_ok(),
+        calls.open(this_call().parse().unwrap()).is_ok(),
         "the value is gone"
     );
 }
@@ -288,6 +288,8 @@ fn the_async_and_blocking_loops_make_the_same_decisions() {
         pauses,
         [Duration::from_secs(3), Duration::ZERO, Duration::ZERO]
     );
+    // One value per call in the process: each loop's call goes before the next opens it.
+    drop(begun);
 
     let timer = Arc::new(Recorded::default());
     let async_graph = Graph::new(script(), AccessToken::new("secret-token"))
@@ -298,6 +300,7 @@ fn the_async_and_blocking_loops_make_the_same_decisions() {
     assert!(matches!(begun, Ok(Begin::Recording(_))), "{begun:?}");
     // Zero pauses are not slept; the rest are the same.
     assert_eq!(*timer.0.lock().unwrap(), [Duration::from_secs(3)]);
+    drop(begun);
 
     let blocking_transport = ScriptedTransport::new()
         .then(throttled("0"))
@@ -371,7 +374,7 @@ fn a_refused_stop_signal_is_not_raised_and_stopping_again_as_documented_terminat
         .then(Answer::completed());
     let graph = Graph::new(transport, AccessToken::new("secret-token"));
     let call = Calls::new(sink.clone())
-        .open(CALL.parse().unwrap())
+        .open(this_call().parse().unwrap())
         .unwrap();
     let Ok(Begin::Recording(call)) = call.begin_recording_blocking(&graph) else {
         panic!("acknowledged");
@@ -413,5 +416,5 @@ fn invalid_ids_convert_into_the_crate_error() {
         matches!(error, recording_status::Error::InvalidCallId(_)),
         "{error:?}"
     );
-    assert!(open(&calls, CALL).is_ok());
+    assert!(open(&calls, &this_call()).is_ok());
 }

@@ -11,7 +11,7 @@ use recording_status::response::{GraphError, Permanent};
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Error, Graph, StopError};
 
-const CALL: &str = "8a5dfe3b-5f3e-4d6e-9b1c-7e2d9c0a8522";
+use crate::support::ids::this_call;
 
 fn call_not_found(status: u16) -> Step {
     Step::json(
@@ -50,7 +50,7 @@ async fn a_begin_answered_8522_ends_the_call() {
     let transport = ScriptedTransport::new().then(call_not_found(500));
     let graph = Graph::new(transport, AccessToken::new("token"));
     let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
-    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let call = driver.call(this_call().parse().unwrap()).unwrap();
     let Ok(Started::Failed(call)) = driver.begin_recording(call).await else {
         panic!("not recording");
     };
@@ -62,7 +62,7 @@ async fn a_begin_answered_8522_ends_the_call() {
     let event = events.try_recv().unwrap();
     assert!(
         matches!(&event, DriverEvent::CallTerminated { call_id, result_info: Some(info) }
-            if call_id.as_str() == CALL && info.subcode == Some(8522)),
+            if call_id.as_str() == this_call() && info.subcode == Some(8522)),
         "{event:?}"
     );
     // Nothing more is sent for it.
@@ -92,7 +92,7 @@ async fn a_stop_answered_8522_ends_the_call() {
     let graph = Graph::new(transport, AccessToken::new("token"));
     let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(1));
     let (driver, mut events) = Driver::new(graph, audit.clone(), config);
-    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let call = driver.call(this_call().parse().unwrap()).unwrap();
     let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
         panic!("recording");
     };
@@ -122,7 +122,8 @@ async fn a_resent_notification_is_applied_once() {
     let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
     let proof = Authenticated::danger_authenticated_elsewhere("test");
     let terminated = format!(
-        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated","resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":200,"subcode":5001,"message":"The conversation has ended."}}}}}}]}}"##
+        r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{"@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted","resourceUrl":"/communications/calls/{id}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated","resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":200,"subcode":5001,"message":"The conversation has ended."}}}}}}]}}"##,
+        id = this_call()
     );
     fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();
@@ -181,13 +182,14 @@ async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
     let transport = ScriptedTransport::new().then(Step::completed());
     let graph = Graph::new(transport, AccessToken::new("token"));
     let (driver, _events) = Driver::new(graph, audit.clone(), DriverConfig::default());
-    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let call = driver.call(this_call().parse().unwrap()).unwrap();
     let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
         panic!("recording");
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
     let terminated = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{id}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##,
+        id = this_call()
     );
     let proof = Authenticated::danger_authenticated_elsewhere("test");
     driver.hub().deliver(&proof, terminated.as_bytes()).unwrap();
@@ -206,7 +208,7 @@ async fn the_summary_shows_a_call_graph_hung_up_on_as_ended_by_graph() {
         "recording ends at the hang-up: {} ms",
         calls[0].recording_ms
     );
-    let svg = timeline(&events, CALL).unwrap();
+    let svg = timeline(&events, &this_call()).unwrap();
     assert!(svg.contains("ended by Graph"), "{svg}");
 }
 
@@ -223,7 +225,8 @@ async fn a_resend_naming_the_first_message_in_the_other_id_form_is_applied_once(
     let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
     let proof = Authenticated::danger_authenticated_elsewhere("test");
     let terminated = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{id}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##,
+        id = this_call()
     );
     let mut first = http::HeaderMap::new();
     first.insert(
@@ -275,7 +278,7 @@ async fn call_states_out_of_order_neither_end_nor_revive_a_call() {
     let transport = ScriptedTransport::new().then(Step::completed());
     let graph = Graph::new(transport, AccessToken::new("token"));
     let (driver, mut events) = Driver::new(graph, audit.clone(), DriverConfig::default());
-    let call = driver.call(CALL.parse().unwrap()).unwrap();
+    let call = driver.call(this_call().parse().unwrap()).unwrap();
     let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
         panic!("recording");
     };
@@ -283,7 +286,8 @@ async fn call_states_out_of_order_neither_end_nor_revive_a_call() {
     let proof = Authenticated::danger_authenticated_elsewhere("test");
     let state = |change: &str, data: &str| {
         format!(
-            r##"{{"value":[{{"changeType":"{change}","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call",{data}}}}}]}}"##
+            r##"{{"value":[{{"changeType":"{change}","resourceUrl":"/communications/calls/{id}","resourceData":{{"@odata.type":"#microsoft.graph.call",{data}}}}}]}}"##,
+            id = this_call()
         )
     };
     for body in [
@@ -330,7 +334,7 @@ async fn call_states_out_of_order_neither_end_nor_revive_a_call() {
     );
     drop(media);
     drop(driver.end(call));
-    let again = driver.call(CALL.parse().unwrap()).unwrap();
+    let again = driver.call(this_call().parse().unwrap()).unwrap();
     let refused = driver.begin_recording(again).await;
     assert!(
         matches!(&refused, Err(not_sent) if matches!(not_sent.error, Error::CallEnded)),
@@ -358,7 +362,7 @@ async fn each_leg_of_a_meeting_records_on_its_own() {
     let config = DriverConfig::default().with_drain_deadline(Duration::from_secs(1));
     let (driver, mut events) = Driver::new(graph, audit.clone(), config);
     let mut legs = Vec::new();
-    for id in [CALL, OTHER_LEG] {
+    for id in [this_call(), OTHER_LEG.to_owned()] {
         let call = driver.call(id.parse().unwrap()).unwrap();
         let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
             panic!("{id} recording");
@@ -367,7 +371,8 @@ async fn each_leg_of_a_meeting_records_on_its_own() {
         legs.push((call, media));
     }
     let ended = format!(
-        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{CALL}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##
+        r##"{{"value":[{{"changeType":"deleted","resourceUrl":"/communications/calls/{id}","resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated"}}}}]}}"##,
+        id = this_call()
     );
     let proof = Authenticated::danger_authenticated_elsewhere("test");
     driver.hub().deliver(&proof, ended.as_bytes()).unwrap();
@@ -378,7 +383,7 @@ async fn each_leg_of_a_meeting_records_on_its_own() {
     let Ok(DriverEvent::CallTerminated { call_id, .. }) = events.try_recv() else {
         panic!("the ended leg is surfaced");
     };
-    assert_eq!(call_id.as_str(), CALL);
+    assert_eq!(call_id.as_str(), this_call());
     assert!(events.try_recv().is_err(), "only that leg");
 
     drop((first_media, other_media));

@@ -18,8 +18,10 @@ use crate::support::driving::{
     driver_on, driver_over, failed, graph_terminates_the_call, recording, scripted_driver,
 };
 use crate::support::graph::{BEARER, proof, scripted};
-use crate::support::ids::{CALL_KEY, CALL_UPPER, OP_UPPER, OTHER, call_id};
-use crate::support::sinks::as_json;
+use crate::support::ids::{
+    OP_UPPER, call_id, other_call, this_call, this_call_key, this_call_upper,
+};
+use crate::support::sinks::{as_json, begun_episodes};
 
 #[tokio::test(start_paused = true)]
 async fn running_then_notification_completed_records() {
@@ -31,7 +33,7 @@ async fn running_then_notification_completed_records() {
         let d = hub
             .deliver(
                 &proof(),
-                &graph_notification(CALL_UPPER, OP_UPPER, "Completed"),
+                &graph_notification(&this_call_upper(), OP_UPPER, "Completed"),
             )
             .unwrap();
         assert_eq!(d.routed, 1);
@@ -57,7 +59,7 @@ async fn notification_before_registration_is_held_and_applied() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!(d.held, 1);
@@ -91,7 +93,7 @@ async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!((d.late, d.routed), (1, 0));
@@ -113,7 +115,7 @@ async fn deadline_fails_and_late_completion_is_surfaced_not_promoted() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!(d.late, 0);
@@ -242,6 +244,7 @@ async fn reset_after_send_is_unknown_but_refused_connection_is_retried() {
         ))
     );
 
+    drop(call);
     // A transport that knows the request never left says so; that is retried.
     let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = attempts.clone();
@@ -377,14 +380,14 @@ async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
         let r = hub
             .deliver(
                 &proof(),
-                &graph_notification(CALL_UPPER, OP_UPPER, "running"),
+                &graph_notification(&this_call_upper(), OP_UPPER, "running"),
             )
             .unwrap();
         assert_eq!(r.routed, 1);
         let r = hub
             .deliver(
                 &proof(),
-                &graph_notification(CALL_UPPER, OP_UPPER, "Completed"),
+                &graph_notification(&this_call_upper(), OP_UPPER, "Completed"),
             )
             .unwrap();
         assert_eq!(r.routed, 1);
@@ -395,7 +398,10 @@ async fn duplicate_and_out_of_order_notifications_are_ignored_and_audited() {
     let hub = task.await.unwrap();
     for status in ["completed", "running", "failed"] {
         let r = hub
-            .deliver(&proof(), &graph_notification(CALL_UPPER, OP_UPPER, status))
+            .deliver(
+                &proof(),
+                &graph_notification(&this_call_upper(), OP_UPPER, status),
+            )
             .unwrap();
         assert_eq!((r.routed, r.ignored), (0, 1), "{status}");
     }
@@ -432,7 +438,7 @@ async fn a_notification_for_another_request_cannot_unlock_recording() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Same call, other operation and other context: a forged or stale completion.
         let forged = notifications([operation_entry(
-            CALL_UPPER,
+            &this_call_upper(),
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             Some("guess"),
             "completed",
@@ -473,9 +479,9 @@ async fn two_updates_on_one_call_are_sent_in_order() {
     let (driver, _events, _audit) = driver_over(transport, DriverConfig::default());
     // One value per Graph call (G7): a second, under Graph's other spelling, is refused.
     let a = driver.call(call_id()).unwrap();
-    let refused = driver.call(CALL_UPPER.parse().unwrap()).unwrap_err();
+    let refused = driver.call(this_call_upper().parse().unwrap()).unwrap_err();
     assert!(
-        matches!(refused, Error::AlreadyOpen { ref call_id } if call_id.as_str() == CALL_UPPER)
+        matches!(refused, Error::AlreadyOpen { ref call_id } if call_id.as_str() == this_call_upper())
     );
     let Started::Recording(a) = driver.begin_recording(a).await.unwrap() else {
         panic!("recording")
@@ -484,7 +490,7 @@ async fn two_updates_on_one_call_are_sent_in_order() {
     // call begins episode 2 while that report is in flight, and waits its turn.
     drop(a);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let b = driver.call(CALL_UPPER.parse().unwrap()).unwrap();
+    let b = driver.call(this_call_upper().parse().unwrap()).unwrap();
     let rb = driver.begin_recording(b).await.unwrap();
     assert!(matches!(rb, Started::Recording(_)));
     let log = log.lock().unwrap().clone();
@@ -608,7 +614,7 @@ async fn a_cancelled_wait_still_surfaces_a_late_completion() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!(d.late, 1);
@@ -632,7 +638,7 @@ async fn a_completion_after_an_ambiguous_failure_is_surfaced() {
         .unwrap()
         .to_owned();
     let body = notifications([operation_entry(
-        CALL_UPPER,
+        &this_call_upper(),
         OP_UPPER,
         Some(&context),
         "completed",
@@ -656,7 +662,7 @@ async fn a_completion_routed_at_the_deadline_is_not_lost() {
             tokio::time::sleep(Duration::from_secs(5)).await;
             hub.deliver(
                 &proof(),
-                &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+                &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
             )
             .unwrap();
         });
@@ -707,9 +713,12 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
         DriverConfig::default(),
     );
     let old = recording(&driver).await;
+    let old_episode = old.episode();
     let old_handle = old.retention_handle().unwrap();
     drop(old); // revoked; its report is queued but has not run yet
-    let new = recording(&driver).await; // a new value begins episode 2 first
+    let new = recording(&driver).await; // a new value begins a later episode first
+    let new_episode = new.episode();
+    assert!(new_episode > old_episode);
     let new_handle = new.retention_handle().unwrap();
     drop(old_handle);
     let Some(DriverEvent::OrphanNotReported { reason, .. }) = events.recv().await else {
@@ -720,10 +729,10 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
     assert!(audit.events().iter().any(|e| matches!(
         e.kind,
         AuditKind::ReportSuperseded {
-            episode: 1,
-            current_episode: 2,
+            episode,
+            current_episode,
             ..
-        }
+        } if (episode, current_episode) == (old_episode, new_episode)
     )));
     // The new episode is untouched: it still writes, and stops normally.
     assert!(!new_handle.is_revoked());
@@ -736,11 +745,11 @@ async fn an_orphan_report_is_never_sent_once_a_new_episode_began() {
     verify(&audit.events()).unwrap();
 }
 
-/// Logs and the trail number episodes by the registry's sequence, shared by every call, and
-/// say so; the auditor's summary counts each call's own. Here another call takes registry
-/// episode 1, so the call's episodes 1 and 2 are registry episodes 2 and 3: the superseded
-/// report's log line names them `episode_seq` and `current_episode_seq`, never a bare
-/// `episode` that would read as the call's own number.
+/// Logs and the trail number episodes by one sequence, shared by every call of the process,
+/// and say so; the auditor's summary counts each call's own. Here another call takes an
+/// episode first, so the call's episodes 1 and 2 are later numbers of the sequence: the
+/// superseded report's log line names them `episode_seq` and `current_episode_seq`, never a
+/// bare `episode` that would read as the call's own number.
 #[tokio::test(start_paused = true)]
 async fn logs_name_the_registry_episode_sequence_and_the_summary_counts_per_call() {
     use crate::support::logs::Logs;
@@ -749,13 +758,16 @@ async fn logs_name_the_registry_episode_sequence_and_the_summary_counts_per_call
     let (logs, _guard) = Logs::capture();
     let (driver, mut events, audit, _transport) =
         scripted_driver(vec![Step::completed(); 4], DriverConfig::default());
-    let other = driver.call(OTHER.parse().unwrap()).unwrap();
+    let other = driver.call(other_call().parse().unwrap()).unwrap();
     let Started::Recording(other) = driver.begin_recording(other).await.unwrap() else {
         panic!("recording")
     };
     let old = recording(&driver).await;
-    drop(old); // its report of registry episode 2 is queued
-    let new = recording(&driver).await; // registry episode 3 begins first
+    let (first, old_episode) = (other.episode(), old.episode());
+    drop(old); // its report of the old episode is queued
+    let new = recording(&driver).await; // a later episode begins first
+    let new_episode = new.episode();
+    assert!(first < old_episode && old_episode < new_episode);
     let Some(DriverEvent::OrphanNotReported { .. }) = events.recv().await else {
         panic!("the superseded report is surfaced")
     };
@@ -763,14 +775,23 @@ async fn logs_name_the_registry_episode_sequence_and_the_summary_counts_per_call
     let lines = logs.saying("superseded");
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
-    assert_eq!(line.field("episode_seq"), Some("2"), "{line:?}");
-    assert_eq!(line.field("current_episode_seq"), Some("3"), "{line:?}");
+    let (old_seq, new_seq) = (old_episode.to_string(), new_episode.to_string());
+    assert_eq!(
+        line.field("episode_seq"),
+        Some(old_seq.as_str()),
+        "{line:?}"
+    );
+    assert_eq!(
+        line.field("current_episode_seq"),
+        Some(new_seq.as_str()),
+        "{line:?}"
+    );
     assert_eq!(line.field("episode"), None, "{line:?}");
 
     let trail = audit.events();
     let requested: Vec<_> = trail
         .iter()
-        .filter(|e| e.call_id == CALL_KEY)
+        .filter(|e| e.call_id == this_call_key())
         .filter_map(|e| match &e.kind {
             AuditKind::Transition { reason, .. } if reason.starts_with("recording requested") => {
                 Some(reason.as_str())
@@ -781,12 +802,12 @@ async fn logs_name_the_registry_episode_sequence_and_the_summary_counts_per_call
     assert_eq!(
         requested,
         [
-            "recording requested (registry episode 2)",
-            "recording requested (registry episode 3)"
+            format!("recording requested (registry episode {old_episode})"),
+            format!("recording requested (registry episode {new_episode})")
         ]
     );
     let calls = summary(&trail);
-    let this = calls.iter().find(|c| c.call_id == CALL_KEY).unwrap();
+    let this = calls.iter().find(|c| c.call_id == this_call_key()).unwrap();
     assert_eq!(this.episodes, 2, "counted per call");
     drop((driver.end(new), driver.end(other)));
 }
@@ -851,6 +872,7 @@ async fn reconcile_sends_nothing_once_a_later_episode_began() {
     );
     let call = failed(&driver, "no notification within the deadline must fail").await;
     assert!(call.reason().is_unknown_outcome());
+    let first_episode = begun_episodes(&audit.events(), &this_call_key())[0];
     // The bot retries, as the docs allow, and records again.
     let Started::Recording(call) = driver.begin_recording(call).await.unwrap() else {
         panic!("the retry is acknowledged")
@@ -864,14 +886,14 @@ async fn reconcile_sends_nothing_once_a_later_episode_began() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!(d.late, 1);
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!("late completion must be surfaced")
     };
-    assert_eq!(late.episode, 1);
+    assert_eq!(late.episode, first_episode);
     let err = driver
         .reconcile(&late, EndStatus::NotRecording)
         .await
@@ -880,10 +902,10 @@ async fn reconcile_sends_nothing_once_a_later_episode_began() {
         matches!(
             err,
             Error::Superseded {
-                episode: 1,
-                current: 2,
+                episode,
+                current,
                 ..
-            }
+            } if episode == first_episode && current > first_episode
         ),
         "{err}"
     );
@@ -907,7 +929,7 @@ async fn reconcile_of_the_current_episode_is_sent() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
@@ -922,7 +944,7 @@ async fn reconcile_of_the_current_episode_is_sent() {
 /// A `completed` update of operation [`OP_UPPER`] whose entry names no call: no `resource`,
 /// no `resourceUrl`, the operation's `id` in its data.
 fn update_without_call_id(context: Option<&str>) -> Vec<u8> {
-    let mut entry = operation_entry(CALL_UPPER, OP_UPPER, context, "completed");
+    let mut entry = operation_entry(&this_call_upper(), OP_UPPER, context, "completed");
     let entry = entry.as_object_mut().unwrap();
     entry.remove("resourceUrl");
     entry["resourceData"]["id"] = OP_UPPER.into();
@@ -972,7 +994,7 @@ async fn a_contradicting_update_is_audited_and_ignored_by_the_hub() {
         tokio::spawn(async move { d2.begin_recording(d2.call(call_id()).unwrap()).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let forged = notifications([operation_entry(
-        CALL_UPPER,
+        &this_call_upper(),
         OP_UPPER,
         Some("another-request"),
         "completed",
@@ -1029,10 +1051,11 @@ async fn a_call_graph_terminated_is_revoked_blocked_and_surfaced() {
     let body = format!(
         r##"{{"@odata.type":"#microsoft.graph.commsNotifications","value":[{{
             "@odata.type":"#microsoft.graph.commsNotification","changeType":"deleted",
-            "resourceUrl":"/communications/calls/{CALL_UPPER}",
+            "resourceUrl":"/communications/calls/{id}",
             "resourceData":{{"@odata.type":"#microsoft.graph.call","state":"terminated",
             "resultInfo":{{"@odata.type":"#microsoft.graph.resultInfo","code":"200",
-            "subcode":"5001","message":"The conversation has ended."}}}}}}]}}"##
+            "subcode":"5001","message":"The conversation has ended."}}}}}}]}}"##,
+        id = this_call_upper()
     );
     let d = driver.hub().deliver(&proof(), body.as_bytes()).unwrap();
     assert_eq!(d.terminated, 1);
@@ -1178,7 +1201,7 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
             Err::<http::Response<Vec<u8>>, _>(std::io::Error::other("never"))
         }
     };
-    let (driver, mut events, _audit) = driver_over(slow, DriverConfig::default());
+    let (driver, mut events, audit) = driver_over(slow, DriverConfig::default());
     let begin = driver.begin_recording(driver.call(call_id()).unwrap());
     assert!(
         tokio::time::timeout(Duration::from_secs(1), begin)
@@ -1193,7 +1216,7 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
     // operation notifications carry it).
     let context = contexts.lock().unwrap()[0].clone();
     let body = notifications([operation_entry(
-        CALL_UPPER,
+        &this_call_upper(),
         OP_UPPER,
         Some(&context),
         "completed",
@@ -1203,7 +1226,9 @@ async fn a_begin_dropped_in_flight_still_surfaces_its_late_completion() {
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
         panic!("the late completion must be surfaced")
     };
-    assert_eq!((late.call_id, late.episode), (call_id(), 1));
+    // The episode the dropped begin started (episodes are numbered across the process).
+    let begun = begun_episodes(&audit.events(), &this_call_key());
+    assert_eq!((late.call_id, late.episode), (call_id(), begun[0]));
     assert_eq!(late.client_context, context);
 }
 
@@ -1268,7 +1293,7 @@ async fn a_reconcile_dropped_in_flight_can_be_repeated() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     let Some(DriverEvent::LateCompletion(late)) = events.recv().await else {
@@ -1306,7 +1331,7 @@ async fn a_call_terminated_while_pending_never_records_with_live_retention() {
         .hub()
         .deliver(
             &proof(),
-            &graph_notification(CALL_UPPER, OP_UPPER, "completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
         )
         .unwrap();
     assert_eq!(
@@ -1346,4 +1371,73 @@ async fn dropping_the_driver_frees_its_registry_hub_and_sink() {
         1,
         "the driver's parts still hold its audit sink after the driver was dropped"
     );
+}
+
+/// Two drivers in one process (one per worker, say) against the same Graph: a call the first
+/// records cannot be opened through the second under either spelling, so the second can never
+/// report `notRecording` while the first's media is written (G7). Once the first is done with
+/// the call, the second records it.
+#[tokio::test(start_paused = true)]
+async fn a_second_driver_cannot_open_a_call_the_first_records() {
+    let (first, _e1, audit_1, _t1) = scripted_driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let (second, _e2, audit_2, transport_2) = scripted_driver(
+        vec![Step::completed(), Step::completed()],
+        DriverConfig::default(),
+    );
+    let call = recording(&first).await;
+    let handle = call.retention_handle().unwrap();
+    for spelling in [this_call(), this_call_upper()] {
+        let refused = second.call(spelling.parse().unwrap());
+        assert!(
+            matches!(refused, Err(Error::AlreadyOpen { .. })),
+            "{spelling}: {refused:?}"
+        );
+    }
+    assert!(
+        transport_2.statuses().is_empty(),
+        "nothing sent by the second"
+    );
+    assert!(!handle.is_revoked());
+    drop(handle);
+    drop(first.stop_recording(call).await.unwrap());
+
+    let again = second.call(this_call_upper().parse().unwrap()).unwrap();
+    let Started::Recording(again) = second.begin_recording(again).await.unwrap() else {
+        panic!("the second driver records once the first is done")
+    };
+    drop(second.stop_recording(again).await.unwrap());
+    verify(&audit_1.events()).unwrap();
+    verify(&audit_2.events()).unwrap();
+}
+
+/// The orphan report of a recording call dropped through one driver is superseded when
+/// another driver of the process begins a new episode of the call first: episodes are one
+/// sequence per call across the process, so the stale `notRecording` is never sent over the
+/// new recording (G7).
+#[tokio::test(start_paused = true)]
+async fn an_orphan_report_is_superseded_by_another_drivers_new_episode() {
+    let (first, mut events_1, audit_1, transport_1) =
+        scripted_driver(vec![Step::completed(); 2], DriverConfig::default());
+    let (second, _e2, audit_2, transport_2) =
+        scripted_driver(vec![Step::completed(); 2], DriverConfig::default());
+    let old = recording(&first).await;
+    let old_handle = old.retention_handle().unwrap();
+    drop(old); // revoked; its report waits for the handle's end
+    let new = recording(&second).await;
+    drop(old_handle);
+    let Some(DriverEvent::OrphanNotReported { reason, .. }) = events_1.recv().await else {
+        panic!("the first driver's stale report must be cancelled and surfaced")
+    };
+    assert!(reason.contains("superseded"), "{reason}");
+    assert_eq!(transport_1.statuses(), ["recording"]);
+    assert!(audit_1.events().iter().any(|e| matches!(
+        e.kind,
+        AuditKind::ReportSuperseded { current_episode, .. } if current_episode == new.episode()
+    )));
+    drop(second.stop_recording(new).await.unwrap());
+    assert_eq!(transport_2.statuses(), ["recording", "notRecording"]);
+    verify(&audit_2.events()).unwrap();
 }

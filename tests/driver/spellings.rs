@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::bodies::{OPERATION_TYPE, notifications};
 use crate::support::driving::scripted_driver;
 use crate::support::graph::proof;
-use crate::support::ids::{CALL, OP, upper};
+use crate::support::ids::{OP, this_call, upper};
 
 /// `updateRecordingStatus`'s `200 running` answer, naming the operation `op` (as spelled).
 fn running_as(op: &str) -> Step {
@@ -69,9 +69,9 @@ fn completed_in(field: Field, call: &str, op: &str) -> Vec<u8> {
 #[tokio::test(start_paused = true)]
 async fn either_id_form_in_every_field_settles_the_waiting_request() {
     let forms = |id: &str| [id.to_owned(), upper(id)];
-    for opened in forms(CALL) {
+    for opened in forms(&this_call()) {
         for answered in forms(OP) {
-            for call in forms(CALL) {
+            for call in forms(&this_call()) {
                 for op in forms(OP) {
                     for field in [
                         Field::ResourceUrl,
@@ -112,8 +112,8 @@ async fn either_id_form_in_every_field_settles_the_waiting_request() {
 #[tokio::test(start_paused = true)]
 async fn a_terminated_call_in_either_id_form_in_every_field_is_revoked() {
     let forms = |id: &str| [id.to_owned(), upper(id)];
-    for opened in forms(CALL) {
-        for named in forms(CALL) {
+    for opened in forms(&this_call()) {
+        for named in forms(&this_call()) {
             let data = json!({ "@odata.type": "#microsoft.graph.call", "state": "terminated" });
             for entry in [
                 json!({ "changeType": "deleted", "resourceUrl": format!("/communications/calls/{named}"), "resourceData": data }),
@@ -155,7 +155,7 @@ async fn settle_with(entry: Value) -> (Started, Vec<String>) {
     );
     let d2 = driver.clone();
     let waiting = tokio::spawn(async move {
-        d2.begin_recording(d2.call(CALL.parse().unwrap()).unwrap())
+        d2.begin_recording(d2.call(this_call().parse().unwrap()).unwrap())
             .await
             .unwrap()
     });
@@ -175,7 +175,7 @@ async fn settle_with(entry: Value) -> (Started, Vec<String>) {
 #[tokio::test(start_paused = true)]
 async fn every_enum_of_an_operation_update_in_any_case_decides_alike() {
     let op = upper(OP);
-    let call = upper(CALL);
+    let call = upper(&this_call());
     for (change, path, odata, completed, reason, failed) in [
         (
             "deleted",
@@ -212,6 +212,8 @@ async fn every_enum_of_an_operation_update_in_any_case_decides_alike() {
             "{change} {completed}: {started:?}"
         );
         assert_eq!(sent, ["recording"]);
+        // One value per call in the process: this one goes before the next is opened.
+        drop(started);
         let (started, sent) = settle_with(entry(failed)).await;
         assert!(
             matches!(started, Started::Failed(_)),
@@ -228,7 +230,7 @@ async fn every_enum_of_an_operation_update_in_any_case_decides_alike() {
 #[tokio::test(start_paused = true)]
 async fn the_outcome_is_read_from_status_never_from_change_type() {
     let op_upper = upper(OP);
-    let call_upper = upper(CALL);
+    let call_upper = upper(&this_call());
     let canceled = |change: &str, status: &str| {
         json!({
             "@odata.type": "#microsoft.graph.commsNotification",
@@ -260,6 +262,7 @@ async fn the_outcome_is_read_from_status_never_from_change_type() {
             call.reason()
         );
         assert_eq!(sent, ["recording", "failed"]);
+        drop(call);
         let (started, _) = settle_with(canceled(change, "completed")).await;
         assert!(
             matches!(started, Started::Recording(_)),

@@ -33,7 +33,7 @@ use recording_status::{Begin, Endpoint, Graph, OperationStatus, RetentionWriter}
 
 use crate::support::assert_no_token;
 use crate::support::graph::{BEARER, graph_over};
-use crate::support::ids::{CALL, CALL_UPPER, OTHER, upper};
+use crate::support::ids::{other_call, this_call, this_call_upper, upper};
 use crate::support::loopback::{free_port, hub_webhook, serve};
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -237,7 +237,7 @@ async fn complete_has_graphs_exact_shape() -> TestResult {
         emulator.base_url(),
         format!("http://{}/v1.0", emulator.addr())
     );
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert_eq!(answer.status, 200);
     let v = answer.json();
     let id = v["id"].as_str().unwrap().to_owned();
@@ -255,8 +255,9 @@ async fn complete_has_graphs_exact_shape() -> TestResult {
         answer.header("location"),
         Some(
             format!(
-                "{}/communications/calls/{CALL}/operations/{id}",
-                emulator.base_url()
+                "{}/communications/calls/{}/operations/{id}",
+                emulator.base_url(),
+                this_call()
             )
             .as_str()
         )
@@ -267,10 +268,13 @@ async fn complete_has_graphs_exact_shape() -> TestResult {
         Some("9f6b1d3e-0000-4000-8000-000000000001")
     );
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
     // Ids are matched in normalised form.
-    assert_eq!(emulator.status_of(CALL_UPPER), Some(Accepted::Recording));
-    assert_eq!(emulator.status_of(OTHER), None);
+    assert_eq!(
+        emulator.status_of(&this_call_upper()),
+        Some(Accepted::Recording)
+    );
+    assert_eq!(emulator.status_of(&other_call()), None);
     Ok(())
 }
 
@@ -279,17 +283,20 @@ async fn the_crate_records_against_the_emulator() -> TestResult {
     let emulator = Emulator::start().await?;
     let graph = graph(&emulator);
     let audit = Arc::new(MemorySink::default());
-    let call = recording_status::Calls::new(audit.clone()).open(CALL.parse()?)?;
+    let call = recording_status::Calls::new(audit.clone()).open(this_call().parse()?)?;
     let Begin::Recording(call) = call.begin_recording(&graph).await? else {
         panic!("expected a synchronous completion");
     };
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
     let mut writer = RetentionWriter::new(call.retention()?, Vec::new());
     writer.write_all(b"frame")?;
     let (_, capability) = writer.finish()?;
     drop(capability);
     let call = call.stop_recording(&graph, std::future::pending()).await?;
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::NotRecording));
+    assert_eq!(
+        emulator.status_of(&this_call()),
+        Some(Accepted::NotRecording)
+    );
     verify(&audit.events())?;
     drop(call);
 
@@ -305,7 +312,7 @@ async fn the_crate_records_against_the_emulator() -> TestResult {
     for r in &requests {
         assert!(r.authorized);
         assert_eq!(r.version, "v1.0");
-        assert_eq!(r.call_id, CALL);
+        assert_eq!(r.call_id, this_call());
         assert_eq!(r.method, "POST");
         assert_eq!(r.http_status, 200);
         assert!(r.client_request_id.is_some());
@@ -325,7 +332,8 @@ async fn beta_endpoint() -> TestResult {
     );
     let graph =
         graph_over(transport()).with_endpoint(Endpoint::custom(&emulator.beta_url()).unwrap());
-    let call = recording_status::Calls::new(Arc::new(MemorySink::default())).open(CALL.parse()?)?;
+    let call =
+        recording_status::Calls::new(Arc::new(MemorySink::default())).open(this_call().parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Recording(_)
@@ -343,8 +351,8 @@ type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>, u16, &'a str);
 #[tokio::test]
 async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestResult {
     let emulator = Emulator::start().await?;
-    emulator.script(CALL, [Behavior::Forbidden8506, Behavior::Complete]);
-    let url = update_url(&emulator.base_url(), CALL);
+    emulator.script(&this_call(), [Behavior::Forbidden8506, Behavior::Complete]);
+    let url = update_url(&emulator.base_url(), &this_call());
     let no_auth = &GOOD_HEADERS[1..];
     let wrong_type = &[GOOD_HEADERS[0], ("content-type", "text/plain")];
     let basic = &[("authorization", "Basic dXNlcjpwYXNz"), GOOD_HEADERS[1]];
@@ -470,8 +478,8 @@ async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestRe
     assert!(answer.header("request-id").is_some());
 
     // Nothing was consumed: the script starts now.
-    assert_eq!(update(&emulator, CALL).await.status, 403);
-    assert_eq!(update(&emulator, CALL).await.status, 200);
+    assert_eq!(update(&emulator, &this_call()).await.status, 403);
+    assert_eq!(update(&emulator, &this_call()).await.status, 200);
     // Exactly 256 printable characters is fine.
     let answer = send(
         "POST",
@@ -493,7 +501,7 @@ async fn validation_failures_are_graph_envelopes_and_consume_nothing() -> TestRe
         Some(257)
     );
     assert_eq!(requests[13].http_status, 413);
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
     assert_no_token_in(&requests);
     Ok(())
 }
@@ -535,7 +543,7 @@ async fn paths_methods_and_versions() -> TestResult {
     }
     let answer = send(
         "GET",
-        &update_url(&emulator.base_url(), CALL),
+        &update_url(&emulator.base_url(), &this_call()),
         GOOD_HEADERS,
         Vec::new(),
     )
@@ -580,7 +588,7 @@ async fn a_request_without_client_context_is_accepted_like_graph() -> TestResult
     let mut hook = Webhook::start().await;
     emulator.set_callback_url(&hook.url);
     emulator.script(
-        CALL,
+        &this_call(),
         [
             Behavior::Complete,
             Behavior::Running {
@@ -589,7 +597,7 @@ async fn a_request_without_client_context_is_accepted_like_graph() -> TestResult
             },
         ],
     );
-    let url = update_url(&emulator.base_url(), CALL);
+    let url = update_url(&emulator.base_url(), &this_call());
     let absent = send(
         "POST",
         &url,
@@ -601,7 +609,7 @@ async fn a_request_without_client_context_is_accepted_like_graph() -> TestResult
     let v = absent.json();
     assert_eq!(v["status"], "completed");
     assert!(v["clientContext"].is_null(), "{v}");
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
 
     let null = br#"{"clientContext":null,"status":"notRecording"}"#.to_vec();
     let null = send("POST", &url, GOOD_HEADERS, null).await?;
@@ -612,7 +620,10 @@ async fn a_request_without_client_context_is_accepted_like_graph() -> TestResult
     let data = &notification["value"][0]["resourceData"];
     assert_eq!(data["status"], "completed");
     assert!(data["clientContext"].is_null(), "{notification}");
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::NotRecording));
+    assert_eq!(
+        emulator.status_of(&this_call()),
+        Some(Accepted::NotRecording)
+    );
 
     // Both consumed a behaviour and were recorded without a context.
     let requests = emulator.requests();
@@ -628,13 +639,13 @@ async fn running_notifies_the_callback_in_graphs_shape() -> TestResult {
     let mut hook = Webhook::start().await;
     emulator.set_callback_url(&hook.url);
     emulator.script(
-        CALL,
+        &this_call(),
         [Behavior::Running {
             delay: Duration::from_millis(50),
             notify: NotifyStyle::default().with_bearer("Bearer callback-jwt"),
         }],
     );
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["status"], "running");
     let op = answer.json()["id"].as_str().unwrap().to_owned();
@@ -645,7 +656,7 @@ async fn running_notifies_the_callback_in_graphs_shape() -> TestResult {
             .ends_with(&format!("/operations/{op}"))
     );
     assert_eq!(
-        emulator.status_of(CALL),
+        emulator.status_of(&this_call()),
         None,
         "not before the operation completes"
     );
@@ -653,7 +664,7 @@ async fn running_notifies_the_callback_in_graphs_shape() -> TestResult {
     let (headers, v) = hook.next().await;
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["authorization"], "Bearer callback-jwt");
-    let path = format!("/communications/calls/{CALL}/operations/{op}");
+    let path = format!("/communications/calls/{}/operations/{op}", this_call());
     assert_eq!(
         v,
         serde_json::json!({
@@ -683,10 +694,10 @@ async fn running_notifies_the_callback_in_graphs_shape() -> TestResult {
     assert_eq!(update.change_type, ChangeType::Deleted);
     assert_eq!(update.operation.status, Some(OperationStatus::Completed));
     assert_eq!(update.operation_id.as_deref(), Some(op.as_str()));
-    assert_eq!(update.call_id.as_deref(), Some(CALL));
+    assert_eq!(update.call_id.as_deref(), Some(this_call().as_str()));
     hook.nothing_more().await;
     assert_eq!(emulator.notifications_sent(), 1);
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
     Ok(())
 }
 
@@ -704,9 +715,9 @@ async fn messy_notifications_duplicate_out_of_order_upper_pascal() -> TestResult
             .with_pascal_case()
             .with_legacy_resource(),
     }]);
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     let op = answer.json()["id"].as_str().unwrap().to_owned();
-    let call_upper = upper(CALL);
+    let call_upper = upper(&this_call());
     let op_upper = upper(&op);
 
     let (headers, first) = hook.next().await;
@@ -745,21 +756,24 @@ async fn running_then_fail_notifies_failed() -> TestResult {
     let mut hook = Webhook::start().await;
     emulator.set_callback_url(&hook.url);
     emulator.script(
-        CALL,
+        &this_call(),
         [Behavior::RunningThenFail {
             delay: Duration::from_millis(20),
             code: 500,
             subcode: 8510,
         }],
     );
-    assert_eq!(update(&emulator, CALL).await.json()["status"], "running");
+    assert_eq!(
+        update(&emulator, &this_call()).await.json()["status"],
+        "running"
+    );
     let (_, v) = hook.next().await;
     let data = &v["value"][0]["resourceData"];
     assert_eq!(v["value"][0]["changeType"], "deleted");
     assert_eq!(data["status"], "failed");
     assert_eq!(data["resultInfo"]["code"], 500);
     assert_eq!(data["resultInfo"]["subcode"], 8510);
-    assert_eq!(emulator.status_of(CALL), None);
+    assert_eq!(emulator.status_of(&this_call()), None);
     Ok(())
 }
 
@@ -770,11 +784,11 @@ async fn without_callback_url_notifications_are_dropped() -> TestResult {
         delay: Duration::from_millis(10),
         notify: NotifyStyle::default(),
     }]);
-    assert_eq!(update(&emulator, CALL).await.status, 200);
+    assert_eq!(update(&emulator, &this_call()).await.status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(emulator.notifications_sent(), 0);
     // The operation still completed on Graph's side.
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::Recording));
+    assert_eq!(emulator.status_of(&this_call()), Some(Accepted::Recording));
     Ok(())
 }
 
@@ -789,7 +803,7 @@ async fn failed_operation() -> TestResult {
         subcode: 8510,
         message: "media processor unavailable".to_owned(),
     }]);
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert_eq!(answer.status, 200);
     let v = answer.json();
     assert_eq!(v["status"], "failed");
@@ -800,7 +814,7 @@ async fn failed_operation() -> TestResult {
         panic!("expected a failed operation");
     };
     assert_eq!(operation.result_info.unwrap().subcode, Some(8510));
-    assert_eq!(emulator.status_of(CALL), None);
+    assert_eq!(emulator.status_of(&this_call()), None);
     Ok(())
 }
 
@@ -808,7 +822,7 @@ async fn failed_operation() -> TestResult {
 async fn throttling_with_both_retry_after_forms() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script(
-        CALL,
+        &this_call(),
         [
             Behavior::Throttle {
                 status: 429,
@@ -824,7 +838,7 @@ async fn throttling_with_both_retry_after_forms() -> TestResult {
             },
         ],
     );
-    let first = update(&emulator, CALL).await;
+    let first = update(&emulator, &this_call()).await;
     assert_eq!(first.status, 429);
     assert_eq!(first.header("retry-after"), Some("7"));
     assert_eq!(first.error_code(), "activityLimitReached");
@@ -838,7 +852,7 @@ async fn throttling_with_both_retry_after_forms() -> TestResult {
     );
     assert!(e.request_id.is_some());
 
-    let second = update(&emulator, CALL).await;
+    let second = update(&emulator, &this_call()).await;
     assert_eq!(second.status, 503);
     let date = second.header("retry-after").unwrap();
     assert!(date.ends_with(" GMT"), "{date}");
@@ -849,7 +863,7 @@ async fn throttling_with_both_retry_after_forms() -> TestResult {
     );
     assert_eq!(second.error_code(), "serviceNotAvailable");
 
-    let third = update(&emulator, CALL).await;
+    let third = update(&emulator, &this_call()).await;
     assert_eq!(third.status, 429);
     assert!(third.header("retry-after").is_none());
     Ok(())
@@ -859,7 +873,7 @@ async fn throttling_with_both_retry_after_forms() -> TestResult {
 async fn server_errors() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script(
-        CALL,
+        &this_call(),
         [500, 502, 504].map(|status| Behavior::ServerError { status }),
     );
     for (status, code) in [
@@ -867,7 +881,7 @@ async fn server_errors() -> TestResult {
         (502, "BadGateway"),
         (504, "GatewayTimeout"),
     ] {
-        let answer = update(&emulator, CALL).await;
+        let answer = update(&emulator, &this_call()).await;
         assert_eq!(answer.status, status);
         assert_eq!(answer.error_code(), code);
     }
@@ -878,14 +892,14 @@ async fn server_errors() -> TestResult {
 async fn malformed_bodies() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script(
-        CALL,
+        &this_call(),
         [
             Behavior::Malformed(MalformedBody::Html),
             Behavior::Malformed(MalformedBody::TruncatedJson),
             Behavior::Malformed(MalformedBody::Empty),
         ],
     );
-    let html = update(&emulator, CALL).await;
+    let html = update(&emulator, &this_call()).await;
     assert_eq!(html.status, 200);
     assert!(
         html.header("content-type")
@@ -896,14 +910,14 @@ async fn malformed_bodies() -> TestResult {
         interpret_response(&html.as_http()),
         Outcome::Unparseable { .. }
     ));
-    let truncated = update(&emulator, CALL).await;
+    let truncated = update(&emulator, &this_call()).await;
     assert!(serde_json::from_slice::<Value>(&truncated.body).is_err());
     assert!(truncated.body.starts_with(b"{\"@odata.type\""));
     assert!(matches!(
         interpret_response(&truncated.as_http()),
         Outcome::Unparseable { .. }
     ));
-    let empty = update(&emulator, CALL).await;
+    let empty = update(&emulator, &this_call()).await;
     assert_eq!(empty.status, 200);
     assert!(empty.body.is_empty());
     assert!(matches!(
@@ -913,7 +927,7 @@ async fn malformed_bodies() -> TestResult {
             ..
         }
     ));
-    assert_eq!(emulator.status_of(CALL), None);
+    assert_eq!(emulator.status_of(&this_call()), None);
     Ok(())
 }
 
@@ -921,7 +935,7 @@ async fn malformed_bodies() -> TestResult {
 async fn forbidden_8506() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script_default([Behavior::Forbidden8506]);
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert_eq!(answer.status, 403);
     assert_eq!(answer.error_code(), "8506");
     assert_eq!(
@@ -930,8 +944,8 @@ async fn forbidden_8506() -> TestResult {
     );
     // Through the crate: a permanent rejection, nothing to retain.
     let graph = graph(&emulator);
-    let call =
-        recording_status::Calls::new(Arc::new(MemorySink::default())).open(OTHER.parse()?)?;
+    let call = recording_status::Calls::new(Arc::new(MemorySink::default()))
+        .open(other_call().parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Failed(_)
@@ -942,8 +956,8 @@ async fn forbidden_8506() -> TestResult {
 #[tokio::test]
 async fn dropped_connection_gets_no_answer() -> TestResult {
     let emulator = Emulator::start().await?;
-    emulator.script(CALL, [Behavior::DropConnection, Behavior::Complete]);
-    let url = update_url(&emulator.base_url(), CALL);
+    emulator.script(&this_call(), [Behavior::DropConnection, Behavior::Complete]);
+    let url = update_url(&emulator.base_url(), &this_call());
     let dropped = send("POST", &url, GOOD_HEADERS, body("recording", "c")).await;
     let error = dropped.expect_err("no answer");
     // hyper: "connection closed before message completed" (or reset), not a connect error.
@@ -955,7 +969,7 @@ async fn dropped_connection_gets_no_answer() -> TestResult {
         "{error:?}"
     );
     // The server lives on.
-    assert_eq!(update(&emulator, CALL).await.status, 200);
+    assert_eq!(update(&emulator, &this_call()).await.status, 200);
     let requests = emulator.requests();
     assert_eq!(requests[0].http_status, 0);
     assert_eq!(requests[1].http_status, 200);
@@ -965,8 +979,8 @@ async fn dropped_connection_gets_no_answer() -> TestResult {
 #[tokio::test]
 async fn truncated_body_is_an_incomplete_message() -> TestResult {
     let emulator = Emulator::start().await?;
-    emulator.script(CALL, [Behavior::TruncatedBody, Behavior::Complete]);
-    let url = update_url(&emulator.base_url(), CALL);
+    emulator.script(&this_call(), [Behavior::TruncatedBody, Behavior::Complete]);
+    let url = update_url(&emulator.base_url(), &this_call());
     let request = http::Request::post(&url)
         .header("authorization", "Bearer t")
         .header("content-type", "application/json")
@@ -980,7 +994,7 @@ async fn truncated_body_is_an_incomplete_message() -> TestResult {
         "body of {promised} bytes arrived whole: {read:?}"
     );
     // Through the crate's transport it is an error, not an answer.
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert_eq!(answer.status, 200);
     Ok(())
 }
@@ -989,7 +1003,7 @@ async fn truncated_body_is_an_incomplete_message() -> TestResult {
 async fn foreign_location_is_never_followed() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script_default([Behavior::ForeignLocation]);
-    let answer = update(&emulator, OTHER).await;
+    let answer = update(&emulator, &other_call()).await;
     assert!(
         answer
             .header("location")
@@ -997,7 +1011,8 @@ async fn foreign_location_is_never_followed() -> TestResult {
             .starts_with("https://evil.example/v1.0/")
     );
     let graph = graph(&emulator);
-    let call = recording_status::Calls::new(Arc::new(MemorySink::default())).open(CALL.parse()?)?;
+    let call =
+        recording_status::Calls::new(Arc::new(MemorySink::default())).open(this_call().parse()?)?;
     assert!(matches!(
         call.begin_recording(&graph).await?,
         Begin::Recording(_)
@@ -1014,14 +1029,14 @@ async fn foreign_location_is_never_followed() -> TestResult {
 async fn slow_answers_wait() -> TestResult {
     let emulator = Emulator::start().await?;
     emulator.script(
-        CALL,
+        &this_call(),
         [Behavior::Slow {
             delay: Duration::from_millis(300),
             then: Box::new(Behavior::Forbidden8506),
         }],
     );
     let started = Instant::now();
-    let answer = update(&emulator, CALL).await;
+    let answer = update(&emulator, &this_call()).await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(answer.status, 403);
     assert_eq!(emulator.requests()[0].http_status, 403);
@@ -1037,7 +1052,7 @@ async fn per_call_scripts_and_the_default() -> TestResult {
     emulator.script_default([Behavior::Forbidden8506]);
     // Scripted under Graph's notification form of the id; requested in the response form.
     emulator.script(
-        CALL_UPPER,
+        &this_call_upper(),
         [
             Behavior::ServerError { status: 500 },
             Behavior::Complete,
@@ -1049,34 +1064,37 @@ async fn per_call_scripts_and_the_default() -> TestResult {
         ],
     );
     let statuses = |answer: Answer| (answer.status, answer.json()["status"].clone());
-    assert_eq!(statuses(update(&emulator, CALL).await).0, 500);
+    assert_eq!(statuses(update(&emulator, &this_call()).await).0, 500);
     assert_eq!(
-        statuses(update(&emulator, CALL).await),
+        statuses(update(&emulator, &this_call()).await),
         (200, "completed".into())
     );
     assert_eq!(
-        statuses(update(&emulator, CALL).await),
+        statuses(update(&emulator, &this_call()).await),
         (200, "failed".into())
     );
     assert_eq!(
-        statuses(update(&emulator, CALL).await),
+        statuses(update(&emulator, &this_call()).await),
         (200, "failed".into()),
         "last repeats"
     );
-    assert_eq!(update(&emulator, OTHER).await.status, 403);
-    assert_eq!(update(&emulator, OTHER).await.status, 403);
+    assert_eq!(update(&emulator, &other_call()).await.status, 403);
+    assert_eq!(update(&emulator, &other_call()).await.status, 403);
 
     // Each unscripted call walks the default script on its own.
     emulator.script_default([Behavior::ServerError { status: 502 }, Behavior::Complete]);
-    assert_eq!(update(&emulator, OTHER).await.status, 502);
+    assert_eq!(update(&emulator, &other_call()).await.status, 502);
     assert_eq!(update(&emulator, "third-call").await.status, 502);
-    assert_eq!(update(&emulator, OTHER).await.status, 200);
+    assert_eq!(update(&emulator, &other_call()).await.status, 200);
     assert_eq!(update(&emulator, "third-call").await.status, 200);
 
     // An empty script hands the call back to the default; an empty default is `Complete`.
-    emulator.script(CALL, []);
+    emulator.script(&this_call(), []);
     emulator.script_default([]);
-    assert_eq!(update(&emulator, CALL).await.json()["status"], "completed");
+    assert_eq!(
+        update(&emulator, &this_call()).await.json()["status"],
+        "completed"
+    );
     Ok(())
 }
 
@@ -1086,7 +1104,7 @@ async fn per_call_scripts_and_the_default() -> TestResult {
 #[tokio::test]
 async fn shutdown_and_drop_stop_the_server() -> TestResult {
     let emulator = Emulator::start().await?;
-    let url = update_url(&emulator.base_url(), CALL);
+    let url = update_url(&emulator.base_url(), &this_call());
     assert!(format!("{emulator:?}").contains("Emulator"));
     emulator.shutdown().await;
     assert!(
@@ -1096,7 +1114,7 @@ async fn shutdown_and_drop_stop_the_server() -> TestResult {
     );
 
     let emulator = Emulator::start().await?;
-    let url = update_url(&emulator.base_url(), CALL);
+    let url = update_url(&emulator.base_url(), &this_call());
     drop(emulator);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
@@ -1112,7 +1130,7 @@ async fn start_on_a_chosen_address() -> TestResult {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let emulator = Emulator::start_on(addr).await?;
     assert_eq!(emulator.addr(), addr);
-    assert_eq!(update(&emulator, CALL).await.status, 200);
+    assert_eq!(update(&emulator, &this_call()).await.status, 200);
     Ok(())
 }
 
@@ -1129,7 +1147,7 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     emulator.set_callback_url(url);
     let messy = NotifyStyle::messy().with_bearer("Bearer bot-framework-jwt");
     emulator.script(
-        CALL,
+        &this_call(),
         [
             Behavior::Running {
                 delay: Duration::from_millis(100),
@@ -1139,7 +1157,7 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
         ],
     );
     emulator.script(
-        OTHER,
+        &other_call(),
         [Behavior::RunningThenFail {
             delay: Duration::from_millis(50),
             code: 500,
@@ -1148,7 +1166,9 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     );
 
     // A pending `recording` settled by the notification.
-    let Started::Recording(call) = driver.begin_recording(driver.call(CALL.parse()?)?).await?
+    let Started::Recording(call) = driver
+        .begin_recording(driver.call(this_call().parse()?)?)
+        .await?
     else {
         panic!("expected the notification to complete the operation");
     };
@@ -1158,11 +1178,17 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
     drop(capability);
     assert_eq!(stored, b"media");
     let call = driver.stop_recording(call).await?;
-    assert_eq!(emulator.status_of(CALL), Some(Accepted::NotRecording));
+    assert_eq!(
+        emulator.status_of(&this_call()),
+        Some(Accepted::NotRecording)
+    );
     drop(driver.end(call));
 
     // A pending `recording` that fails: nothing may be retained.
-    let Started::Failed(other) = driver.begin_recording(driver.call(OTHER.parse()?)?).await? else {
+    let Started::Failed(other) = driver
+        .begin_recording(driver.call(other_call().parse()?)?)
+        .await?
+    else {
         panic!("expected the failed notification to fail the call");
     };
     drop(driver.end(other));
@@ -1199,8 +1225,8 @@ async fn driver_end_to_end_with_notifications() -> TestResult {
             .map(|r| r.status.clone().unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(for_call(CALL), ["recording", "notRecording"]);
-    assert_eq!(for_call(OTHER)[0], "recording");
+    assert_eq!(for_call(&this_call()), ["recording", "notRecording"]);
+    assert_eq!(for_call(&other_call())[0], "recording");
     assert!(requests.iter().all(|r| r.authorized));
     assert_no_token_in(&requests);
     emulator.shutdown().await;
@@ -1235,13 +1261,13 @@ async fn notifications_are_signed_and_keys_rotate() -> TestResult {
     );
     let validator = BotFrameworkValidator::new(APP, keys.clone());
 
-    assert_eq!(update(&emulator, CALL).await.status, 200);
+    assert_eq!(update(&emulator, &this_call()).await.status, 200);
     let (headers, _) = hook.next().await;
     let first = headers["authorization"].to_str()?.to_owned();
     assert!(validator.validate_refreshing(&first).await.is_ok());
 
     assert_eq!(emulator.rotate_signing_key(), TestKey::SECOND);
-    assert_eq!(update(&emulator, OTHER).await.status, 200);
+    assert_eq!(update(&emulator, &other_call()).await.status, 200);
     let (headers, _) = hook.next().await;
     let second = headers["authorization"].to_str()?.to_owned();
     assert_ne!(first, second);

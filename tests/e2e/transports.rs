@@ -25,12 +25,15 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::support::bodies::operation_body;
 use crate::support::graph::{BEARER, TOKEN, graph_over, open};
-use crate::support::ids::{CALL, OP, call_id};
+use crate::support::ids::{OP, call_id, this_call};
 use crate::support::loopback::free_port;
 
 /// The path the crate posts [`CALL`]'s status to, under `/v1.0`.
 fn update_path() -> String {
-    format!("/v1.0/communications/calls/{CALL}/updateRecordingStatus")
+    format!(
+        "/v1.0/communications/calls/{}/updateRecordingStatus",
+        this_call()
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -469,8 +472,9 @@ async fn location_on_success_never_contacted(which: Which) {
         .await;
     let server = MockServer::start().await;
     let location = format!(
-        "{}/v1.0/communications/calls/{CALL}/operations/op",
-        foreign.uri()
+        "{}/v1.0/communications/calls/{}/operations/op",
+        foreign.uri(),
+        this_call()
     );
     let evil = "https://evil.example/v1.0/communications/calls/x/operations/op";
     Mock::given(method("POST"))

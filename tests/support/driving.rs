@@ -10,7 +10,7 @@ use recording_status::{Call, Failed, Graph, Recording, TokenSource, Transport};
 
 use super::bodies::{notifications, terminated_entry};
 use super::graph::{graph_over, proof, scripted};
-use super::ids::{CALL_UPPER, call_id};
+use super::ids::{call_id, this_call_upper};
 
 /// A driver over a Graph that answers with `steps`, its events, its trail, and the transport
 /// (a handle on the same script: it shows what was sent, and takes more steps).
@@ -77,6 +77,6 @@ pub(crate) async fn failed<T: Transport + 'static>(driver: &Driver<T>, why: &str
 /// Delivers Graph's call-state notification that [`CALL`](super::ids::CALL) terminated (in
 /// Graph's upper-case dash-less spelling), and checks that the hub read it.
 pub(crate) fn graph_terminates_the_call<T: Transport + 'static>(driver: &Driver<T>) {
-    let body = notifications([terminated_entry(CALL_UPPER)]);
+    let body = notifications([terminated_entry(&this_call_upper())]);
     assert_eq!(driver.hub().deliver(&proof(), &body).unwrap().terminated, 1);
 }

@@ -96,6 +96,22 @@ pub(crate) fn labels(events: &[AuditEvent]) -> Vec<String> {
     events.iter().map(|e| label(&e.kind)).collect()
 }
 
+/// The episodes `events` begin for the call keyed `call_key`, in order, read from their
+/// `recording requested (registry episode N)` transitions.
+pub(crate) fn begun_episodes(events: &[AuditEvent], call_key: &str) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e.call_id == call_key)
+        .filter_map(|e| match &e.kind {
+            AuditKind::Transition { reason, .. } => reason
+                .strip_prefix("recording requested (registry episode ")
+                .and_then(|n| n.strip_suffix(')'))
+                .and_then(|n| n.parse().ok()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The trail of `sink` as JSON text, for checks that a secret never reaches it.
 pub(crate) fn as_json(sink: &MemorySink) -> String {
     serde_json::to_string(&sink.events()).unwrap()

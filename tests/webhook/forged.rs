@@ -12,7 +12,7 @@ use recording_status::webhook::{BotFrameworkValidator, StaticKeys};
 
 use crate::support::bodies::graph_notification;
 use crate::support::driving::scripted_driver;
-use crate::support::ids::{CALL_UPPER, OP_UPPER, call_id};
+use crate::support::ids::{OP_UPPER, call_id, this_call_upper};
 use crate::support::jwt::{APP_ID, ATTACKER_PEM, JWKS, KEY_PEM, KID, bearer};
 
 fn webhook(
@@ -39,7 +39,7 @@ async fn forged_completed_cannot_unlock_retention() {
     let v = validator.clone();
     let attacker = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let body = graph_notification(CALL_UPPER, OP_UPPER, "completed");
+        let body = graph_notification(&this_call_upper(), OP_UPPER, "completed");
         let mut refused = Vec::new();
         // Signed with another key, for another bot, or not signed at all.
         for auth in [
@@ -64,6 +64,8 @@ async fn forged_completed_cannot_unlock_retention() {
     assert_eq!(refused.len(), 4);
     assert!(refused.iter().all(|e| !e.contains("eyJ")), "{refused:?}");
     verify(&audit.events()).unwrap();
+    // One value per call in the process: the failed one goes before the call is opened again.
+    drop(started);
 
     // The genuine notification, properly signed, is accepted.
     let (driver, _e, _a, _t) = scripted_driver(vec![Step::running()], DriverConfig::default());
@@ -75,7 +77,7 @@ async fn forged_completed_cannot_unlock_retention() {
             &validator,
             &hub,
             &auth,
-            &graph_notification(CALL_UPPER, OP_UPPER, "Completed"),
+            &graph_notification(&this_call_upper(), OP_UPPER, "Completed"),
         )
     });
     let started = driver
