@@ -121,8 +121,11 @@
 //! **G7. One Graph call, one typestate value, one episode at a time.**
 //! - *Types:* calls are created only by [`Calls`](crate::Calls) (or the driver), keyed by the
 //!   normalised id; there is no public `Call::new`.
-//! - *Run time:* a second live value for a call is refused; a report of an earlier episode is
-//!   not sent once a later one began (`ReportSuperseded` in the trail).
+//! - *Run time:* a second live value for a call is refused anywhere in the process, whatever
+//!   registry or driver asks (one table per process, keyed by the normalised id: Graph call
+//!   ids are GUIDs, so this reaches across clouds, tenants and base URLs); a report of an
+//!   earlier episode is not sent once a later one began, through any registry of the process
+//!   (`ReportSuperseded` in the trail).
 //! - *Verifier:* calls are keyed by normalised id, so a GUID and its upper-case dash-less
 //!   spelling are one call. Across the trails of several instances of a bot (each process has
 //!   its own registry, so no type or run-time check spans them),
@@ -130,6 +133,9 @@
 //!   overlapping times: `G7/live-in-two-instances`.
 //! - *Tests:* `tests/ui/call_new_without_registry.rs`; `tests/core/one_call.rs`
 //!   `a_second_live_value_is_refused_under_either_spelling`,
+//!   `a_second_registry_cannot_open_a_call_another_registry_holds`; `tests/driver/driver.rs`
+//!   `a_second_driver_cannot_open_a_call_the_first_records`,
+//!   `an_orphan_report_is_superseded_by_another_drivers_new_episode`;
 //!   `the_trail_uses_one_spelling_per_call`,
 //!   `verify_rejects_a_stop_under_another_spelling_while_retention_is_alive`;
 //!   `tests/driver/driver.rs` `an_orphan_report_is_never_sent_once_a_new_episode_began`,
@@ -174,6 +180,26 @@
 //!   event.
 //! - *Tests:* `tests/driver/hub.rs`; `src/notification.rs` `many_ignored_entries_stay_linear`,
 //!   `too_large`; `benches/hub.rs` (routing cost against the number of pending calls).
+//!
+//! # An instance's stop, and its restart after a crash
+//!
+//! - *A clean stop:* [`Driver::shutdown`](crate::driver::Driver::shutdown) refuses new begins,
+//!   stops every recording call (its stop signal audited, its capabilities revoked at the
+//!   deadline), reports `failed` for what Graph did not settle, and ends with an
+//!   `instance_stopped` event, after which the trail is synced. No request of the instance
+//!   follows that event. *Tests:* `tests/e2e/shutdown.rs` (1,000 calls in every state against
+//!   the emulator: none left `recording`, the trail complete; a shutdown dropped mid-way or
+//!   called twice; a bot's stop racing the shutdown, 40 rounds), `tests/driver/shutdown.rs`.
+//! - *A crash:* the trail ends with calls open, and [`verify`](crate::audit::verify) lists them
+//!   ([`Verified::open`](crate::audit::Verified::open)). The next run passes them to
+//!   [`Driver::recover`](crate::driver::Driver::recover), which records `call_recovered` for
+//!   each (the crashed process's capabilities died with it: none can count as writing) and
+//!   reports `notRecording`, or `failed` for a pending call. The verifier lists those calls
+//!   apart, under [`Verified::recovered`](crate::audit::Verified::recovered), with whether the
+//!   report followed; `recording-audit verify` prints them as "recovered". *Tests:*
+//!   `tests/e2e/example_bot.rs` `a_killed_run_is_recovered_by_the_next_and_every_call_is_closed`
+//!   (`SIGKILL` during 1,000 calls, a torn tail, then `--append`), `tests/audit/verify.rs`
+//!   `a_call_recovered_after_a_crash_is_told_apart_from_one_left_open`.
 //!
 //! # The protocol, as a picture
 //!
