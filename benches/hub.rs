@@ -25,18 +25,22 @@ use support::Discard;
 /// Deliveries per block in the interleaved measurement.
 const BLOCK: u64 = 64;
 
-fn call(n: usize) -> CallId {
-    format!("57dab8b1-894c-409a-b240-{n:012x}").parse().unwrap()
+/// Call `n` of the calls of hub `family`: the hubs of one process each wait on calls of their
+/// own (a process has one live value per Graph call).
+fn call(family: u32, n: usize) -> CallId {
+    format!("{family:08x}-894c-409a-b240-{n:012x}")
+        .parse()
+        .unwrap()
 }
 
 fn operation(n: usize) -> String {
     format!("0FE0623FD62842EDB4BD{n:012X}")
 }
 
-fn update(n: usize, status: &str) -> String {
+fn update(family: u32, n: usize, status: &str) -> String {
     format!(
         r##"{{"changeType":"updated","resourceUrl":"/communications/calls/{}/operations/{}","resourceData":{{"@odata.type":"#microsoft.graph.updateRecordingStatusOperation","status":"{status}"}}}}"##,
-        call(n).normalized().to_ascii_uppercase(),
+        call(family, n).normalized().to_ascii_uppercase(),
         operation(n)
     )
 }
@@ -88,14 +92,14 @@ fn driver() -> Driver<impl recording_status::Transport> {
     .0
 }
 
-/// A hub with `n` calls waiting for their `recording` operation, on `runtime`.
-fn waiting_hub(runtime: &tokio::runtime::Runtime, n: usize) -> Hub {
+/// A hub with `n` calls of `family` waiting for their `recording` operation, on `runtime`.
+fn waiting_hub(runtime: &tokio::runtime::Runtime, family: u32, n: usize) -> Hub {
     let driver = driver();
     runtime.block_on(async {
         for i in 0..n {
             let d = driver.clone();
             tokio::spawn(async move {
-                let _ = d.begin_recording(d.call(call(i)).unwrap()).await;
+                let _ = d.begin_recording(d.call(call(family, i)).unwrap()).await;
             });
         }
         while driver.hub().waiting() < n {
@@ -116,13 +120,13 @@ fn route_one(c: &mut Criterion) {
         .build()
         .unwrap();
     let sizes = [100usize, 1_000, 10_000];
-    let hubs: Vec<(usize, Hub, Vec<Vec<u8>>)> = sizes
-        .iter()
-        .map(|&n| {
-            let hub = waiting_hub(&runtime, n);
+    let hubs: Vec<(usize, Hub, Vec<Vec<u8>>)> = (0u32..)
+        .zip(sizes)
+        .map(|(family, n)| {
+            let hub = waiting_hub(&runtime, family, n);
             // 64 different calls spread over the N waiting.
             let bodies = (0..64)
-                .map(|k| body(&[update(k * n / 64, "running")]))
+                .map(|k| body(&[update(family, k * n / 64, "running")]))
                 .collect();
             (n, hub, bodies)
         })
@@ -187,10 +191,10 @@ fn one_mebibyte(c: &mut Criterion) {
         .build()
         .unwrap();
     // 10,000 requests that settled through notifications.
-    let hub = waiting_hub(&runtime, 10_000);
+    let hub = waiting_hub(&runtime, 7, 10_000);
     let proof = proof();
     for chunk in (0..10_000).collect::<Vec<_>>().chunks(1_000) {
-        let entries: Vec<String> = chunk.iter().map(|&n| update(n, "completed")).collect();
+        let entries: Vec<String> = chunk.iter().map(|&n| update(7, n, "completed")).collect();
         hub.deliver(&proof, &body(&entries)).unwrap();
     }
     runtime.block_on(async {
@@ -203,7 +207,7 @@ fn one_mebibyte(c: &mut Criterion) {
     let mut len = 20;
     let mut n = 0;
     loop {
-        let e = update(n % 10_000, "completed");
+        let e = update(7, n % 10_000, "completed");
         if len + e.len() + 1 > 1 << 20 {
             break;
         }
