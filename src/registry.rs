@@ -180,6 +180,12 @@ impl Drop for ProcessCall {
         // A new record for the same call may already have taken the slot.
         if calls.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
             calls.remove(&self.key);
+            // The table lives as long as the process: give back what a burst of calls grew it
+            // to once it is mostly empty (halving at a quarter full keeps this amortised O(1)).
+            let capacity = calls.capacity();
+            if capacity > 64 && calls.len() < capacity / 4 {
+                calls.shrink_to(capacity / 2);
+            }
         }
     }
 }
