@@ -201,6 +201,17 @@
 //!   (`SIGKILL` during 1,000 calls, a torn tail, then `--append`), `tests/audit/verify.rs`
 //!   `a_call_recovered_after_a_crash_is_told_apart_from_one_left_open`.
 //!
+//! # An acknowledgement Microsoft can confirm
+//!
+//! Every answer Graph gives is in the trail as `response_received`, 2xx included, with Graph's
+//! `request-id`, its echo of the request's `client-request-id` (`echoed_client_request_id`) and
+//! its `Date`, as Graph sent them: the `completed` that unlocked `Recording` can be looked up on
+//! Microsoft's side (a support case quotes the request id and the time). Values that are not
+//! short visible ASCII are left out. *Tests:* `tests/e2e/emulator.rs`
+//! `every_answer_is_recorded_with_graphs_request_id_and_date` (matched against the emulator's
+//! own record of the ids it answered with), `tests/core/lifecycle.rs`
+//! `hostile_correlation_headers_are_left_out_of_the_trail`.
+//!
 //! # The protocol, as a picture
 //!
 //! Generated from the same executable spec as the Mermaid copy in the crate docs:

@@ -631,7 +631,7 @@ impl Exchange {
         if definitive && let Some(guard) = self.guard.as_mut() {
             guard.disarm();
         }
-        let (kind, operation_id, request_id) = summarize(&outcome);
+        let (kind, operation_id, error_request_id) = summarize(&outcome);
         let answered = AuditEvent::now(
             self.call.normalized(),
             AuditKind::ResponseReceived {
@@ -639,7 +639,9 @@ impl Exchange {
                 http_status: response.status().as_u16(),
                 outcome: kind,
                 operation_id,
-                request_id,
+                request_id: correlation(response, "request-id").or(error_request_id),
+                echoed_client_request_id: correlation(response, "client-request-id"),
+                date: correlation(response, "date"),
             },
         );
         tracing::debug!(call_id = %self.call, attempt = self.attempt,
@@ -815,6 +817,16 @@ fn describe(error: &Error, token: Option<&AccessToken>) -> String {
         }
     }
     text
+}
+
+/// The longest correlation header value kept in the trail; Graph's are GUIDs and HTTP dates.
+const MAX_CORRELATION_LEN: usize = 128;
+
+/// A correlation header of `response` (`request-id`, `client-request-id`, `Date`), if it is
+/// visible ASCII of a sane length: a hostile answer cannot flood the trail through it.
+fn correlation(response: &HttpResponse, name: &str) -> Option<String> {
+    let value = response.headers().get(name)?.to_str().ok()?;
+    (value.len() <= MAX_CORRELATION_LEN).then(|| value.to_owned())
 }
 
 fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {

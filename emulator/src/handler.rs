@@ -43,8 +43,9 @@ struct Received {
 impl Received {
     fn new(method: &Method, path: &str, headers: &HeaderMap) -> Self {
         let client_request_id = headers.get(CLIENT_REQUEST_ID).cloned();
+        let request_id = uuid::Uuid::new_v4().to_string();
         Self {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: request_id.clone(),
             record: RecordedRequest {
                 call_id: String::new(),
                 version: String::new(),
@@ -55,6 +56,7 @@ impl Received {
                 client_request_id: client_request_id
                     .as_ref()
                     .map(|v| clip(&String::from_utf8_lossy(v.as_bytes()))),
+                request_id,
                 authorized: has_bearer(headers),
                 http_status: 0,
                 at: Utc::now(),

@@ -162,6 +162,9 @@ pub struct RecordedRequest {
     pub client_context: Option<String>,
     /// The `client-request-id` header, if any.
     pub client_request_id: Option<String>,
+    /// The `request-id` the emulator answered with (a fresh GUID per request, as Graph sends):
+    /// what Microsoft's side would find the request under.
+    pub request_id: String,
     /// Whether an `Authorization: Bearer …` header with a token was present. The token itself
     /// is never stored.
     pub authorized: bool,
@@ -568,6 +571,7 @@ mod tests {
             status: None,
             client_context: None,
             client_request_id: None,
+            request_id: String::new(),
             authorized: false,
             http_status: 0,
             at: Utc::now(),

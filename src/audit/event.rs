@@ -55,8 +55,17 @@ pub enum AuditKind {
         outcome: ResponseKind,
         /// The operation id, if any.
         operation_id: Option<String>,
-        /// Graph's `request-id`, if any.
+        /// Graph's `request-id` for this answer (its header; for an error without one, the
+        /// envelope's `innerError`), on every answer that has one, 2xx included: with
+        /// [`date`](Self::ResponseReceived::date) it is what Microsoft's side can match the
+        /// acknowledgement against.
         request_id: Option<String>,
+        /// The `client-request-id` the answer carried: Graph echoes the request's.
+        #[serde(default)]
+        echoed_client_request_id: Option<String>,
+        /// The answer's `Date` header, as sent.
+        #[serde(default)]
+        date: Option<String>,
     },
     /// An operation update (from a notification) was handed to a pending call.
     OperationUpdate {

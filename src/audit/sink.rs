@@ -1368,6 +1368,8 @@ mod tests {
                 outcome: ResponseKind::GraphError,
                 operation_id: None,
                 request_id: Some(s()),
+                echoed_client_request_id: Some(s()),
+                date: Some(s()),
             },
             AuditKind::OperationUpdate {
                 operation_id: Some("o".to_owned()),

@@ -577,3 +577,43 @@ fn writer_storage_is_flushed_before_its_capability_ends() {
     );
     drop(call.end());
 }
+
+/// Graph's correlation headers reach the trail only as short visible ASCII: an oversized or
+/// non-ASCII `request-id` or `client-request-id` from a hostile answer is left out (the answer
+/// still counts), and the `Date` beside them is kept.
+#[tokio::test]
+async fn hostile_correlation_headers_are_left_out_of_the_trail() {
+    let Step::Respond { status, body, .. } = Step::completed() else {
+        unreachable!()
+    };
+    let hostile = Step::Respond {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("request-id".into(), "r".repeat(10_000)),
+            ("client-request-id".into(), "échoé".into()),
+            ("date".into(), "Mon, 07 Dec 2026 20:00:00 GMT".into()),
+        ],
+        body,
+    };
+    let (graph, audit) = setup(vec![hostile]);
+    let call = recording(&graph, &audit).await;
+    let answer = audit
+        .events()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            AuditKind::ResponseReceived {
+                request_id,
+                echoed_client_request_id,
+                date,
+                ..
+            } => Some((request_id, echoed_client_request_id, date)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        answer,
+        (None, None, Some("Mon, 07 Dec 2026 20:00:00 GMT".to_owned()))
+    );
+    drop(call);
+}

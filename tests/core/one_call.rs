@@ -92,6 +92,8 @@ fn verify_rejects_a_stop_under_another_spelling_while_retention_is_alive() {
                 outcome: recording_status::audit::ResponseKind::Completed,
                 operation_id: None,
                 request_id: None,
+                echoed_client_request_id: None,
+                date: None,
             },
         ),
         at(

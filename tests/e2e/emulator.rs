@@ -23,7 +23,7 @@ use graph_emulator::{
     Behavior, Emulator, MalformedBody, NotifyStyle, RecordedRequest, RecordingStatus as Accepted,
     RetryAfter,
 };
-use recording_status::audit::{MemorySink, verify};
+use recording_status::audit::{AuditKind, MemorySink, verify};
 use recording_status::driver::{Driver, DriverConfig, Started};
 use recording_status::notification::{ChangeType, parse_notifications};
 use recording_status::response::{Outcome, interpret_response};
@@ -320,6 +320,53 @@ async fn the_crate_records_against_the_emulator() -> TestResult {
         assert!(r.at <= Utc::now());
     }
     assert_no_token_in(&requests);
+    Ok(())
+}
+
+/// Every answer, 2xx included, is in the trail with Graph's `request-id`, its echo of the
+/// request's `client-request-id` and its `Date`: an acknowledgement Microsoft's side can find
+/// (here, the emulator's own record of the requests it answered).
+#[tokio::test]
+async fn every_answer_is_recorded_with_graphs_request_id_and_date() -> TestResult {
+    let emulator = Emulator::start().await?;
+    let graph = graph(&emulator);
+    let audit = Arc::new(MemorySink::default());
+    let call = recording_status::Calls::new(audit.clone()).open(this_call().parse()?)?;
+    let Begin::Recording(call) = call.begin_recording(&graph).await? else {
+        panic!("expected a synchronous completion");
+    };
+    drop(call.stop_recording(&graph, std::future::pending()).await?);
+    let requests = emulator.requests();
+    let answers: Vec<_> = audit
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            AuditKind::ResponseReceived {
+                client_request_id,
+                http_status,
+                request_id,
+                echoed_client_request_id,
+                date,
+                ..
+            } => Some((
+                client_request_id,
+                http_status,
+                request_id,
+                echoed_client_request_id,
+                date,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 2);
+    for ((ours, status, request_id, echoed, date), answered) in answers.iter().zip(&requests) {
+        assert_eq!(*status, 200);
+        assert_eq!(request_id.as_deref(), Some(answered.request_id.as_str()));
+        assert_eq!(echoed.as_ref(), Some(ours));
+        assert_eq!(answered.client_request_id.as_ref(), Some(ours));
+        let date = date.as_deref().expect("the answer's Date");
+        chrono::DateTime::parse_from_rfc2822(date).expect("an HTTP date");
+    }
     Ok(())
 }
 
