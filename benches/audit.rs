@@ -11,6 +11,11 @@
 //!   `ReqwestTransport`, an audit sink that keeps nothing) doing `begin` + `stop` against plain
 //!   reqwest sending the same two POSTs (same body shape and headers, body read) to the same
 //!   emulator through the same connection pool: what the crate costs on top of the HTTP.
+//! - `with_media/{sequential,in_flight_64}/{driver,typed}/…`: what every recording call does
+//!   (`begin`, one [`RetentionHandle`](recording_status::RetentionHandle) minted and dropped,
+//!   `stop`), through the driver or through the typed layer without it (`Calls`, `Call`'s
+//!   async transitions on the same `Graph`): `…/versus_reqwest` against plain reqwest with no
+//!   trail (a sink that keeps nothing), `…/trail` the memory sink against the flushed file.
 //!
 //! Each JSON-lines durability is measured in a pair with the memory sink: one measurement
 //! runs both, in blocks that alternate between them (and alternate which goes first), each
@@ -42,7 +47,7 @@ use recording_status::audit::{
 };
 use recording_status::driver::{Driver, DriverConfig, Started};
 use recording_status::transports::reqwest_0_13::ReqwestTransport;
-use recording_status::{AccessToken, Graph, RecordingStatus};
+use recording_status::{AccessToken, Begin, Calls, Graph, RecordingStatus};
 use tokio::runtime::Runtime;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -174,9 +179,39 @@ impl Loopback {
     }
 
     fn driver(&self, sink: Arc<dyn AuditSink>) -> Driver<ReqwestTransport> {
-        let graph = Graph::new(self.transport.clone(), AccessToken::new("bench"))
-            .with_endpoint(Endpoint::custom(&self.emulator.base_url()).unwrap());
-        Driver::new(graph, sink, DriverConfig::default()).0
+        Driver::new(self.graph(), sink, DriverConfig::default()).0
+    }
+
+    fn graph(&self) -> Graph<ReqwestTransport> {
+        Graph::new(self.transport.clone(), AccessToken::new("bench"))
+            .with_endpoint(Endpoint::custom(&self.emulator.base_url()).unwrap())
+    }
+
+    /// Runs `n` recording calls with media through `layer`, auditing to `sink`, `in_flight`
+    /// at a time; returns how long they took.
+    fn media_block(
+        &self,
+        layer: Layer,
+        sink: Arc<dyn AuditSink>,
+        n: u64,
+        in_flight: u64,
+    ) -> Duration {
+        match layer {
+            Layer::Driver => {
+                let driver = self.driver(sink);
+                self.run_calls(n, in_flight, move || {
+                    let driver = driver.clone();
+                    async move { media_call(&driver).await }
+                })
+            }
+            Layer::Typed => {
+                let (calls, graph) = (Calls::new(sink), Arc::new(self.graph()));
+                self.run_calls(n, in_flight, move || {
+                    let (calls, graph) = (calls.clone(), graph.clone());
+                    async move { typed_media_call(&calls, &graph).await }
+                })
+            }
+        }
     }
 
     /// Runs `iters` calls on each side of `pair` (in blocks), `in_flight` at a time.
@@ -264,6 +299,95 @@ async fn call(driver: &Driver<ReqwestTransport>) {
         panic!("the emulator completes every request")
     };
     drop(black_box(driver.stop_recording(call).await.unwrap()));
+}
+
+/// The layer a recording call goes through.
+#[derive(Debug, Clone, Copy)]
+enum Layer {
+    /// `driver::Driver`: retries, deadlines, the hub, the call's turn, audit batching.
+    Driver,
+    /// `Calls` and `Call`'s async transitions on a `Graph`, without the driver.
+    Typed,
+}
+
+/// What every recording call does, through the driver: `begin` (answered `completed`), one
+/// retention capability minted and dropped, `stop`.
+async fn media_call(driver: &Driver<ReqwestTransport>) {
+    let id = uuid::Uuid::new_v4().to_string().parse().unwrap();
+    let call = driver.call(id).unwrap();
+    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+        panic!("the emulator completes every request")
+    };
+    drop(black_box(call.retention_handle().unwrap()));
+    drop(black_box(driver.stop_recording(call).await.unwrap()));
+}
+
+/// [`media_call`] through the typed layer, without the driver.
+async fn typed_media_call(calls: &Calls, graph: &Graph<ReqwestTransport>) {
+    let id = uuid::Uuid::new_v4().to_string().parse().unwrap();
+    let call = calls.open(id).unwrap();
+    let Ok(Begin::Recording(call)) = call.begin_recording(graph).await else {
+        panic!("the emulator completes every request")
+    };
+    drop(black_box(call.retention_handle().unwrap()));
+    // Nothing is alive to drain: the deadline is never reached.
+    let stopped = call.stop_recording(graph, std::future::pending()).await;
+    drop(black_box(stopped.unwrap()));
+}
+
+fn with_media(c: &mut Criterion) {
+    let loopback = Loopback::new();
+    let client = loopback.transport.client().clone();
+    let base = loopback.emulator.base_url();
+    // (group, calls in flight, calls per block)
+    for (group, in_flight, block) in [("sequential", 1, 16), ("in_flight_64", 64, 256)] {
+        for (layer, layer_name) in [(Layer::Driver, "driver"), (Layer::Typed, "typed")] {
+            let label = format!("with_media/{group}/{layer_name}");
+            let mut g = c.benchmark_group(&label);
+            g.sample_size(10)
+                .warm_up_time(Duration::from_secs(1))
+                .measurement_time(Duration::from_secs(5));
+            // Against plain reqwest, with no trail.
+            let mut pair = Pair::new(Durability::Flushed, block);
+            pair.names = ["plain_reqwest", "no_trail"];
+            pair.bench(
+                &mut g,
+                &format!("{label}/versus_reqwest"),
+                true,
+                "call",
+                |pair, iters| {
+                    pair.run(iters, |side, n| {
+                        if side == 0 {
+                            let (client, base) = (client.clone(), base.clone());
+                            loopback.run_calls(n, in_flight, move || {
+                                Loopback::plain_call(client.clone(), base.clone())
+                            })
+                        } else {
+                            loopback.media_block(layer, Arc::new(support::Discard), n, in_flight)
+                        }
+                    })
+                },
+            );
+            // The memory sink against the flushed file.
+            Pair::new(Durability::Flushed, block).bench(
+                &mut g,
+                &format!("{label}/trail"),
+                true,
+                "call",
+                |pair, iters| {
+                    let (made, path) = sinks(Durability::Flushed, loopback.dir.path(), pair.runs);
+                    let times = pair.run(iters, |side, n| {
+                        loopback.media_block(layer, made[side].clone(), n, in_flight)
+                    });
+                    drop(made);
+                    std::fs::remove_file(path).unwrap();
+                    times
+                },
+            );
+            g.finish();
+        }
+    }
+    loopback.rt.block_on(loopback.emulator.shutdown());
 }
 
 fn trail(c: &mut Criterion) {
@@ -379,5 +503,5 @@ fn record(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, trail, record, versus_reqwest);
+criterion_group!(benches, trail, record, versus_reqwest, with_media);
 criterion_main!(benches);
