@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use recording_status::audit::{
-    Hold, InstanceTrail, Overlap, Trail, Verified, Violation, check_chain, verify_instances,
+    Hold, InstanceTrail, Overlap, Rule, Trail, Verified, Violation, check_chain, verify_instances,
 };
 
 use crate::{HOLDS, UNREADABLE, VIOLATED, print_json, read};
@@ -220,7 +220,7 @@ fn check(
             report.violation = Some(ViolationReport {
                 line: b.line,
                 call_id: String::new(),
-                rule: "G9/chain".to_owned(),
+                rule: Rule::ChainBroken.code().to_owned(),
                 words: b.kind.to_string(),
             });
         }

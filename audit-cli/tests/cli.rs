@@ -868,3 +868,60 @@ fn verify_json_has_the_documented_shape() {
     assert!(!cut["open"].as_array().unwrap().is_empty());
     assert!(!cut["unauthenticated"].as_array().unwrap().is_empty());
 }
+
+/// Recomputes the plain SHA-256 chain of every line of `text`, as a forger without a key can.
+fn rechain(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut prev = [0u8; 32];
+    let mut out = String::new();
+    for line in text.lines() {
+        let (start, rest) = line.split_once(",\"chain\":\"").unwrap();
+        let rest = &rest[66..];
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(format!("{start},").as_bytes());
+        h.update(rest.as_bytes());
+        prev = h.finalize().into();
+        let hex: String = prev.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{start},\"chain\":\"{hex}\",{rest}\n"));
+    }
+    out
+}
+
+/// Sets the `at` of the first line holding `event` to `at`.
+fn restamp(text: &str, event: &str, at: &str) -> String {
+    let line = text.lines().find(|l| l.contains(event)).unwrap();
+    let (head, tail) = line.split_once("\"at\":\"").unwrap();
+    let (_, tail) = tail.split_once('"').unwrap();
+    text.replacen(line, &format!("{head}\"at\":\"{at}\"{tail}"), 1)
+}
+
+/// A retention stamped before its `recording` request was sent, lines in order and the chain
+/// recomputed: the chain holds, and time going back is the violation, at that line.
+#[test]
+fn a_retention_stamped_before_its_recording_request_is_a_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    real_trail(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let forged = rechain(&restamp(
+        &text,
+        "\"event\":\"retention_started\"",
+        "2000-01-01T00:00:00Z",
+    ));
+    std::fs::write(&path, &forged).unwrap();
+    let o = audit(&["verify", "--json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let report = &json(&o)[0];
+    assert!(
+        report["chain"].as_str().unwrap().starts_with("holds"),
+        "{report}"
+    );
+    let line = forged
+        .lines()
+        .position(|l| l.contains("\"event\":\"retention_started\""))
+        .unwrap()
+        + 1;
+    assert_eq!(report["violation"]["rule"], "G9/time-goes-back", "{report}");
+    assert_eq!(report["violation"]["line"], line);
+}
