@@ -258,7 +258,13 @@ fn help_lists_the_three_subcommands_and_the_exit_statuses_and_exits_0() {
     }
     let o = audit(&["verify", "--help"]);
     assert_eq!(o.status.code(), Some(0));
-    for expected in ["--json", "--key-file", "FILE"] {
+    for expected in [
+        "--json",
+        "--key-file",
+        "--allow-unchained",
+        "--allow-unkeyed",
+        "FILE",
+    ] {
         assert!(
             stdout(&o).contains(expected),
             "{expected} in {}",
@@ -267,7 +273,13 @@ fn help_lists_the_three_subcommands_and_the_exit_statuses_and_exits_0() {
     }
     let o = audit(&["timeline", "--help"]);
     assert_eq!(o.status.code(), Some(0));
-    for expected in ["--call", "--svg"] {
+    for expected in [
+        "--call",
+        "--svg",
+        "--force",
+        "--allow-unchained",
+        "--key-file",
+    ] {
         assert!(
             stdout(&o).contains(expected),
             "{expected} in {}",
