@@ -253,6 +253,7 @@
 //!     --allow-unchained   accept lines without seq and chain (else G9/unchained, at line 1)
 //!     --allow-unkeyed     accept a chain checked without --key-file (else G9/unkeyed, at
 //!                         line 1)
+//!     An empty trail has nothing to chain and is not refused.
 //!     A trail's first violation is its chain's (G9/chain, then G9/unchained, then
 //!     G9/unkeyed), else the rule's (including G9/time-goes-back: a line stamped earlier
 //!     than the line before it).
