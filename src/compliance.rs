@@ -166,12 +166,23 @@
 //!   lines, and [`check_chain`](crate::audit::check_chain) finds an edit, deletion, insertion or
 //!   reordering.
 //! - *Verifier:* re-derives what it checks instead of trusting flags (an operation update's
-//!   `matched` is never a reason to accept), and [`Verified::open`](crate::audit::Verified::open)
+//!   `matched` is never a reason to accept); refuses a line stamped earlier than the one before
+//!   it (`G9/time-goes-back`: the sink stamps under its lock, so a request, its answer and the
+//!   step they lead to are in the rule's order by time as well as by line); the command-line
+//!   auditor refuses a broken chain (`G9/chain`), lines without one (`G9/unchained`) and a
+//!   chain it could not check under the bot's key (`G9/unkeyed`) unless told to accept them;
+//!   and [`Verified::open`](crate::audit::Verified::open)
 //!   lists the calls a cut trail leaves pending or recording, with their live capabilities;
 //!   [`Verified::unauthenticated`](crate::audit::Verified::unauthenticated) lists recordings
 //!   entered through the escape hatch.
 //! - *Tests:* `tests/audit/verify.rs` (every forged trail in `tests/fixtures/trails/`, real and cut
-//!   trails); `tests/audit/audit_sink.rs`; `tests/core/one_call.rs`
+//!   trails, `a_retention_stamped_before_its_recording_request_is_rejected`);
+//!   `tests/audit/audit_sink.rs`; `audit-cli/tests/cli.rs`
+//!   (`a_retention_stamped_before_its_recording_request_is_a_violation`,
+//!   `an_unchained_line_before_a_chained_trail_is_a_violation_unless_allowed`,
+//!   `a_trail_without_a_chain_is_a_violation_unless_allowed`,
+//!   `a_chain_checked_without_a_key_is_a_violation_unless_allowed`,
+//!   `summary_and_timeline_say_when_a_trail_is_broken`); `tests/core/one_call.rs`
 //!   `an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent`.
 //!
 //! **G10. Bounded, never silent.**
@@ -237,12 +248,28 @@
 //! [`JsonLinesSink`](crate::audit::JsonLinesSink) writes them (chained or not) and runs
 //! [`check_chain`](crate::audit::check_chain) and [`verify`](crate::audit::verify) on them, and
 //! [`verify_instances`](crate::audit::verify_instances) across the trails of several instances.
-//! From the repository: `cargo run -p recording-audit -- verify audit.jsonl`, or
+//! Every subcommand runs the same checks on every trail before it reports on it: the chain,
+//! then the rule. A trail that cannot show it was not edited is a violation unless the auditor
+//! says otherwise: lines without `seq` and `chain` (the whole trail, or lines before its chain,
+//! as trails written before the chain existed have; `G9/unchained`), or a chain checked without
+//! `--key-file` (plain SHA-256, which whoever can write the file can recompute;
+//! `G9/unkeyed`). From the repository: `cargo run -p recording-audit -- verify audit.jsonl`, or
 //! `cargo install --path audit-cli` and then `recording-audit verify audit.jsonl`;
 //! `recording-audit --help` lists the subcommands and their options.
 //!
 //! ```text
-//! recording-audit verify FILE... [--json] [--key-file PATH]
+//! CHECKS, for every subcommand:
+//!     --key-file PATH     the key the bots chained their trails with (HMAC-SHA256), as raw
+//!                         bytes; the same key for every file
+//!     --allow-unchained   accept lines without seq and chain (else G9/unchained, at line 1)
+//!     --allow-unkeyed     accept a chain checked without --key-file (else G9/unkeyed, at
+//!                         line 1)
+//!     An empty trail has nothing to chain and is not refused.
+//!     A trail's first violation is its chain's (G9/chain, then G9/unchained, then
+//!     G9/unkeyed), else the rule's (including G9/time-goes-back: a line stamped earlier
+//!     than the line before it).
+//!
+//! recording-audit verify FILE... [--json] [CHECKS]
 //!     Checks each trail: the hash chain (keyed with --key-file when the bot keyed it) and
 //!     the recording rule. Prints, per file, "the rule holds" with the counts, the chain, a
 //!     torn last line (reported and ignored, as JsonLinesSink::read does), the calls left open
@@ -259,8 +286,10 @@
 //!                             "words": string} | null,
 //!               "open": [string], "recovered": [string], "unauthenticated": [string]}
 //!              holds is false exactly when violation is not null; torn_tail is
-//!              [offset, bytes]; a broken chain is the violation with rule G9/chain and
-//!              an empty call_id; open, recovered and unauthenticated hold the lines the
+//!              [offset, bytes]; chain says "holds over N lines", with ", after U
+//!              unchained lines" and " (keyed)" or " (not keyed)", or "absent …", or "broken
+//!              at line N: …"; a violation of the chain (rule G9/chain, G9/unchained or
+//!              G9/unkeyed) has an empty call_id; open, recovered and unauthenticated hold the lines the
 //!              text prints for them (recovered: the calls a crashed run left open that a
 //!              later run closed, "CALL left STATE by a crash, recovered at line N, then
 //!              reported" or "NOT reported").
@@ -277,11 +306,13 @@
 //!     file in an overlap; with one file the object is as above.
 //!     Exit status: 0 the rule holds in every file and across them (open calls are listed,
 //!                    not failures);
-//!                  1 a file breaks the rule or its chain, or two instances held a call at once;
-//!                  2 a file cannot be read (missing, not UTF-8, a line that is not an event),
-//!                    or the arguments are wrong.
+//!                  1 a file breaks the rule or its chain (or the chain is refused), or two
+//!                    instances held a call at once: whatever else could not be read, a
+//!                    violation decides the status;
+//!                  2 the key or a file cannot be read (missing, not UTF-8, a line that is not
+//!                    an event), or the arguments are wrong, and nothing read violates.
 //!
-//! recording-audit summary FILE... [--json]
+//! recording-audit summary FILE... [--json] [CHECKS]
 //!     Per call (an audit::CallSummary): episodes, time spent recording, capabilities
 //!     started, state at the end of the trail. With several files, each file's calls, then a
 //!     line per instance and a total across them (calls, episodes, recording ms,
@@ -291,10 +322,18 @@
 //!     (registry episode N)", report_superseded) and the logs (episode_seq) number them
 //!     by one sequence shared by every call of the bot, so a call's first episode may be
 //!     registry episode 7: its k-th "recording requested" line is its k-th episode.
+//!     Checks every trail as verify does (and, with several, across instances); prints the
+//!     summary all the same, then, on stderr, each trail that does not hold:
+//!         FILE:LINE: VIOLATION RULE_CODE (call CALL_ID): words
+//!           the trail does not hold: what is printed of it above cannot be trusted
+//!     and each call two instances held at once. Exit status as verify's.
 //!
-//! recording-audit timeline FILE --call ID --svg OUT.svg
+//! recording-audit timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]
 //!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,
-//!     requests and responses as marks, capabilities as bars from start to end.
+//!     requests and responses as marks, capabilities as bars from start to end. An existing
+//!     OUT.svg is left alone (exit 2, naming it) unless --force. Checks the trail as verify
+//!     does; draws it all the same, then names a broken trail on stderr as summary does and
+//!     exits 1.
 //! ```
 //!
 //! # Honest limits

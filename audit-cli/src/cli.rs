@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Checks a recording bot's audit trails without running the bot: one trail, or one per
 /// instance of the bot.
@@ -20,8 +20,11 @@ use clap::{Parser, Subcommand};
     propagate_version = true,
     subcommand_required = true,
     arg_required_else_help = true,
-    after_help = "Exit status: 0 the rule holds, 1 a violation (a broken chain included), \
-                  2 unreadable input or bad arguments."
+    after_help = "Every subcommand checks every trail first: its hash chain (refusing a trail \
+                  without a chain or without a key unless told to accept it) and the recording \
+                  rule. Exit status: 0 the rule holds, 1 a violation (a broken, absent or \
+                  unkeyed chain included) in any file, whatever else could not be read, \
+                  2 unreadable input or bad arguments and no violation."
 )]
 pub(crate) struct Cli {
     /// What to do with the trails.
@@ -47,10 +50,8 @@ pub(crate) enum Command {
         /// One JSON array of per-file reports instead of text.
         #[arg(long)]
         json: bool,
-        /// The key the bots chained their trails with (HMAC-SHA256), as raw bytes; the same
-        /// key for every file.
-        #[arg(long, value_name = "PATH")]
-        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Per call: episodes, time recording, capabilities and the state at the end of the trail.
     ///
@@ -63,9 +64,13 @@ pub(crate) enum Command {
         /// JSON instead of tables.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        checks: Checks,
     },
     /// Draws one call's life as SVG: states as bands, capabilities as bars, requests and
     /// answers as ticks.
+    ///
+    /// Refuses to overwrite an existing picture unless given --force.
     Timeline {
         /// The trail to read.
         #[arg(value_name = "FILE")]
@@ -76,7 +81,34 @@ pub(crate) enum Command {
         /// Where to write the picture.
         #[arg(long, value_name = "OUT.svg")]
         svg: PathBuf,
+        /// Overwrite OUT.svg if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        checks: Checks,
     },
+}
+
+/// How the trails are checked, the same for every subcommand: the key, and what the auditor
+/// accepts of a trail that cannot show it was not edited.
+///
+/// `summary` and `timeline` report on a broken trail all the same, then name it on stderr and
+/// exit 1.
+#[derive(Debug, Args)]
+pub(crate) struct Checks {
+    /// The key the bots chained their trails with (HMAC-SHA256), as raw bytes; the same
+    /// key for every file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Accept lines without a chain (a trail written before the chain existed, or such lines
+    /// before a chain): they can be added, edited or removed without a trace
+    /// (G9/unchained otherwise).
+    #[arg(long)]
+    pub(crate) allow_unchained: bool,
+    /// Accept a chain checked without --key-file: plain SHA-256, which whoever can write the
+    /// file can recompute (G9/unkeyed otherwise).
+    #[arg(long)]
+    pub(crate) allow_unkeyed: bool,
 }
 
 #[cfg(test)]

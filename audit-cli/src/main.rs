@@ -1,17 +1,22 @@
 //! `recording-audit`: checks a recording bot's audit trails without running the bot.
 //!
 //! ```text
-//! recording-audit verify FILE... [--json] [--key-file PATH]
-//! recording-audit summary FILE... [--json]
-//! recording-audit timeline FILE --call ID --svg OUT.svg
+//! recording-audit verify FILE... [--json] [CHECKS]
+//! recording-audit summary FILE... [--json] [CHECKS]
+//! recording-audit timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]
+//!     CHECKS: [--key-file PATH] [--allow-unchained] [--allow-unkeyed]
 //! ```
 //!
 //! Several files are the trails of several instances of one bot: `verify` checks each on its
 //! own and then all together (no call held by two instances at once), `summary` adds a line
-//! per instance and a total. `verify` exits 0 when the rule holds, 1 on a violation (a broken
-//! chain included), 2 when a file cannot be read or the arguments are wrong (a file given
-//! twice included). The checks themselves are the library's ([`recording_status::audit`]);
-//! this crate reads files, parses the command line ([`cli`]) and prints.
+//! per instance and a total. Every subcommand runs the same checks on every trail ([`check`]):
+//! the chain, refused when absent or unkeyed unless the auditor accepts it, and the rule.
+//! `verify` prints what they find; `summary` and `timeline` print their report, then name a
+//! broken trail on stderr. Each exits 0 when the rule holds, 1 on a violation (a broken,
+//! absent or unkeyed chain included) in any file, whatever else could not be read, 2 when a
+//! file cannot be read or the arguments are wrong (a file given twice included) and nothing
+//! violates. The checks themselves are the library's ([`recording_status::audit`]); this
+//! crate reads files, parses the command line ([`cli`]) and prints.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use recording_status::audit::{JsonLinesSink, Trail};
 
+mod check;
 mod cli;
 mod summary;
 mod timeline;
@@ -28,9 +34,11 @@ use cli::{Cli, Command};
 
 /// Exit status: the rule holds (or the command did its work).
 const HOLDS: u8 = 0;
-/// Exit status: a violation, a broken chain included.
+/// Exit status: a violation, a broken chain included. It wins over [`UNREADABLE`]: with
+/// several files, one that violates is reported as a violation whatever else cannot be read.
 const VIOLATED: u8 = 1;
-/// Exit status: unreadable input. clap's usage errors exit with the same status.
+/// Exit status: unreadable input, and no violation in what could be read. clap's usage errors
+/// exit with the same status.
 const UNREADABLE: u8 = 2;
 
 fn main() -> ExitCode {
@@ -38,14 +46,43 @@ fn main() -> ExitCode {
         Command::Verify {
             files,
             json,
-            key_file,
-        } => distinct(&files).unwrap_or_else(|| verify::run(&files, json, key_file.as_deref())),
-        Command::Summary { files, json } => {
-            distinct(&files).unwrap_or_else(|| summary::run(&files, json))
-        }
-        Command::Timeline { file, call, svg } => timeline::run(&file, &call, &svg),
+            checks,
+        } => distinct(&files).unwrap_or_else(|| verify::run(&files, json, &checks)),
+        Command::Summary {
+            files,
+            json,
+            checks,
+        } => distinct(&files).unwrap_or_else(|| summary::run(&files, json, &checks)),
+        Command::Timeline {
+            file,
+            call,
+            svg,
+            force,
+            checks,
+        } => timeline::run(&file, &call, &svg, force, &checks),
     };
     ExitCode::from(code)
+}
+
+/// What a run over several files found: the exit status, by precedence.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcome {
+    violated: bool,
+    unreadable: bool,
+}
+
+impl Outcome {
+    /// [`VIOLATED`] if any file violates, whatever else could not be read; otherwise
+    /// [`UNREADABLE`] if a file could not be read; otherwise [`HOLDS`].
+    fn status(self) -> u8 {
+        if self.violated {
+            VIOLATED
+        } else if self.unreadable {
+            UNREADABLE
+        } else {
+            HOLDS
+        }
+    }
 }
 
 /// Refuses a file given twice (under any path): read as two instances, a trail would be

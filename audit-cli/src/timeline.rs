@@ -1,17 +1,32 @@
-//! `timeline FILE --call ID --svg OUT.svg`: one call's life as an SVG picture.
+//! `timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]`: one call's life as an SVG
+//! picture; then, on stderr, whether the trail does not hold, as `verify` would find it.
 
+use std::io::Write;
 use std::path::Path;
 
-use recording_status::audit::timeline;
+use recording_status::audit::{timeline, verify};
 
-use crate::{HOLDS, UNREADABLE, read};
+use crate::check::{Policy, violation, warn};
+use crate::cli::Checks;
+use crate::{HOLDS, UNREADABLE, VIOLATED, read};
 
-/// Draws `call` from the trail at `file` into `out`, and prints `out`'s path.
+/// Draws `call` from the trail at `file` into `out`, and prints `out`'s path. An existing
+/// `out` is left alone unless `force`.
 ///
-/// Returns the exit status: [`HOLDS`], or [`UNREADABLE`] when the trail cannot be read, has no
-/// event for the call, or the picture cannot be written.
-pub(crate) fn run(file: &Path, call: &str, out: &Path) -> u8 {
-    let (trail, _) = match read(file) {
+/// The trail is checked as `verify` checks it (the chain under the policy, then the rule); a
+/// trail that does not hold is drawn all the same, then named on stderr with its first
+/// violation.
+///
+/// Returns the exit status: [`VIOLATED`] when the trail does not hold (the picture written);
+/// [`UNREADABLE`] when the key or the trail cannot be read, the trail has no event for the
+/// call, `out` exists and `force` is not given, or the picture cannot be written; otherwise
+/// [`HOLDS`].
+pub(crate) fn run(file: &Path, call: &str, out: &Path, force: bool, checks: &Checks) -> u8 {
+    let policy = match Policy::new(checks) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (trail, bytes) = match read(file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -22,10 +37,42 @@ pub(crate) fn run(file: &Path, call: &str, out: &Path) -> u8 {
         eprintln!("{}: no event for call {call}", file.display());
         return UNREADABLE;
     };
-    if let Err(e) = std::fs::write(out, svg) {
-        eprintln!("{}: {e}", out.display());
+    if let Err(e) = write(out, svg.as_bytes(), force) {
+        eprintln!("{e}");
         return UNREADABLE;
     }
     println!("{}", out.display());
-    HOLDS
+    let (_, chain) = policy.chain(&bytes);
+    let problem = chain.or_else(|| verify(&trail.events).err().map(|v| violation(&trail, &v)));
+    match problem {
+        Some(problem) => {
+            warn(file, &problem);
+            VIOLATED
+        }
+        None => HOLDS,
+    }
+}
+
+/// Writes `bytes` to `out`, which must not exist unless `force`.
+///
+/// # Errors
+///
+/// The message to print, naming `out`.
+fn write(out: &Path, bytes: &[u8], force: bool) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut f = options.open(out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{}: exists; give --force to overwrite it", out.display())
+        } else {
+            format!("{}: {e}", out.display())
+        }
+    })?;
+    f.write_all(bytes)
+        .map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -1,14 +1,15 @@
-//! `verify FILE... [--json] [--key-file PATH]`: the hash chain and the recording rule, per
-//! file; with several files (one per instance of the bot), no call held by two instances at
-//! once.
+//! `verify FILE... [--json] [CHECKS]`: the hash chain and the recording rule, per file; with
+//! several files (one per instance of the bot), no call held by two instances at once.
 
 use std::path::{Path, PathBuf};
 
 use recording_status::audit::{
-    Hold, InstanceTrail, Overlap, Trail, Verified, Violation, check_chain, verify_instances,
+    Hold, InstanceTrail, Overlap, Trail, Verified, Violation, verify_instances,
 };
 
-use crate::{HOLDS, UNREADABLE, VIOLATED, print_json, read};
+use crate::check::{Policy, Problem, line, violation};
+use crate::cli::Checks;
+use crate::{Outcome, print_json, read};
 
 /// What `verify` found in one file (one element of `--json`'s array).
 #[derive(Debug, serde::Serialize)]
@@ -20,7 +21,7 @@ struct FileReport {
     retentions: usize,
     chain: String,
     torn_tail: Option<(u64, u64)>,
-    violation: Option<ViolationReport>,
+    violation: Option<Problem>,
     open: Vec<String>,
     /// Calls a crashed run left open that a later run closed (and whether it reported them).
     recovered: Vec<String>,
@@ -29,15 +30,6 @@ struct FileReport {
     /// this file's instance held while another instance held it too.
     #[serde(skip_serializing_if = "Option::is_none")]
     overlaps: Option<Vec<OverlapReport>>,
-}
-
-/// The first violation in a file: the rule the verifier found broken, or the chain.
-#[derive(Debug, serde::Serialize)]
-struct ViolationReport {
-    line: usize,
-    call_id: String,
-    rule: String,
-    words: String,
 }
 
 /// A call held by two instances at once, as both files' reports show it.
@@ -60,11 +52,6 @@ struct HoldReport {
     until_line: usize,
     /// The trail ends with the call still held: `until` is its last event.
     open: bool,
-}
-
-/// The 1-based line of event `index` of `trail`.
-fn line(trail: &Trail, index: usize) -> usize {
-    trail.lines.get(index).copied().unwrap_or(index + 1)
 }
 
 /// `hold`, found by `verify_instances` over `inputs` (so `hold.instance` indexes it).
@@ -92,41 +79,28 @@ fn overlap_report(inputs: &[(&PathBuf, Trail, Vec<u8>)], o: &Overlap) -> Overlap
     }
 }
 
-fn violation_report(trail: &Trail, v: &Violation) -> ViolationReport {
-    ViolationReport {
-        line: line(trail, v.index),
-        call_id: v.call_id.clone(),
-        rule: v.rule.code().to_owned(),
-        words: v.rule.words().to_owned(),
-    }
-}
-
 /// Checks every file in `files`, each on its own and, with several, all together; then prints
 /// the reports (text, or JSON with `json`).
 ///
-/// Returns the exit status: [`UNREADABLE`] if the key or any file could not be read,
-/// otherwise [`VIOLATED`] if any file breaks the rule or its chain or a call was held by two
-/// instances at once, otherwise [`HOLDS`]. A file that cannot be read is named on stderr and
-/// the others are still checked, together among themselves.
-pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 {
-    let key = match key_file {
-        Some(path) => match std::fs::read(path) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                return UNREADABLE;
-            }
-        },
-        None => None,
+/// Returns the exit status ([`Outcome::status`]): [`VIOLATED`](crate::VIOLATED) if any file
+/// breaks the rule or its chain (or the policy refuses its chain) or a call was held by two
+/// instances at once, whatever else could not be read; otherwise
+/// [`UNREADABLE`](crate::UNREADABLE) if the key or a file could not be read; otherwise
+/// [`HOLDS`](crate::HOLDS). A file that cannot be read is named on stderr and the others are
+/// still checked, together among themselves.
+pub(crate) fn run(files: &[PathBuf], json: bool, checks: &Checks) -> u8 {
+    let policy = match Policy::new(checks) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let mut worst = HOLDS;
+    let mut outcome = Outcome::default();
     let mut read_ok = Vec::new();
     for file in files {
         match read(file) {
             Ok((trail, bytes)) => read_ok.push((file, trail, bytes)),
             Err(e) => {
                 eprintln!("{e}");
-                worst = UNREADABLE;
+                outcome.unreadable = true;
             }
         }
     }
@@ -150,7 +124,7 @@ pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 
     for (instance, ((file, trail, bytes), verdict)) in
         read_ok.iter().zip(&together.trails).enumerate()
     {
-        let mut report = check(file, trail, bytes, key.as_deref(), verdict);
+        let mut report = check(file, trail, bytes, &policy, verdict);
         if several {
             let mine: Vec<OverlapReport> = together
                 .overlaps
@@ -162,9 +136,7 @@ pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 
             report.holds &= mine.is_empty();
             report.overlaps = Some(mine);
         }
-        if !report.holds && worst == HOLDS {
-            worst = VIOLATED;
-        }
+        outcome.violated |= !report.holds;
         reports.push(report);
     }
     if json {
@@ -179,16 +151,17 @@ pub(crate) fn run(files: &[PathBuf], json: bool, key_file: Option<&Path>) -> u8 
             print_overlaps(reports.len(), &overlaps);
         }
     }
-    worst
+    outcome.status()
 }
 
-/// Checks one trail read from `file`: its chain over `bytes`, and the rule over its events as
-/// [`verify`](recording_status::audit::verify) found it (`verdict`).
+/// Checks one trail read from `file`: its chain over `bytes` under `policy`, and the rule over
+/// its events as [`verify`](recording_status::audit::verify) found it (`verdict`). The chain's
+/// problem, if any, is the file's violation; otherwise the rule's.
 fn check(
     file: &Path,
     trail: &Trail,
     bytes: &[u8],
-    key: Option<&[u8]>,
+    policy: &Policy,
     verdict: &Result<Verified, Violation>,
 ) -> FileReport {
     let mut report = FileReport {
@@ -205,25 +178,11 @@ fn check(
         unauthenticated: Vec::new(),
         overlaps: None,
     };
-    match check_chain(bytes, key) {
-        Ok(summary) if summary.chained => {
-            report.chain = format!(
-                "holds over {} lines{}",
-                summary.lines - summary.unchained,
-                if summary.keyed { " (keyed)" } else { "" }
-            );
-        }
-        Ok(_) => report.chain = "absent (trail written without a chain)".to_owned(),
-        Err(b) => {
-            report.holds = false;
-            report.chain = format!("broken at line {}: {}", b.line, b.kind);
-            report.violation = Some(ViolationReport {
-                line: b.line,
-                call_id: String::new(),
-                rule: "G9/chain".to_owned(),
-                words: b.kind.to_string(),
-            });
-        }
+    let (chain, problem) = policy.chain(bytes);
+    report.chain = chain;
+    if let Some(problem) = problem {
+        report.holds = false;
+        report.violation = Some(problem);
     }
     match verdict {
         Ok(Verified {
@@ -278,7 +237,7 @@ fn check(
         Err(v) => {
             report.holds = false;
             if report.violation.is_none() {
-                report.violation = Some(violation_report(trail, v));
+                report.violation = Some(violation(trail, v));
             }
         }
     }
@@ -322,18 +281,7 @@ fn print_overlaps(instances: usize, overlaps: &[OverlapReport]) {
 
 fn print_report(r: &FileReport) {
     match &r.violation {
-        Some(v) => println!(
-            "{}:{}: VIOLATION {} (call {}): {}",
-            r.file,
-            v.line,
-            v.rule,
-            if v.call_id.is_empty() {
-                "-"
-            } else {
-                &v.call_id
-            },
-            v.words
-        ),
+        Some(v) => println!("{}", v.line_for(&r.file)),
         None => println!(
             "{}: the rule holds: {} events, {} calls, {} retention capabilities",
             r.file, r.events, r.calls, r.retentions

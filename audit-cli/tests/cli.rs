@@ -104,12 +104,12 @@ fn a_real_trail_holds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     real_trail(&path);
-    let o = audit(&["verify", path.to_str().unwrap()]);
+    let o = audit(&["verify", "--allow-unkeyed", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let out = stdout(&o);
     assert!(out.contains("the rule holds"), "{out}");
     assert!(out.contains("chain: holds"), "{out}");
-    let o = audit(&["summary", path.to_str().unwrap()]);
+    let o = audit(&["summary", "--allow-unkeyed", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("NotRecording"));
 }
@@ -125,7 +125,12 @@ fn every_forged_trail_is_a_violation_naming_the_line_the_call_and_the_rule() {
             continue;
         }
         forged += 1;
-        let o = audit(&["verify", "--json", path.to_str().unwrap()]);
+        let o = audit(&[
+            "verify",
+            "--json",
+            "--allow-unchained",
+            path.to_str().unwrap(),
+        ]);
         assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
         let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let v = &report[0]["violation"];
@@ -203,6 +208,7 @@ fn the_timeline_of_one_call_matches_its_golden_picture() {
         "57DAB8B1-894C-409A-B240-BD8BEAE78896",
         "--svg",
         out.to_str().unwrap(),
+        "--allow-unchained",
     ]);
     assert_eq!(
         o.status.code(),
@@ -252,7 +258,13 @@ fn help_lists_the_three_subcommands_and_the_exit_statuses_and_exits_0() {
     }
     let o = audit(&["verify", "--help"]);
     assert_eq!(o.status.code(), Some(0));
-    for expected in ["--json", "--key-file", "FILE"] {
+    for expected in [
+        "--json",
+        "--key-file",
+        "--allow-unchained",
+        "--allow-unkeyed",
+        "FILE",
+    ] {
         assert!(
             stdout(&o).contains(expected),
             "{expected} in {}",
@@ -261,7 +273,13 @@ fn help_lists_the_three_subcommands_and_the_exit_statuses_and_exits_0() {
     }
     let o = audit(&["timeline", "--help"]);
     assert_eq!(o.status.code(), Some(0));
-    for expected in ["--call", "--svg"] {
+    for expected in [
+        "--call",
+        "--svg",
+        "--force",
+        "--allow-unchained",
+        "--key-file",
+    ] {
         assert!(
             stdout(&o).contains(expected),
             "{expected} in {}",
@@ -292,7 +310,7 @@ fn an_unknown_option_or_subcommand_exits_2_naming_it() {
     let trail = trail.to_str().unwrap();
     for (args, named) in [
         (&["verify", "--frobnicate", trail][..], "--frobnicate"),
-        (&["summary", trail, "--key-file", "k"], "--key-file"),
+        (&["summary", trail, "--svg", "out.svg"], "--svg"),
         (&["frobnicate"], "frobnicate"),
     ] {
         let o = audit(args);
@@ -363,14 +381,14 @@ fn instances_recording_different_calls_at_once_hold_across_instances() {
         instance("a_records.jsonl"),
         instance("c_records_another_call.jsonl"),
     );
-    let o = audit(&["verify", &a, &c]);
+    let o = audit(&["verify", "--allow-unchained", &a, &c]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("across 2 instances: no call held by two at once"),
         "{}",
         stdout(&o)
     );
-    let reports = json(&audit(&["verify", "--json", &a, &c]));
+    let reports = json(&audit(&["verify", "--json", "--allow-unchained", &a, &c]));
     for r in reports.as_array().unwrap() {
         assert_eq!(r["holds"], true, "{r}");
         assert_eq!(r["overlaps"], serde_json::json!([]), "{r}");
@@ -385,7 +403,7 @@ fn one_call_held_by_two_instances_at_once_is_a_violation_naming_both_files_and_h
         instance("a_records.jsonl"),
         instance("b_records_meanwhile.jsonl"),
     );
-    let o = audit(&["verify", &a, &b]);
+    let o = audit(&["verify", "--allow-unchained", &a, &b]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
     for expected in [
@@ -404,7 +422,7 @@ fn one_call_held_by_two_instances_at_once_is_a_violation_naming_both_files_and_h
         assert!(out.contains(&expected), "{expected} in {out}");
     }
 
-    let o = audit(&["verify", "--json", &b, &a]);
+    let o = audit(&["verify", "--json", "--allow-unchained", &b, &a]);
     assert_eq!(o.status.code(), Some(1));
     let reports = json(&o);
     for (r, file) in reports.as_array().unwrap().iter().zip([&b, &a]) {
@@ -438,7 +456,7 @@ fn a_call_recorded_by_one_instance_after_the_other_stopped_holds() {
         instance("a_records.jsonl"),
         instance("b_records_after_a_stopped.jsonl"),
     );
-    let o = audit(&["verify", &a, &b]);
+    let o = audit(&["verify", "--allow-unchained", &a, &b]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("no call held by two at once"),
@@ -452,10 +470,10 @@ fn a_call_recorded_by_one_instance_after_the_other_stopped_holds() {
 #[test]
 fn one_files_report_is_unchanged_by_the_check_across_instances() {
     let a = instance("a_records.jsonl");
-    let o = audit(&["verify", &a]);
+    let o = audit(&["verify", "--allow-unchained", &a]);
     assert_eq!(o.status.code(), Some(0));
     assert!(!stdout(&o).contains("across"), "{}", stdout(&o));
-    let reports = json(&audit(&["verify", "--json", &a]));
+    let reports = json(&audit(&["verify", "--json", "--allow-unchained", &a]));
     let mut keys: Vec<&str> = reports[0]
         .as_object()
         .unwrap()
@@ -527,7 +545,7 @@ fn a_summary_of_several_instances_totals_each_and_all() {
         instance("b_records_after_a_stopped.jsonl"),
         instance("c_records_another_call.jsonl"),
     );
-    let o = audit(&["summary", &a, &b, &c]);
+    let o = audit(&["summary", "--allow-unchained", &a, &b, &c]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     let row = |label: &str| {
@@ -544,7 +562,7 @@ fn a_summary_of_several_instances_totals_each_and_all() {
     // The call a and b held one after the other counts once.
     assert_eq!(row("total (3 instances)"), ["3", "60000", "3", "2"]);
 
-    let o = audit(&["summary", "--json", &a, &b, &c]);
+    let o = audit(&["summary", "--json", "--allow-unchained", &a, &b, &c]);
     assert_eq!(o.status.code(), Some(0));
     let summary = json(&o);
     assert_eq!(
@@ -561,7 +579,7 @@ fn a_summary_of_several_instances_totals_each_and_all() {
     );
 
     // One file keeps its shape: an array of calls.
-    let one = json(&audit(&["summary", "--json", &a]));
+    let one = json(&audit(&["summary", "--json", "--allow-unchained", &a]));
     assert_eq!(one.as_array().unwrap().len(), 1);
 }
 
@@ -810,7 +828,13 @@ fn verify_json_has_the_documented_shape() {
     let reports: Vec<serde_json::Value> = files
         .iter()
         .map(|file| {
-            let o = audit(&["verify", "--json", file]);
+            let o = audit(&[
+                "verify",
+                "--json",
+                "--allow-unchained",
+                "--allow-unkeyed",
+                file,
+            ]);
             assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
             let mut one: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(one.len(), 1);
@@ -867,4 +891,279 @@ fn verify_json_has_the_documented_shape() {
     assert_eq!(cut["holds"], true);
     assert!(!cut["open"].as_array().unwrap().is_empty());
     assert!(!cut["unauthenticated"].as_array().unwrap().is_empty());
+}
+
+/// Recomputes the plain SHA-256 chain of every line of `text`, as a forger without a key can.
+fn rechain(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut prev = [0u8; 32];
+    let mut out = String::new();
+    for line in text.lines() {
+        let (start, rest) = line.split_once(",\"chain\":\"").unwrap();
+        let rest = &rest[66..];
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(format!("{start},").as_bytes());
+        h.update(rest.as_bytes());
+        prev = h.finalize().into();
+        let hex: String = prev.iter().map(|b| format!("{b:02x}")).collect();
+        out.push_str(&format!("{start},\"chain\":\"{hex}\",{rest}\n"));
+    }
+    out
+}
+
+/// Sets the `at` of the first line holding `event` to `at`.
+fn restamp(text: &str, event: &str, at: &str) -> String {
+    let line = text.lines().find(|l| l.contains(event)).unwrap();
+    let (head, tail) = line.split_once("\"at\":\"").unwrap();
+    let (_, tail) = tail.split_once('"').unwrap();
+    text.replacen(line, &format!("{head}\"at\":\"{at}\"{tail}"), 1)
+}
+
+/// A retention stamped before its `recording` request was sent, lines in order and the chain
+/// recomputed: the chain holds, and time going back is the violation, at that line.
+#[test]
+fn a_retention_stamped_before_its_recording_request_is_a_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    real_trail(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let forged = rechain(&restamp(
+        &text,
+        "\"event\":\"retention_started\"",
+        "2000-01-01T00:00:00Z",
+    ));
+    std::fs::write(&path, &forged).unwrap();
+    let o = audit(&[
+        "verify",
+        "--json",
+        "--allow-unkeyed",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let report = &json(&o)[0];
+    assert!(
+        report["chain"].as_str().unwrap().starts_with("holds"),
+        "{report}"
+    );
+    let line = forged
+        .lines()
+        .position(|l| l.contains("\"event\":\"retention_started\""))
+        .unwrap()
+        + 1;
+    assert_eq!(report["violation"]["rule"], "G9/time-goes-back", "{report}");
+    assert_eq!(report["violation"]["line"], line);
+}
+
+/// The violation `verify --json` reports for the one trail at `path`, after `flags`, and the
+/// exit status.
+fn violation_of(path: &Path, flags: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["verify", "--json"];
+    args.extend(flags);
+    args.push(path.to_str().unwrap());
+    let o = audit(&args);
+    (o.status.code(), json(&o)[0]["violation"].clone())
+}
+
+/// An unchained line (a forged event) before a chained trail: the chain holds over the rest,
+/// but the line could have been added by anyone, so it is refused unless the auditor accepts
+/// unchained lines.
+#[test]
+fn an_unchained_line_before_a_chained_trail_is_a_violation_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    real_trail(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let forged = AuditEvent::now(
+        "57dab8b1894c409ab240bd8beae78896",
+        AuditKind::RetentionEnded { capability: 7 },
+    );
+    let mut first = serde_json::to_string(&forged).unwrap();
+    first = first.replace(&forged.at.to_rfc3339(), "2000-01-01T00:00:00Z");
+    std::fs::write(&path, format!("{first}\n{text}")).unwrap();
+
+    let (code, v) = violation_of(&path, &["--allow-unkeyed"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(
+        (&v["rule"], &v["line"], &v["call_id"]),
+        (&"G9/unchained".into(), &1.into(), &"".into())
+    );
+    let o = audit(&["verify", "--allow-unkeyed", path.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("after 1 unchained lines"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Accepted, the forged line is replayed with the rest: it ends a capability never started.
+    let (code, v) = violation_of(&path, &["--allow-unkeyed", "--allow-unchained"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["rule"], "G4/capability-ended-without-start");
+}
+
+/// A trail with `seq` and `chain` stripped from every line is refused unless the auditor
+/// accepts a trail without a chain; accepted, it is replayed as before.
+#[test]
+fn a_trail_without_a_chain_is_a_violation_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    real_trail(&path);
+    let stripped: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{{{}\n", &l.split_once(",\"chain\":\"").unwrap().1[66..]))
+        .collect();
+    std::fs::write(&path, stripped).unwrap();
+    let (code, v) = violation_of(&path, &[]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(
+        (&v["rule"], &v["line"]),
+        (&"G9/unchained".into(), &1.into())
+    );
+    let (code, v) = violation_of(&path, &["--allow-unchained"]);
+    assert_eq!((code, v), (Some(0), serde_json::Value::Null));
+}
+
+/// A chain checked without a key could have been recomputed by whoever wrote the file: it is
+/// refused unless the auditor accepts it; under the bot's key it holds.
+#[test]
+fn a_chain_checked_without_a_key_is_a_violation_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.jsonl");
+    real_trail(&plain);
+    let (code, v) = violation_of(&plain, &[]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!((&v["rule"], &v["line"]), (&"G9/unkeyed".into(), &1.into()));
+    assert_eq!(violation_of(&plain, &["--allow-unkeyed"]).0, Some(0));
+
+    let keyed = dir.path().join("keyed.jsonl");
+    record_into(
+        JsonLinesSink::options()
+            .key(*b"the bot's key")
+            .open(&keyed)
+            .unwrap(),
+    );
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"the bot's key").unwrap();
+    let (code, v) = violation_of(&keyed, &["--key-file", key.to_str().unwrap()]);
+    assert_eq!((code, v), (Some(0), serde_json::Value::Null));
+    // Without its key, a keyed chain does not hold at all.
+    let (code, v) = violation_of(&keyed, &["--allow-unkeyed"]);
+    assert_eq!((code, &v["rule"]), (Some(1), &"G9/chain".into()));
+}
+
+/// `summary` and `timeline` check a trail as `verify` does: an edited trail is still
+/// reported on, then named on stderr with its violation, and the exit status is 1.
+#[test]
+fn summary_and_timeline_say_when_a_trail_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    real_trail(&path);
+    let file = path.to_str().unwrap();
+    let svg = dir.path().join("call.svg");
+    let timeline = |extra: &[&str]| {
+        let mut args = vec![
+            "timeline",
+            file,
+            "--call",
+            "57dab8b1894c409ab240bd8beae78896",
+            "--svg",
+            svg.to_str().unwrap(),
+            "--force",
+        ];
+        args.extend(extra);
+        audit(&args)
+    };
+    for o in [
+        audit(&["summary", "--allow-unkeyed", file]),
+        timeline(&["--allow-unkeyed"]),
+    ] {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    }
+    // Unkeyed, by default: refused like verify refuses it.
+    let o = audit(&["summary", file]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("G9/unkeyed"), "{}", stderr(&o));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"outcome\":\"completed\"", "\"outcome\":\"pending\"", 1),
+    )
+    .unwrap();
+    for o in [
+        audit(&["summary", "--allow-unkeyed", file]),
+        audit(&["summary", "--json", "--allow-unkeyed", file]),
+        timeline(&["--allow-unkeyed"]),
+    ] {
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(!stdout(&o).is_empty(), "the report is printed all the same");
+        let err = stderr(&o);
+        assert!(err.contains(&format!("{file}:")), "{err}");
+        assert!(err.contains("VIOLATION G9/chain"), "{err}");
+        assert!(err.contains("does not hold"), "{err}");
+    }
+}
+
+/// `timeline` writes a new picture; an existing file is left alone unless `--force`.
+#[test]
+fn timeline_overwrites_a_file_only_when_forced() {
+    let trail = fixtures().join("timeline/episode.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("call.svg");
+    std::fs::write(&out, "the auditor's own file").unwrap();
+    let run = |force: bool| {
+        let mut args = vec![
+            "timeline",
+            trail.to_str().unwrap(),
+            "--call",
+            "57dab8b1894c409ab240bd8beae78896",
+            "--svg",
+            out.to_str().unwrap(),
+            "--allow-unchained",
+        ];
+        if force {
+            args.push("--force");
+        }
+        audit(&args)
+    };
+    let o = run(false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the auditor's own file"
+    );
+    let o = run(true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&out).unwrap().starts_with("<svg"));
+}
+
+/// With several files, a violation in one decides the exit status, whatever else cannot be
+/// read; unreadable input alone exits 2.
+#[test]
+fn a_violation_wins_over_an_unreadable_file() {
+    let forged = fixtures().join("trails/a_ack_reused_after_failed.jsonl");
+    let good = instance("a_records.jsonl");
+    let missing = "/nonexistent/audit.jsonl";
+    for command in ["verify", "summary"] {
+        for files in [
+            [forged.to_str().unwrap(), missing],
+            [missing, forged.to_str().unwrap()],
+        ] {
+            let mut args = vec![command, "--allow-unchained"];
+            args.extend(files);
+            let o = audit(&args);
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{command} {files:?}: {}",
+                stderr(&o)
+            );
+            assert!(stderr(&o).contains(missing), "{}", stderr(&o));
+        }
+        let o = audit(&[command, "--allow-unchained", &good, missing]);
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", stderr(&o));
+    }
 }

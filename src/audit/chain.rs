@@ -47,7 +47,9 @@
 //! Lines without the two leading fields (written before the chain existed) still read as
 //! events. They may only come first: a chained trail's first chained line has `seq` 1 and a
 //! zero `prev`. [`ChainSummary::unchained`] counts them; a trail begun with a chaining sink has
-//! none, so an auditor should require `0` there.
+//! none, so an auditor should require `0` there: the command-line auditor refuses such lines
+//! (and a trail with no chain at all) as `G9/unchained` unless told `--allow-unchained`. An
+//! unchained line after a chained one is always a break ([`BreakKind::Unchained`]).
 //!
 //! ## What the chain cannot show
 //!

@@ -81,7 +81,12 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     }
 }
 
-/// Keeps events in memory.
+/// Keeps events in memory, in the order recorded.
+///
+/// Like [`JsonLinesSink`], it keeps the trail in time order under its lock: an event stamped
+/// earlier than the one recorded before it (two tasks each stamped an event, and the later
+/// stamp won the lock) is kept with the earlier event's time, so that [`verify`](super::verify)
+/// never finds time going back in a trail the crate wrote. Other events keep their own time.
 ///
 /// # Example
 /// ```
@@ -107,20 +112,29 @@ impl MemorySink {
     }
 }
 
+impl MemorySink {
+    /// Appends `event` to `events`, stamped no earlier than the last of them.
+    fn push_in_time_order(events: &mut Vec<AuditEvent>, event: &AuditEvent) {
+        let mut event = event.clone();
+        if let Some(last) = events.last() {
+            event.at = event.at.max(last.at);
+        }
+        events.push(event);
+    }
+}
+
 impl AuditSink for MemorySink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(event.clone());
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::push_in_time_order(&mut events, event);
         Ok(())
     }
 
-    fn record_batch(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(events);
+    fn record_batch(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        for event in batch {
+            Self::push_in_time_order(&mut events, event);
+        }
         Ok(())
     }
 }
@@ -1496,5 +1510,21 @@ mod tests {
             !debug.contains("hunter2") && debug.contains("keyed: true"),
             "{debug}"
         );
+    }
+
+    /// Two tasks stamp events, and the later stamp wins the lock: the memory trail is still
+    /// in time order, and verifies.
+    #[test]
+    fn a_memory_trail_stays_in_time_order() {
+        let sink = MemorySink::default();
+        let later = AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 });
+        let mut earlier = later.clone();
+        earlier.at = later.at - chrono::Duration::seconds(1);
+        sink.record(&later).unwrap();
+        sink.record(&earlier).unwrap();
+        sink.record_batch(&[earlier.clone(), later.clone()])
+            .unwrap();
+        let at: Vec<_> = sink.events().iter().map(|e| e.at).collect();
+        assert_eq!(at, [later.at; 4]);
     }
 }

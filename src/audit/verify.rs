@@ -20,7 +20,11 @@ use crate::types::normalize_id;
 /// A rule of the recording policy that a trail can break. [`verify`] names the first one broken
 /// in one trail; [`verify_instances`](super::verify_instances) also names
 /// [`LiveInTwoInstances`](Self::LiveInTwoInstances), which only several trails read together
-/// can break.
+/// can break. The rules of the chain ([`ChainBroken`](Self::ChainBroken),
+/// [`Unchained`](Self::Unchained), [`Unkeyed`](Self::Unkeyed)) are about a trail's bytes, not
+/// its events: [`check_chain`](super::check_chain) finds a broken chain, and an auditor's
+/// policy (the command-line auditor's by default) refuses a trail without a chain or without a
+/// key; [`verify`] never returns them.
 ///
 /// [`code`](Self::code) is a stable short form, for tools and dashboards; `Display` says it in
 /// words.
@@ -49,6 +53,21 @@ pub enum Rule {
     /// [`verify`] never returns it: one trail cannot break it. The evidence is an
     /// [`Overlap`](super::Overlap), not a [`Violation`], because it spans two trails.
     LiveInTwoInstances,
+    /// G9: an event is stamped earlier than the line before it. A sink stamps each line under
+    /// its lock, never earlier than the line before (across reopenings of its file too), so
+    /// time order is line order; a line stamped earlier was edited or inserted, and with it
+    /// the order in time of a request, its answer and the step they lead to.
+    TimeGoesBack,
+    /// G9: the trail's hash chain breaks (see [`check_chain`](super::check_chain) and
+    /// [`BreakKind`](super::BreakKind)): a line edited, deleted, inserted or reordered.
+    ChainBroken,
+    /// G9: lines without `seq` and `chain`: the whole trail, or lines before its chain. An
+    /// unchained line can be added, edited or removed without a trace. Older trails (written
+    /// before the chain existed) have them; an auditor may accept them, knowingly.
+    Unchained,
+    /// G9: the chain was checked without a key (plain SHA-256), which anyone who can write the
+    /// file can recompute. An auditor may accept it, knowingly.
+    Unkeyed,
 }
 
 impl Rule {
@@ -64,6 +83,10 @@ impl Rule {
             Self::CapabilityStartedTwice => "G4/capability-started-twice",
             Self::CapabilityEndedWithoutStart => "G4/capability-ended-without-start",
             Self::LiveInTwoInstances => "G7/live-in-two-instances",
+            Self::TimeGoesBack => "G9/time-goes-back",
+            Self::ChainBroken => "G9/chain",
+            Self::Unchained => "G9/unchained",
+            Self::Unkeyed => "G9/unkeyed",
         }
     }
 
@@ -85,6 +108,10 @@ impl Rule {
             Self::CapabilityStartedTwice => "retention capability started twice",
             Self::CapabilityEndedWithoutStart => "retention capability ended that was not alive",
             Self::LiveInTwoInstances => "live in two instances at overlapping times",
+            Self::TimeGoesBack => "stamped earlier than the line before it",
+            Self::ChainBroken => "the hash chain is broken",
+            Self::Unchained => "lines without the hash chain",
+            Self::Unkeyed => "the hash chain is not keyed",
         }
     }
 }
@@ -275,7 +302,13 @@ impl CallReplay {
 ///    recording was reported, and each capability number only once;
 /// 3. a capability ends only while it is alive (or revoked);
 /// 4. no `notRecording`/`failed` request is sent, and `Recording` is not left, while a
-///    capability is alive and not revoked.
+///    capability is alive and not revoked;
+/// 5. no event is stamped earlier than the one before it (equal is fine): the sink stamps
+///    under its lock, so the order the rule needs by line (a `recording` request, its answer,
+///    the entry into `Recording`, the first retention) is also the order in time. The check
+///    runs over the whole trail, across `trail_resumed` and the runs of a bot appended to one
+///    file: a sink reopening a file stamps its lines no earlier than the file's last line, so
+///    even a clock stepped back across a restart does not make time go back in the trail.
 ///
 /// The result lists the calls the trail leaves open and the entries into `Recording` that
 /// this crate did not authenticate.
@@ -309,6 +342,7 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
         events: events.len(),
         ..Verified::default()
     };
+    let mut previous_at: Option<DateTime<Utc>> = None;
     for (index, e) in events.iter().enumerate() {
         // One call, one identity, whatever spelling a line uses (G7).
         let call_id = normalize_id(&e.call_id);
@@ -317,6 +351,10 @@ pub fn verify(events: &[AuditEvent]) -> Result<Verified, Violation> {
             call_id: call_id.clone(),
             rule,
         };
+        if previous_at.is_some_and(|at| e.at < at) {
+            return Err(fail(Rule::TimeGoesBack));
+        }
+        previous_at = Some(e.at);
         let c = calls.entry(call_id.clone()).or_default();
         c.last_at = Some(e.at);
         match &e.kind {

@@ -442,7 +442,61 @@ fn a_call_recovered_after_a_crash_is_told_apart_from_one_left_open() {
             reason: "test".into(),
         },
     ));
+    // Written after the transition, so stamped no earlier than it.
+    let mut recovered = recovered;
+    recovered.at = ended[1].at;
     ended.push(recovered);
     let verified = verify(&ended).unwrap();
     assert!(verified.recovered.is_empty());
+}
+
+/// A real trail, through the crate: record, one capability, stop.
+fn one_episode() -> Vec<AuditEvent> {
+    let audit = Arc::new(MemorySink::default());
+    let calls = Calls::new(audit.clone());
+    let graph = graph([Step::completed(), Step::completed()]);
+    block_on(async {
+        let call = calls.open(call_id()).unwrap();
+        let Ok(Begin::Recording(call)) = call.begin_recording(&graph).await else {
+            panic!("completed must record")
+        };
+        drop(call.retention().unwrap());
+        drop(
+            call.stop_recording(&graph, std::future::pending())
+                .await
+                .unwrap(),
+        );
+    });
+    round_trip(&audit.events())
+}
+
+/// A retention stamped before its `recording` request was sent, with the lines left in the
+/// order the rule needs (and, in a file, the chain recomputed): time goes back at that line.
+#[test]
+fn a_retention_stamped_before_its_recording_request_is_rejected() {
+    let mut events = one_episode();
+    verify(&events).unwrap();
+    let request = events
+        .iter()
+        .position(|e| matches!(e.kind, AuditKind::RequestSent { .. }))
+        .unwrap();
+    let start = events
+        .iter()
+        .position(|e| matches!(e.kind, AuditKind::RetentionStarted { .. }))
+        .unwrap();
+    events[start].at = events[request].at - chrono::Duration::milliseconds(1);
+    let v = verify(&events).unwrap_err();
+    assert_eq!((v.index, v.rule), (start, Rule::TimeGoesBack));
+    assert_eq!(v.call_id, this_call_key());
+}
+
+/// Lines stamped at the same instant are in time order: equal is not going back.
+#[test]
+fn lines_stamped_at_the_same_instant_hold() {
+    let mut events = one_episode();
+    let at = events[0].at;
+    for e in &mut events {
+        e.at = at;
+    }
+    assert!(verify(&events).unwrap().is_complete());
 }
