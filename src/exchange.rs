@@ -639,7 +639,8 @@ impl Exchange {
                 http_status: response.status().as_u16(),
                 outcome: kind,
                 operation_id,
-                request_id: correlation(response, "request-id").or(error_request_id),
+                request_id: correlation(response, "request-id")
+                    .or(error_request_id.filter(|id| is_correlation(id))),
                 echoed_client_request_id: correlation(response, "client-request-id"),
                 date: correlation(response, "date"),
             },
@@ -823,10 +824,15 @@ fn describe(error: &Error, token: Option<&AccessToken>) -> String {
 const MAX_CORRELATION_LEN: usize = 128;
 
 /// A correlation header of `response` (`request-id`, `client-request-id`, `Date`), if it is
-/// visible ASCII of a sane length: a hostile answer cannot flood the trail through it.
+/// [`is_correlation`]: a hostile answer cannot flood the trail through it.
 fn correlation(response: &HttpResponse, name: &str) -> Option<String> {
     let value = response.headers().get(name)?.to_str().ok()?;
-    (value.len() <= MAX_CORRELATION_LEN).then(|| value.to_owned())
+    is_correlation(value).then(|| value.to_owned())
+}
+
+/// Whether `value` is visible ASCII (spaces allowed, as in a date) of a sane length.
+fn is_correlation(value: &str) -> bool {
+    value.len() <= MAX_CORRELATION_LEN && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
 }
 
 fn summarize(outcome: &Outcome) -> (ResponseKind, Option<String>, Option<String>) {

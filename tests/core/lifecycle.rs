@@ -617,3 +617,36 @@ async fn hostile_correlation_headers_are_left_out_of_the_trail() {
     );
     drop(call);
 }
+
+/// An error answer's oversized `request-id` header is left out too, although Graph's error
+/// envelope carries one of its own: the bound holds for every answer.
+#[tokio::test]
+async fn an_oversized_request_id_on_an_error_answer_is_left_out() {
+    let refused = Step::Respond {
+        status: 403,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("request-id".into(), "r".repeat(10_000)),
+        ],
+        body: br#"{"error":{"code":"Forbidden","message":"no"}}"#.to_vec(),
+    };
+    let (graph, audit) = setup(vec![refused, Step::completed()]);
+    let call = new_call(&audit);
+    let _ = call.begin_recording(&graph).await;
+    let ids: Vec<_> = audit
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            AuditKind::ResponseReceived { request_id, .. } => Some(request_id),
+            _ => None,
+        })
+        .collect();
+    assert!(!ids.is_empty());
+    assert!(
+        ids.iter().all(Option::is_none),
+        "{:?}",
+        ids.iter()
+            .map(|i| i.as_ref().map(String::len))
+            .collect::<Vec<_>>()
+    );
+}
