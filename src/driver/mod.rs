@@ -725,6 +725,23 @@ impl From<Started> for AnyCall {
     }
 }
 
+/// One of the driver's operations carried out by a spawned task, counted from before the spawn
+/// until the task ends or is dropped (see [`Driver::shutdown`]).
+struct Detached<T>(Driver<T>);
+
+impl<T> Detached<T> {
+    fn enter(driver: Driver<T>) -> Self {
+        driver.inner.life.enter_detached();
+        Self(driver)
+    }
+}
+
+impl<T> Drop for Detached<T> {
+    fn drop(&mut self) {
+        self.0.inner.life.leave();
+    }
+}
+
 /// Files a `recording` request as abandoned in the hub when its outcome may be applied by
 /// Graph unseen (its exchange was dropped, or ended with the outcome unknown).
 struct Remember<T> {
@@ -767,9 +784,11 @@ impl<T: Transport + 'static> OrphanHook for Orphans<T> {
             tracing::warn!(call_id = %call, "no tokio runtime: cannot report `notRecording` for a dropped recording call");
             return;
         };
-        let driver = Driver { inner };
+        // Counted before the spawn, so that a shutdown starting now waits for this report
+        // instead of auditing its stop before the report's request.
+        let active = Detached::enter(Driver { inner });
         runtime.spawn(async move {
-            let _active = driver.inner.life.enter();
+            let driver = &active.0;
             // Revocation has returned: no write is in flight and none can start (G8), so the
             // report may go out at once, once the trail holds every end and the revocation.
             let result = match retention.record_unrecorded() {

@@ -97,9 +97,7 @@ pub(super) struct Active<'l>(&'l Life);
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.0.leave();
     }
 }
 
@@ -119,8 +117,20 @@ impl Life {
     /// An operation of the bot starts. Counted before [`is_closing`](Self::is_closing) is
     /// read, so that a shutdown either refuses it or waits for it.
     pub(super) fn enter(&self) -> Active<'_> {
-        self.active.fetch_add(1, Ordering::SeqCst);
+        self.enter_detached();
         Active(self)
+    }
+
+    /// An operation starts that a guard of its own will end with [`leave`](Self::leave).
+    pub(super) fn enter_detached(&self) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// An operation ended.
+    pub(super) fn leave(&self) {
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     pub(super) fn is_closing(&self) -> bool {

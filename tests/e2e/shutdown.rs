@@ -391,3 +391,36 @@ async fn a_call_is_stopped_once_when_the_bot_and_the_shutdown_race() {
         emulator.shutdown().await;
     }
 }
+
+/// A recording call dropped just before the shutdown starts has its best-effort
+/// `notRecording` queued on another task: the shutdown counts it from before that task runs,
+/// so the report is never sent after the instance's stop is audited. Many rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_report_queued_as_the_shutdown_starts_comes_before_the_stop() {
+    let emulator = Emulator::start().await.unwrap();
+    for round in 0..30 {
+        let (driver, audit) = instance(&emulator).await;
+        let (_, started) = begin(&driver, &emulator, Behavior::Complete).await;
+        drop(recording(started));
+        let report = driver.shutdown(Duration::from_secs(2)).await;
+        assert_eq!(report.unsettled, 0, "round {round}: {report:?}");
+        let events = audit.events();
+        let stop = events
+            .iter()
+            .position(|e| matches!(e.kind, AuditKind::InstanceStopped { .. }))
+            .unwrap();
+        assert!(
+            events[..stop]
+                .iter()
+                .any(|e| matches!(e.kind, AuditKind::RequestSent { .. })),
+            "round {round}"
+        );
+        let after: Vec<_> = events[stop..]
+            .iter()
+            .filter(|e| matches!(e.kind, AuditKind::RequestSent { .. }))
+            .collect();
+        assert!(after.is_empty(), "round {round}: {after:?}");
+        assert!(verify(&events).unwrap().is_complete());
+    }
+    emulator.shutdown().await;
+}
