@@ -176,6 +176,12 @@ impl<O> StatusUpdate<O> {
         self.exchange.policy.is_some()
     }
 
+    /// Whether the call's audit sink makes each write wait for its storage
+    /// ([`AuditSink::blocks`]): the async loop then runs the steps off the executor's thread.
+    pub(crate) fn audit_blocks(&self) -> bool {
+        self.flow.entry().audit().blocks()
+    }
+
     /// Builds the next attempt's request with `token` for `endpoint`, and writes its
     /// `request_sent` event (with the step that leads to it, when nothing lies between them):
     /// send the request, then give [`SentUpdate`] what came back. `now` is the caller's clock:

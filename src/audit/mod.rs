@@ -18,6 +18,7 @@
 
 mod chain;
 mod event;
+mod group;
 mod instances;
 mod report;
 mod sink;
@@ -25,6 +26,7 @@ mod verify;
 
 pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
+pub use group::{GroupCommit, GroupWrite};
 pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};
 pub use report::{CallSummary, summary, timeline};
 pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};

@@ -6,12 +6,12 @@ use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::mem;
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
 
 use super::chain::{self, GENESIS, Hasher, TornTail};
+use super::group::{Group, Writing};
 use super::{AuditEvent, AuditKind};
 use crate::error::AuditError;
 
@@ -65,6 +65,20 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn sync(&self) -> Result<(), AuditError> {
         Ok(())
     }
+
+    /// Whether [`record`](Self::record) waits for slow storage (a sync to disk, a database's
+    /// commit) long enough that async code should not wait for it on an executor's thread.
+    /// The async loops then run each step that writes to the sink off the executor's threads
+    /// ([`Timer::blocking`](crate::Timer::blocking); the driver does, on a multi-threaded tokio
+    /// runtime), so that the steps of many calls wait on the sink at once, and a sink that
+    /// groups the writes of concurrent callers ([`JsonLinesSink`], [`GroupCommit`](super::GroupCommit)) makes them
+    /// durable together: one write and one sync for all of them, each step proceeding once
+    /// its own events are durable.
+    ///
+    /// `false` unless overridden; [`JsonLinesSink`] says `true` at [`Durability::Synced`].
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
@@ -78,6 +92,10 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 
     fn sync(&self) -> Result<(), AuditError> {
         (**self).sync()
+    }
+
+    fn blocks(&self) -> bool {
+        (**self).blocks()
     }
 }
 
@@ -257,12 +275,7 @@ impl JsonLinesOptions {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct JsonLinesSink {
-    queue: Mutex<Queue>,
-    woken: Condvar,
-    /// `queue.writing`, readable without the lock, for followers spinning.
-    busy: AtomicBool,
-    /// Whether followers spin before parking (not on a single core).
-    spin: bool,
+    group: Group<Entry>,
     journal: Mutex<Journal>,
     durability: Durability,
     keyed: bool,
@@ -470,10 +483,7 @@ impl JsonLinesSink {
 
     fn with_journal(journal: Journal, repaired: Option<TornTail>) -> Self {
         Self {
-            queue: Mutex::new(Queue::default()),
-            woken: Condvar::new(),
-            busy: AtomicBool::new(false),
-            spin: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            group: Group::new(),
             durability: journal.durability,
             keyed: journal.hasher.is_keyed(),
             journal: Mutex::new(journal),
@@ -481,19 +491,8 @@ impl JsonLinesSink {
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn journal(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Marks a write in progress (under the queue's lock) until the returned guard drops.
-    fn lead(&self, mut queue: MutexGuard<'_, Queue>, batch: Option<Arc<Batch>>) -> Lead<'_> {
-        queue.writing = true;
-        self.busy.store(true, Ordering::Release);
-        Lead { sink: self, batch }
     }
 }
 
@@ -514,94 +513,46 @@ impl AuditSink for JsonLinesSink {
     fn sync(&self) -> Result<(), AuditError> {
         self.journal().storage.sync().map_err(AuditError::Io)
     }
+
+    /// At [`Durability::Synced`]: each write waits for the disk.
+    fn blocks(&self) -> bool {
+        self.durability == Durability::Synced
+    }
 }
 
 impl JsonLinesSink {
+    /// Writes made to the file so far (each with one sync at [`Durability::Synced`]), and the
+    /// events they carried, refused ones included: with group commit, `events / writes` is how
+    /// many events a write carried on average.
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = JsonLinesSink::open(dir.path().join("audit.jsonl"))?;
+    /// sink.record_batch(&[
+    ///     AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }),
+    ///     AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 2 }),
+    /// ])?;
+    /// assert_eq!(sink.counts(), (1, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn counts(&self) -> (u64, u64) {
+        self.group.counts()
+    }
+
     /// Writes `events` as consecutive lines, alone or with other callers' lines, all of them
     /// or none; returns once they are durable.
     fn submit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        let queue = self.queue();
-        if queue.idle() {
-            // No one writes or waits: write these lines alone, serialized straight into the
-            // write buffer.
-            let lead = self.lead(queue, None);
-            let result = self.journal().commit(b"", events);
-            drop(lead);
-            return result;
-        }
-        drop(queue);
-        // Serialized outside the locks, to wait in the queue for the writer.
-        let entries = events
-            .iter()
-            .map(Entry::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut queue = self.queue();
-        if queue.idle() {
-            // The writer finished meanwhile, and no one waits.
-            let lead = self.lead(queue, None);
-            let result = self.journal().commit(b"", &entries);
-            drop(lead);
-            return result;
-        }
-        // Consecutive in the queue, so consecutive in the file, and in one write.
-        queue.entries.extend(entries);
-        let batch = Arc::clone(&queue.batch);
-        // Follow while another caller writes; lead once no one does and our batch waits.
-        loop {
-            if let Some(done) = batch.done.get() {
-                return done.clone().map_err(Refusal::into_error);
-            }
-            if !queue.writing {
-                break;
-            }
-            // A write to the page cache takes a few microseconds: spin a little before
-            // parking, which costs two context switches and a system call.
-            drop(queue);
-            if self.spin {
-                spin_until(|| batch.done.get().is_some() || !self.busy.load(Ordering::Acquire));
-            }
-            queue = self.queue();
-            if batch.done.get().is_some() || !queue.writing {
-                continue;
-            }
-            queue.waiting += 1;
-            queue = self
-                .woken
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.waiting -= 1;
-        }
-        // No write in progress and our batch not written: it is still the queue's batch.
-        let entries = mem::take(&mut queue.entries);
-        queue.batch = Arc::default();
-        let lead = self.lead(queue, Some(batch));
-        let result = self.journal().commit(b"", &entries);
-        if let Some(batch) = &lead.batch {
-            let _ = batch
-                .done
-                .set(result.as_ref().map(|_| ()).map_err(Refusal::from));
-        }
-        drop(lead);
-        result
+        self.group
+            .submit(events, Entry::new, |writing| match writing {
+                // Serialized straight into the write buffer.
+                Writing::Alone(events) => self.journal().commit(b"", events),
+                // Serialized by their callers while they waited.
+                Writing::Together(entries) => self.journal().commit(b"", entries),
+            })
     }
-}
-
-/// Calls `ready` with pauses that grow, then between yields of the thread, for a few
-/// microseconds at most; returns whether it became true.
-fn spin_until(ready: impl Fn() -> bool) -> bool {
-    for round in 0..10 {
-        if ready() {
-            return true;
-        }
-        if round < 7 {
-            for _ in 0..1u32 << round {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
-        }
-    }
-    ready()
 }
 
 /// A JSON-lines trail read back by [`JsonLinesSink::read`].
@@ -645,81 +596,6 @@ impl Deref for Trail {
 
     fn deref(&self) -> &[AuditEvent] {
         &self.events
-    }
-}
-
-/// The callers waiting for a write, and whether one is in progress.
-#[derive(Default)]
-struct Queue {
-    entries: Vec<Entry>,
-    /// The batch `entries` will be written in.
-    batch: Arc<Batch>,
-    writing: bool,
-    /// Callers parked on `woken`.
-    waiting: usize,
-}
-
-impl Queue {
-    /// No one writes or waits to: a caller may write its lines alone.
-    fn idle(&self) -> bool {
-        !self.writing && self.entries.is_empty()
-    }
-}
-
-/// The outcome of one write, for everyone whose line it carried.
-#[derive(Default)]
-struct Batch {
-    done: OnceLock<Result<(), Refusal>>,
-}
-
-/// Why a batch was refused, for each of its callers (an `io::Error` cannot be cloned).
-#[derive(Debug, Clone)]
-struct Refusal {
-    kind: io::ErrorKind,
-    message: String,
-}
-
-impl From<&AuditError> for Refusal {
-    fn from(e: &AuditError) -> Self {
-        Self {
-            kind: match e {
-                AuditError::Io(e) => e.kind(),
-                _ => io::ErrorKind::InvalidData,
-            },
-            message: e.to_string(),
-        }
-    }
-}
-
-impl Refusal {
-    fn into_error(self) -> AuditError {
-        AuditError::Io(io::Error::new(self.kind, self.message))
-    }
-}
-
-/// The caller writing a batch. However it leaves (even by a panic), the batch gets an outcome
-/// and the next caller may lead.
-struct Lead<'a> {
-    sink: &'a JsonLinesSink,
-    /// The batch of followers written too (none when the leader writes alone).
-    batch: Option<Arc<Batch>>,
-}
-
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        if let Some(batch) = &self.batch {
-            let _ = batch.done.set(Err(Refusal {
-                kind: io::ErrorKind::Other,
-                message: "audit sink writer panicked".to_owned(),
-            }));
-        }
-        let mut queue = self.sink.queue();
-        queue.writing = false;
-        self.sink.busy.store(false, Ordering::Release);
-        // Waking costs a system call even with no one waiting.
-        if queue.waiting > 0 {
-            self.sink.woken.notify_all();
-        }
     }
 }
 
@@ -1146,14 +1022,14 @@ mod tests {
             let sink = sink.clone();
             std::thread::spawn(move || sink.record(&ended(0)))
         };
-        while !sink.queue().writing {
+        while !sink.group.writing() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let batch = {
             let sink = sink.clone();
             std::thread::spawn(move || sink.record_batch(&[ended(1), ended(2), ended(3)]))
         };
-        while sink.queue().entries.len() < 3 {
+        while sink.group.queued() < 3 {
             std::thread::sleep(Duration::from_millis(1));
         }
         open.send(()).unwrap();
@@ -1282,7 +1158,7 @@ mod tests {
             let sink = sink.clone();
             std::thread::spawn(move || sink.record(&ended(0)))
         };
-        while !sink.queue().writing {
+        while !sink.group.writing() {
             std::thread::sleep(Duration::from_millis(1));
         }
         // Three more queue up behind it: they will be one batch.
@@ -1292,7 +1168,7 @@ mod tests {
                 std::thread::spawn(move || sink.record(&ended(i)))
             })
             .collect();
-        while sink.queue().entries.len() < 3 {
+        while sink.group.queued() < 3 {
             std::thread::sleep(Duration::from_millis(1));
         }
         open.send(()).unwrap();

@@ -69,6 +69,19 @@ impl Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration))
     }
+
+    /// On a multi-threaded runtime, `work` runs in `tokio::task::block_in_place`: the worker's
+    /// other tasks move to another thread while it waits on the sink. Elsewhere (a
+    /// current-thread runtime, no runtime) it runs in place.
+    fn blocking(&self, work: &mut dyn FnMut()) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(work);
+            }
+            _ => work(),
+        }
+    }
 }
 
 /// How long the driver waits, and how it retries.
@@ -460,7 +473,7 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
-        let pending = match self.run(call.start_recording()?).await? {
+        let pending = match self.run(self.step(|| call.start_recording())?).await? {
             Begin::Recording(c) => return Ok(Started::Recording(self.unless_ended(c))),
             Begin::Failed(c) => return Ok(self.failed(c)),
             Begin::Pending(c) => c,
@@ -524,6 +537,14 @@ impl<T: Transport + 'static> Driver<T> {
         self.inner.graph.run(update).await
     }
 
+    /// Runs `step`, a synchronous step that writes to the trail, off the executor's thread if
+    /// the sink's writes wait for its storage ([`AuditSink::blocks`]).
+    fn step<R>(&self, step: impl FnOnce() -> R) -> R {
+        self.inner
+            .graph
+            .offload(self.inner.calls.audit().blocks(), step)
+    }
+
     /// A step that may still need a request: [`run`](Self::run) it.
     async fn finish<O>(&self, step: Step<O>) -> O {
         match step {
@@ -547,7 +568,7 @@ impl<T: Transport + 'static> Driver<T> {
                 biased;
                 update = waiter.updates.recv() => {
                     let Some((proof, operation)) = update else { break };
-                    match self.finish(pending.apply_operation(&proof, &operation)).await {
+                    match self.finish(self.step(|| pending.apply_operation(&proof, &operation))).await {
                         Begin::Recording(c) => {
                             waiter.settle();
                             return Started::Recording(self.unless_ended(c));
@@ -566,7 +587,7 @@ impl<T: Transport + 'static> Driver<T> {
         // Updates routed before the deadline still count; the rest turn late.
         for (proof, operation) in waiter.close() {
             match self
-                .finish(pending.apply_operation(&proof, &operation))
+                .finish(self.step(|| pending.apply_operation(&proof, &operation)))
                 .await
             {
                 Begin::Recording(c) => return Started::Recording(self.unless_ended(c)),
@@ -575,7 +596,7 @@ impl<T: Transport + 'static> Driver<T> {
             }
         }
         tracing::warn!(call_id = %pending.id(), "pending recording operation passed its deadline");
-        self.failed(self.finish(pending.give_up_waiting()).await)
+        self.failed(self.finish(self.step(|| pending.give_up_waiting())).await)
     }
 
     /// Stops recording: raises the stop signal, waits up to
@@ -611,7 +632,7 @@ impl<T: Transport + 'static> Driver<T> {
         }
         let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
-        let update = call.start_stop()?.drained(drain).await?;
+        let update = self.step(|| call.start_stop())?.drained(drain).await?;
         let stopped = self.run(update).await;
         if let Err(StopError::Unacknowledged { call }) = &stopped {
             self.gone_if_not_found(&id, call.reason());
@@ -647,7 +668,10 @@ impl<T: Transport + 'static> Driver<T> {
         }
         let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
-        let update = call.start_failure_report(reason)?.drained(drain).await?;
+        let update = self
+            .step(|| call.start_failure_report(reason))?
+            .drained(drain)
+            .await?;
         let reported = self.run(update).await;
         if let Err(StopError::Unacknowledged { call }) = &reported {
             self.gone_if_not_found(&id, call.reason());
@@ -667,7 +691,7 @@ impl<T: Transport + 'static> Driver<T> {
     /// the value instead.
     pub fn end<S: State>(&self, call: Call<S>) -> Ended {
         self.inner.hub.mark_ended(call.id());
-        call.end()
+        self.step(|| call.end())
     }
 
     /// Reports `notRecording` or `failed` after a [`LateCompletion`], so that Graph stops

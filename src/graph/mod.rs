@@ -121,6 +121,27 @@ impl<T> Graph<T> {
         &self.tokens
     }
 
+    /// Runs `step`, which may write to an audit sink: in place, or, if the sink's writes wait
+    /// for its storage (`blocks`), through the timer's [`Timer::blocking`].
+    pub(crate) fn offload<R>(&self, blocks: bool, step: impl FnOnce() -> R) -> R {
+        if !blocks {
+            return step();
+        }
+        let mut step = Some(step);
+        let mut out = None;
+        self.timer.blocking(&mut || {
+            if let Some(step) = step.take() {
+                out = Some(step());
+            }
+        });
+        match (out, step) {
+            (Some(out), _) => out,
+            // The timer did not run it: run it here.
+            (None, Some(step)) => step(),
+            (None, None) => unreachable!("a step that ran has an output"),
+        }
+    }
+
     /// `update` with the graph's retry policy, unless it has one of its own.
     pub fn prepare_update<O>(&self, update: StatusUpdate<O>) -> StatusUpdate<O> {
         match &self.retry {
@@ -170,19 +191,30 @@ impl<T: Transport> Graph<T> {
     /// revoked at once.
     pub async fn run<O>(&self, update: StatusUpdate<O>) -> O {
         let mut update = self.prepare_update(update);
+        // Steps that write to a sink waiting on its storage leave the executor's thread to
+        // others meanwhile (`Timer::blocking`).
+        let blocks = update.audit_blocks();
         loop {
             let token = match self.tokens.token(update.wants_fresh_token()).await {
                 Ok(token) => token,
-                Err(e) => match update.give_up(Error::Token(e), self.timer.now()).into() {
-                    Then::Attempt(next, after) => {
-                        self.pause(after).await;
-                        update = next;
-                        continue;
+                Err(e) => {
+                    let now = self.timer.now();
+                    match self
+                        .offload(blocks, || update.give_up(Error::Token(e), now))
+                        .into()
+                    {
+                        Then::Attempt(next, after) => {
+                            self.pause(after).await;
+                            update = next;
+                            continue;
+                        }
+                        Then::Return(out) => return out,
                     }
-                    Then::Return(out) => return out,
-                },
+                }
             };
-            let (sent, request) = match update.prepare(&self.endpoint, token, self.timer.now()) {
+            let now = self.timer.now();
+            let prepared = self.offload(blocks, || update.prepare(&self.endpoint, token, now));
+            let (sent, request) = match prepared {
                 Ok(attempt) => attempt,
                 Err(step) => match step.into() {
                     Then::Attempt(next, after) => {
@@ -198,11 +230,11 @@ impl<T: Transport> Graph<T> {
                 None => Some(self.transport.send(request).await),
             };
             let now = self.timer.now();
-            let step = match answer {
+            let step = self.offload(blocks, || match answer {
                 Some(Ok(response)) => sent.answer(&response, now),
                 Some(Err(error)) => sent.no_answer(NoAnswer::Failed(Box::new(error)), now),
                 None => sent.no_answer(NoAnswer::TimedOut, now),
-            };
+            });
             match step.into() {
                 Then::Attempt(next, after) => {
                     self.pause(after).await;

@@ -1,5 +1,5 @@
 //! [`Timer`]: how the async loop waits (a `Retry-After`, a backoff, the end of an attempt's
-//! time) and reads the time, whatever the runtime.
+//! time), reads the time and waits on a slow audit sink, whatever the runtime.
 
 use std::fmt;
 use std::future::Future;
@@ -38,6 +38,19 @@ pub trait Timer: Send + Sync + fmt::Debug + 'static {
 
     /// Completes `duration` from now, on this timer's clock.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Runs `work` to its end: a step of the loop whose audit sink makes each write wait for
+    /// its storage ([`AuditSink::blocks`](crate::audit::AuditSink::blocks): a sync to disk, a
+    /// database's commit). The default runs it in place, blocking the thread meanwhile;
+    /// [`driver::TokioTimer`](crate::driver) hands the thread's other tasks to another thread
+    /// first (tokio's `block_in_place`), so that many calls wait on the sink at once, and the
+    /// sink can write their events together (group commit).
+    ///
+    /// An implementation must call `work` exactly once, on this thread or another, and return
+    /// once it has returned; one that never calls it gets it run in place afterwards.
+    fn blocking(&self, work: &mut dyn FnMut()) {
+        work();
+    }
 }
 
 /// A [`Timer`] on the system clock whose waits are slept by a helper thread, one per wait

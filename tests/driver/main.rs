@@ -9,6 +9,7 @@ mod support;
 mod audit_batch;
 mod call_gone;
 mod driver;
+mod group_commit;
 mod hub;
 mod shutdown;
 mod spellings;
