@@ -66,7 +66,42 @@ fn sinks(durability: Durability, dir: &Path, run: u64) -> ([Arc<dyn AuditSink>; 
         .durability(durability)
         .open(&path)
         .unwrap();
-    ([Arc::new(MemorySink::default()), Arc::new(file)], path)
+    (
+        [Arc::new(MemorySink::default()), Arc::new(Counted(file))],
+        path,
+    )
+}
+
+/// A JSON-lines sink whose writes and events [`Pair`] adds up when it is dropped.
+#[derive(Debug)]
+struct Counted(JsonLinesSink);
+
+static WRITES: AtomicU64 = AtomicU64::new(0);
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let (writes, events) = self.0.counts();
+        WRITES.fetch_add(writes, Ordering::Relaxed);
+        EVENTS.fetch_add(events, Ordering::Relaxed);
+    }
+}
+
+impl AuditSink for Counted {
+    fn record(&self, event: &AuditEvent) -> Result<(), recording_status::error::AuditError> {
+        self.0.record(event)
+    }
+
+    fn record_batch(
+        &self,
+        events: &[AuditEvent],
+    ) -> Result<(), recording_status::error::AuditError> {
+        self.0.record_batch(events)
+    }
+
+    fn blocks(&self) -> bool {
+        self.0.blocks()
+    }
 }
 
 /// The memory sink (side 0) and a JSON-lines sink (side 1), measured in alternating blocks,
@@ -128,6 +163,9 @@ impl Pair {
         mut work: impl FnMut(&mut Self, u64) -> [Duration; 2],
     ) {
         let [base, file] = self.names;
+        // Counted afresh for this pair.
+        WRITES.store(0, Ordering::Relaxed);
+        EVENTS.store(0, Ordering::Relaxed);
         for (side, id) in [(0, base), (1, file)] {
             if side == 1 || memory {
                 g.bench_function(id, |b| b.iter_custom(|iters| work(&mut self, iters)[side]));
@@ -146,6 +184,16 @@ impl Pair {
             m / f,
             self.units
         );
+        let (writes, events) = (
+            WRITES.load(Ordering::Relaxed),
+            EVENTS.load(Ordering::Relaxed),
+        );
+        if writes > 0 {
+            println!(
+                "{group}: {file}: {events} events in {writes} writes, {:.2} events a write",
+                events as f64 / writes as f64
+            );
+        }
     }
 }
 
