@@ -178,7 +178,10 @@ pub enum Durability {
     #[default]
     Flushed,
     /// Also synced to the disk (`fdatasync`): the event survives power loss. Costs a disk
-    /// round trip per group of concurrent events.
+    /// round trip per group of concurrent events. At this level the sink
+    /// [`blocks`](AuditSink::blocks): the driver's steps wait for it off tokio's worker
+    /// threads, so the events of every call that arrive during a sync go out together in the
+    /// next one (at 64 calls in flight, 34 events a sync on average: `BENCHMARKS.md`).
     Synced,
 }
 
@@ -252,6 +255,9 @@ impl JsonLinesOptions {
 ///   from being written.
 /// - **Group commit.** Concurrent `record`s share writes: whoever finds no write in progress
 ///   takes every waiting line, writes them with one write (and one sync), and wakes the others.
+///   A write that fails refuses exactly the events it carried, each caller's step not taken.
+///   At [`Durability::Synced`] the driver makes its steps wait off tokio's worker threads
+///   ([`AuditSink::blocks`]), so that the steps of every call in flight can share a sync.
 /// - **Sequenced and in time order.** The sink stamps `at` when it assigns the line's `seq`,
 ///   never earlier than the previous line's, so the file's lines are in `seq` and time order.
 /// - **Torn tails.** [`open`](Self::open) resumes a trail whose end was torn by power loss or

@@ -17,6 +17,15 @@
 //!   [`DriverEvent::OrphanNotReported`]. A begin waits at most for the attempt such a report
 //!   has under way and the `Retry-After` pause after it (the report then fetches its token,
 //!   finds the later episode, and stops), never for its further retries.
+//! - At a sink whose writes wait for their storage ([`AuditSink::blocks`]: a
+//!   [`JsonLinesSink`](crate::audit::JsonLinesSink) at `Durability::Synced`, a
+//!   [`GroupCommit`](crate::audit::GroupCommit) over a database), each step that writes to the
+//!   trail runs in tokio's `block_in_place` on a multi-threaded runtime: its worker's other
+//!   tasks go on on another thread, so the steps of every call in flight wait on the sink at
+//!   once, and it writes their events together (group commit), each step proceeding once its
+//!   own events are durable. On a current-thread runtime the steps write in place. What the
+//!   bot's own code writes (a capability minted or dropped, a notification handed to the hub)
+//!   is written on the thread that does it.
 
 use std::fmt;
 use std::future::Future;
