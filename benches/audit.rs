@@ -1,10 +1,13 @@
 //! What the audit trail costs: [`MemorySink`] against [`JsonLinesSink`] at both
 //! [`Durability`] levels.
 //!
-//! - `trail/{sequential,in_flight_64}/{memory,flushed,synced}`: whole calls (`begin` then
+//! - `trail/{sequential,in_flight_64}/{memory,flushed,synced,synced_in_place,synced_off_workers}`: whole calls (`begin` then
 //!   `stop`: eight audit events in five writes, the stop signal written with the request it
 //!   leads to and each answer with the transition it leads to) through the async [`Driver`] and the reqwest transport against the Graph
 //!   emulator on loopback, one call after another or 64 calls in flight.
+//!   `synced_in_place` is the synced file with the driver's steps writing on the worker
+//!   thread, as before group commit across calls, paired with `synced_off_workers` (the same as
+//!   `synced`, measured in this pair), not with memory.
 //! - `record/{1_thread,8_threads}/{memory,flushed,synced}`: `record` alone, from one thread or
 //!   from eight at once (where group commit shares writes and syncs).
 //! - `versus_reqwest/{sequential,in_flight_64}/{plain_reqwest,crate}`: the whole crate (driver,
@@ -457,9 +460,57 @@ fn trail(c: &mut Criterion) {
                 loopback.calls(pair, iters, in_flight)
             });
         }
+        // The synced file with the driver's steps waiting on it in place (as before group
+        // commit across calls, issue 20 item 1), against waiting off the workers.
+        let mut pair = Pair::new(Durability::Synced, blocks.1);
+        pair.names = ["synced_in_place", "synced_off_workers"];
+        pair.bench(&mut g, &label, true, "call", |pair, iters| {
+            let paths = [0, 1].map(|side| {
+                loopback
+                    .dir
+                    .path()
+                    .join(format!("in-place-{}-{side}.jsonl", pair.runs))
+            });
+            let open = |path: &PathBuf| {
+                JsonLinesSink::options()
+                    .durability(Durability::Synced)
+                    .open(path)
+                    .unwrap()
+            };
+            let drivers = [
+                loopback.driver(Arc::new(InPlace(open(&paths[0])))),
+                loopback.driver(Arc::new(Counted(open(&paths[1])))),
+            ];
+            let times = pair.run(iters, |side, n| {
+                loopback.block(&drivers[side], n, in_flight)
+            });
+            drop(drivers);
+            for path in paths {
+                std::fs::remove_file(path).unwrap();
+            }
+            times
+        });
         g.finish();
     }
     loopback.rt.block_on(loopback.emulator.shutdown());
+}
+
+/// A JSON-lines sink that does not say it [`blocks`](AuditSink::blocks): the driver's steps
+/// write to it in place, on the worker thread.
+#[derive(Debug)]
+struct InPlace(JsonLinesSink);
+
+impl AuditSink for InPlace {
+    fn record(&self, event: &AuditEvent) -> Result<(), recording_status::error::AuditError> {
+        self.0.record(event)
+    }
+
+    fn record_batch(
+        &self,
+        events: &[AuditEvent],
+    ) -> Result<(), recording_status::error::AuditError> {
+        self.0.record_batch(events)
+    }
 }
 
 fn versus_reqwest(c: &mut Criterion) {
