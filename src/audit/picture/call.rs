@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::checkpoints::{CallEvents, checkpoints, verify_call};
 use super::svg::{
     ALARM, Axis, BAD, BANDS, CAPABILITY, CHECKPOINT, GOOD, INK, LEFT, PLOT, REQUEST, Sample, badge,
-    colour, duration, escape, instant, legend, open,
+    colour, duration, escape, instant, legend, open, paragraph,
 };
 use crate::audit::{AuditKind, ResponseKind};
 use crate::protocol::CallState;
@@ -201,12 +201,6 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
         placed.push((*bx, row, label, *violation));
     }
 
-    let badges_top = 74.0;
-    let top = badges_top + BADGE * rows.len().max(1) as f64 + 6.0;
-    let caps_top = top + BAND * BANDS.len() as f64 + 12.0;
-    let ticks_top = caps_top + 14.0 * capabilities.len().max(1) as f64 + 12.0;
-    let plot_bottom = ticks_top + 16.0 * ticks.len() as f64 + 6.0;
-
     let mut body = String::new();
     let first_line = call.events.first().map_or(0, |(i, _)| i + 1);
     let last_line = call.events.last().map_or(0, |(i, _)| i + 1);
@@ -222,20 +216,38 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
         duration(max - min),
         instant(min),
     );
-    let verdict = match finding {
-        None => format!(
-            r#"<text class="verdict" x="10" y="60">The rule holds for this call: its {} events verified on their own.</text>"#,
-            call.events.len()
+    let below_verdict = match finding {
+        None => paragraph(
+            &mut body,
+            (10.0, 60.0),
+            16.0,
+            130,
+            r#"class="verdict""#,
+            &format!(
+                "The rule holds for this call: its {} events verified on their own.",
+                call.events.len()
+            ),
         ),
-        Some((index, rule)) => format!(
-            r#"<text class="verdict violation" x="10" y="60" fill="{ALARM}" font-weight="bold">✗ VIOLATION at line {}: {} ({}).</text>"#,
-            index + 1,
-            escape(rule.words()),
-            rule.code()
+        Some((index, rule)) => paragraph(
+            &mut body,
+            (10.0, 60.0),
+            16.0,
+            120,
+            &format!(r#"class="verdict violation" fill="{ALARM}" font-weight="bold""#),
+            &format!(
+                "✗ VIOLATION at line {}: {} ({}).",
+                index + 1,
+                rule.words(),
+                rule.code()
+            ),
         ),
     };
-    body.push_str(&verdict);
-    body.push('\n');
+
+    let badges_top = below_verdict - 2.0;
+    let top = badges_top + BADGE * rows.len().max(1) as f64 + 6.0;
+    let caps_top = top + BAND * BANDS.len() as f64 + 12.0;
+    let ticks_top = caps_top + 14.0 * capabilities.len().max(1) as f64 + 12.0;
+    let plot_bottom = ticks_top + 16.0 * ticks.len() as f64 + 6.0;
 
     // The bands, the call's state in them.
     for (i, band) in BANDS.iter().enumerate() {
@@ -371,17 +383,22 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
         y += 4.0;
     }
     if let Some((index, rule)) = finding {
-        let _ = writeln!(
-            body,
-            r#"{}<text class="violation" x="36" y="{:.1}" fill="{ALARM}" font-weight="bold">VIOLATION at line {} ({} into the call): {} ({}), found by verifying this call's events on their own</text>"#,
-            badge(20.0, y + 8.0, "✗", true),
-            y + 12.0,
-            index + 1,
-            duration(at_index(index) - min),
-            escape(rule.words()),
-            rule.code()
-        );
-        y += 21.0;
+        body.push_str(&badge(20.0, y + 8.0, "✗", true));
+        y = paragraph(
+            &mut body,
+            (36.0, y + 12.0),
+            16.0,
+            115,
+            &format!(r#"class="violation" fill="{ALARM}" font-weight="bold""#),
+            &format!(
+                "VIOLATION at line {} ({} into the call): {} ({}), found by verifying this \
+                 call's events on their own",
+                index + 1,
+                duration(at_index(index) - min),
+                rule.words(),
+                rule.code()
+            ),
+        ) + 5.0;
     }
     let y = legend(&mut body, y + 8.0, &entries());
 

@@ -341,3 +341,50 @@ pub(super) fn wrap(parts: &[String], max: usize) -> Vec<String> {
     }
     lines
 }
+
+/// `text` cut into lines of at most `max` characters between words (inside a word longer than
+/// a line).
+pub(super) fn wrap_words(text: &str, max: usize) -> Vec<String> {
+    let words: Vec<String> = text.split(' ').map(str::to_owned).collect();
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in words {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+        while line.chars().count() > max {
+            lines.push(line.chars().take(max).collect());
+            line = line.chars().skip(max).collect();
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Writes `text` (escaped here) from (`x`, `y`) as lines of at most `max` characters,
+/// `leading` apart, each a `<text>` with `attributes`. Returns the y of the line after.
+pub(super) fn paragraph(
+    svg: &mut String,
+    (x, y): (f64, f64),
+    leading: f64,
+    max: usize,
+    attributes: &str,
+    text: &str,
+) -> f64 {
+    let mut y = y;
+    for line in wrap_words(text, max) {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{x:.1}" y="{y:.1}" {attributes}>{}</text>"#,
+            escape(&line)
+        );
+        y += leading;
+    }
+    y
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::checkpoints::{CallEvents, Checkpoint, calls, checkpoints, verify_call};
 use super::svg::{
     ALARM, Axis, BANDS, CHECKPOINT, INK, LEFT, PAGE, PLOT, Sample, badge, clip, colour, duration,
-    escape, instant, legend, open, wrap,
+    escape, instant, legend, open, paragraph, wrap, wrap_words,
 };
 use crate::audit::{AuditEvent, AuditKind, Rule, Violation, summary, verify};
 use crate::protocol::CallState;
@@ -101,38 +101,58 @@ pub(super) fn draw(events: &[AuditEvent]) -> String {
             duration(max - min)
         );
     }
-    let verdict = match &whole {
-        None => r#"<text class="verdict" x="10" y="60">verify, over the whole trail: the rule holds.</text>"#.to_owned(),
-        Some(v) => format!(
-            r#"<text class="verdict violation" x="10" y="60" fill="{ALARM}" font-weight="bold">✗ verify, over the whole trail: first violation at line {}, call <tspan font-family="monospace">{}</tspan>: {} ({}).</text>"#,
-            v.line(),
-            escape(&clip(&v.call_id, 40)),
-            escape(v.rule.words()),
-            v.rule.code()
+    let y = match &whole {
+        None => paragraph(
+            &mut body,
+            (10.0, 60.0),
+            16.0,
+            130,
+            r#"class="verdict""#,
+            "verify, over the whole trail: the rule holds.",
+        ),
+        Some(v) => paragraph(
+            &mut body,
+            (10.0, 60.0),
+            16.0,
+            120,
+            &format!(r#"class="verdict violation" fill="{ALARM}" font-weight="bold""#),
+            &format!(
+                "✗ verify, over the whole trail: first violation at line {}, call {}: {} ({}).",
+                v.line(),
+                clip(&v.call_id, 40),
+                v.rule.words(),
+                v.rule.code()
+            ),
         ),
     };
-    body.push_str(&verdict);
-    body.push('\n');
     let breaking = rows.iter().filter(|r| !r.violations.is_empty()).count();
-    let _ = writeln!(
-        body,
-        r#"<text x="10" y="78">Each call is also verified on its own events (verify stops at a trail's first violation): {breaking} of {} break the rule, marked ✗ below.</text>"#,
-        rows.len()
+    let y = paragraph(
+        &mut body,
+        (10.0, y + 2.0),
+        16.0,
+        130,
+        r#"class="per-call""#,
+        &format!(
+            "Each call is also verified on its own events (verify stops at a trail's first \
+             violation): {breaking} of {} break the rule, marked ✗ below.",
+            rows.len()
+        ),
     );
     let (Some(min), Some(max)) = (min, max) else {
-        let y = legend(&mut body, 90.0, &entries());
+        let y = legend(&mut body, y, &entries());
         return finish(body, y, "empty audit trail");
     };
     if rows.is_empty() {
         let _ = writeln!(
             body,
-            r#"<text x="10" y="100">The trail has no event about a call.</text>"#
+            r#"<text x="10" y="{:.1}">The trail has no event about a call.</text>"#,
+            y + 10.0
         );
-        let y = legend(&mut body, 110.0, &entries());
+        let y = legend(&mut body, y + 20.0, &entries());
         return finish(body, y, "audit trail");
     }
     let axis = Axis::new(min, max);
-    let top = 112.0;
+    let top = y + 24.0;
     axis.labels(&mut body, top - 6.0);
     let mut y = top;
     for r in &rows {
@@ -165,20 +185,16 @@ fn row<'a>(call: CallEvents<'a>, whole: Option<&Violation>) -> Row<'a> {
     {
         violations.push((v.index, v.rule, "the whole trail verified"));
     }
-    let mut lines: Vec<(String, bool)> = violations
-        .iter()
-        .map(|(index, rule, how)| {
-            (
-                format!(
-                    "✗ VIOLATION at line {}: {} ({}), found with {how}",
-                    index + 1,
-                    rule.words(),
-                    rule.code()
-                ),
-                true,
-            )
-        })
-        .collect();
+    let mut lines: Vec<(String, bool)> = Vec::new();
+    for (index, rule, how) in &violations {
+        let text = format!(
+            "✗ VIOLATION at line {}: {} ({}), found with {how}",
+            index + 1,
+            rule.words(),
+            rule.code()
+        );
+        lines.extend(wrap_words(&text, LINE).into_iter().map(|l| (l, true)));
+    }
     for (i, c) in marks.iter().enumerate() {
         // `[n] title (line L): first gap`, then the other gaps, wrapped between gaps.
         let mut parts: Vec<String> = c.gaps.iter().map(|g| g.text.clone()).collect();
