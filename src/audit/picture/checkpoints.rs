@@ -135,24 +135,27 @@ impl Checkpoint {
 
 /// How a capability's right to write ended.
 #[derive(Debug, Clone, Copy)]
-struct End {
+pub(super) struct End {
     index: usize,
-    at: DateTime<Utc>,
+    /// When.
+    pub(super) at: DateTime<Utc>,
     how: &'static str,
 }
 
 /// A retention capability of the call, from its start to its end.
 #[derive(Debug)]
-struct Capability {
+pub(super) struct Capability {
     number: u64,
     index: usize,
-    at: DateTime<Utc>,
-    end: Option<End>,
+    /// When it started.
+    pub(super) at: DateTime<Utc>,
+    /// When its right to write ended, if the trail says.
+    pub(super) end: Option<End>,
 }
 
 /// The capabilities of a call, each with the end of its right to write: its own end, or a
 /// revocation (Graph ended the call, retention revoked, the run that held it crashed).
-fn capabilities(call: &CallEvents<'_>) -> Vec<Capability> {
+pub(super) fn capabilities(call: &CallEvents<'_>) -> Vec<Capability> {
     let mut caps: Vec<Capability> = Vec::new();
     let end_all = |caps: &mut Vec<Capability>, end: End| {
         for c in caps.iter_mut().filter(|c| c.end.is_none()) {

@@ -294,6 +294,8 @@ fn the_whole_trail_lists_every_call_and_marks_each_violating_one() {
         "{svg}"
     );
     assert!(svg.contains("2 of 3 break the rule"), "{svg}");
+    // A thin bar per capability, under its call's strip.
+    assert_eq!(svg.matches(r#"<rect class="capability""#).count(), 3);
     assert!(
         svg.contains("✗ VIOLATION at line 20: end of recording reported while retention is alive"),
         "{svg}"

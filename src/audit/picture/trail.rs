@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::checkpoints::{CallEvents, Checkpoint, calls, checkpoints, verify_call};
+use super::checkpoints::{CallEvents, Checkpoint, calls, capabilities, checkpoints, verify_call};
 use super::svg::{
-    ALARM, Axis, BANDS, CHECKPOINT, INK, LEFT, PAGE, PLOT, Sample, badge, clip, colour, duration,
-    escape, instant, legend, open, paragraph, wrap, wrap_words,
+    ALARM, Axis, BANDS, CAPABILITY, CHECKPOINT, INK, LEFT, PAGE, PLOT, Sample, badge, clip, colour,
+    duration, escape, instant, legend, open, paragraph, wrap, wrap_words,
 };
 use crate::audit::{AuditEvent, AuditKind, Rule, Violation, summary, verify};
 use crate::protocol::CallState;
@@ -45,6 +45,10 @@ fn entries() -> Vec<(Sample, &'static str)> {
         ),
     ];
     entries.extend([
+        (
+            Sample::Fill(CAPABILITY),
+            "thin bar under a strip: a retention capability, from its start to its end",
+        ),
         (
             Sample::Mark,
             "dashed mark on a strip: checkpoint [n] of the rule, its gaps written under the strip",
@@ -230,7 +234,7 @@ fn draw_row(
 ) -> f64 {
     let height = 36.0 + LEADING * r.lines.len() as f64 + 4.0;
     let violating = !r.violations.is_empty();
-    let (capabilities, episodes) = counts.unwrap_or_default();
+    let (held, episodes) = counts.unwrap_or_default();
     let _ = writeln!(
         body,
         r##"<g class="call-row{}">"##,
@@ -245,11 +249,11 @@ fn draw_row(
     }
     let _ = writeln!(
         body,
-        r#"<text x="12" y="{:.1}"><tspan class="call-id" font-family="monospace" font-weight="bold">{}</tspan>  ·  {} events, {capabilities} {}, {episodes} {}</text>"#,
+        r#"<text x="12" y="{:.1}"><tspan class="call-id" font-family="monospace" font-weight="bold">{}</tspan>  ·  {} events, {held} {}, {episodes} {}</text>"#,
         y + 13.0,
         escape(&clip(&r.call.key, 64)),
         r.call.events.len(),
-        if capabilities == 1 {
+        if held == 1 {
             "capability"
         } else {
             "capabilities"
@@ -277,6 +281,17 @@ fn draw_row(
                 colour(state)
             );
         }
+    }
+    // The capabilities, a thin bar each under the strip (to the trail's end if never ended).
+    for c in capabilities(&r.call) {
+        let from = axis.x(c.at);
+        let to = c.end.map_or(LEFT + PLOT, |end| axis.x(end.at));
+        let _ = writeln!(
+            body,
+            r#"<rect class="capability" x="{from:.1}" y="{:.1}" width="{:.1}" height="3" fill="{CAPABILITY}"/>"#,
+            strip + 13.5,
+            (to - from).max(1.0)
+        );
     }
     for c in &r.marks {
         let x = axis.x(c.at);
