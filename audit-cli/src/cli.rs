@@ -67,17 +67,23 @@ pub(crate) enum Command {
         #[command(flatten)]
         checks: Checks,
     },
-    /// Draws one call's life as SVG: states as bands, capabilities as bars, requests and
-    /// answers as ticks.
+    /// Draws the whole trail, or one call with --call, as a printable SVG page: a labelled
+    /// time axis, a legend, the rule's checkpoints with their gaps written as numbers, and
+    /// violations marked.
     ///
-    /// Refuses to overwrite an existing picture unless given --force.
+    /// Without --call: every call in one page, a row each (states as a strip, capabilities
+    /// and episodes counted, the gaps in words), each call verified on its own events and a
+    /// violating one marked, the whole trail's first violation in the heading. With --call:
+    /// that call's states as bands, capabilities as bars, requests and answers as ticks, and
+    /// each checkpoint numbered, its gaps listed below the axis. Refuses to overwrite an
+    /// existing picture unless given --force.
     Timeline {
         /// The trail to read.
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// The call to draw (any spelling of its id).
+        /// The call to draw (any spelling of its id); the whole trail without it.
         #[arg(long, value_name = "ID")]
-        call: String,
+        call: Option<String>,
         /// Where to write the picture.
         #[arg(long, value_name = "OUT.svg")]
         svg: PathBuf,

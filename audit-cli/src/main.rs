@@ -3,7 +3,7 @@
 //! ```text
 //! recording-audit verify FILE... [--json] [CHECKS]
 //! recording-audit summary FILE... [--json] [CHECKS]
-//! recording-audit timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]
+//! recording-audit timeline FILE [--call ID] --svg OUT.svg [--force] [CHECKS]
 //!     CHECKS: [--key-file PATH] [--allow-unchained] [--allow-unkeyed]
 //! ```
 //!
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             svg,
             force,
             checks,
-        } => timeline::run(&file, &call, &svg, force, &checks),
+        } => timeline::run(&file, call.as_deref(), &svg, force, &checks),
     };
     ExitCode::from(code)
 }

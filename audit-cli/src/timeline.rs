@@ -1,17 +1,18 @@
-//! `timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]`: one call's life as an SVG
-//! picture; then, on stderr, whether the trail does not hold, as `verify` would find it.
+//! `timeline FILE [--call ID] --svg OUT.svg [--force] [CHECKS]`: the whole trail, or one
+//! call's life, as an SVG picture; then, on stderr, whether the trail does not hold, as
+//! `verify` would find it.
 
 use std::io::Write;
 use std::path::Path;
 
-use recording_status::audit::{timeline, verify};
+use recording_status::audit::{timeline, trail_timeline, verify};
 
 use crate::check::{Policy, violation, warn};
 use crate::cli::Checks;
 use crate::{HOLDS, UNREADABLE, VIOLATED, read};
 
-/// Draws `call` from the trail at `file` into `out`, and prints `out`'s path. An existing
-/// `out` is left alone unless `force`.
+/// Draws `call` from the trail at `file`, or the whole trail without one, into `out`, and
+/// prints `out`'s path. An existing `out` is left alone unless `force`.
 ///
 /// The trail is checked as `verify` checks it (the chain under the policy, then the rule); a
 /// trail that does not hold is drawn all the same, then named on stderr with its first
@@ -21,7 +22,7 @@ use crate::{HOLDS, UNREADABLE, VIOLATED, read};
 /// [`UNREADABLE`] when the key or the trail cannot be read, the trail has no event for the
 /// call, `out` exists and `force` is not given, or the picture cannot be written; otherwise
 /// [`HOLDS`].
-pub(crate) fn run(file: &Path, call: &str, out: &Path, force: bool, checks: &Checks) -> u8 {
+pub(crate) fn run(file: &Path, call: Option<&str>, out: &Path, force: bool, checks: &Checks) -> u8 {
     let policy = match Policy::new(checks) {
         Ok(p) => p,
         Err(code) => return code,
@@ -33,9 +34,15 @@ pub(crate) fn run(file: &Path, call: &str, out: &Path, force: bool, checks: &Che
             return UNREADABLE;
         }
     };
-    let Some(svg) = timeline(&trail.events, call) else {
-        eprintln!("{}: no event for call {call}", file.display());
-        return UNREADABLE;
+    let svg = match call {
+        None => trail_timeline(&trail.events),
+        Some(call) => match timeline(&trail.events, call) {
+            Some(svg) => svg,
+            None => {
+                eprintln!("{}: no event for call {call}", file.display());
+                return UNREADABLE;
+            }
+        },
     };
     if let Err(e) = write(out, svg.as_bytes(), force) {
         eprintln!("{e}");

@@ -327,7 +327,6 @@ fn a_missing_argument_exits_2_naming_it() {
     for (args, named) in [
         (&["verify"][..], "<FILE>"),
         (&["summary"], "<FILE>"),
-        (&["timeline", trail, "--svg", "out.svg"], "--call"),
         (&["timeline", trail, "--call", "x"], "--svg"),
         (&["verify", trail, "--key-file"], "--key-file"),
     ] {
@@ -1138,6 +1137,62 @@ fn timeline_overwrites_a_file_only_when_forced() {
     let o = run(true);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("<svg"));
+}
+
+/// Without `--call`, `timeline` draws every call of the trail on one page, marks the one that
+/// breaks the rule, exits as `verify` would, and leaves an existing picture alone unless
+/// `--force`.
+#[test]
+fn timeline_without_a_call_draws_the_whole_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trail.svg");
+    let draw = |trail: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "timeline",
+            trail.to_str().unwrap(),
+            "--svg",
+            out.to_str().unwrap(),
+            "--allow-unchained",
+        ];
+        args.extend(extra);
+        audit(&args)
+    };
+    let good = fixtures().join("timeline/episode.jsonl");
+    let o = draw(&good, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), out.to_str().unwrap());
+    let svg = std::fs::read_to_string(&out).unwrap();
+    well_formed(&svg).unwrap();
+    for expected in [
+        "Audit trail: 1 call, 13 events",
+        ">57dab8b1894c409ab240bd8beae78896<",
+        "verify, over the whole trail: the rule holds",
+        "last capability (#1) ended 10.0 ms before `notRecording` was sent",
+        r#"class="legend""#,
+        r#"class="axis-tick""#,
+    ] {
+        assert!(svg.contains(expected), "{expected} in {svg}");
+    }
+    assert!(!svg.contains("call-row violation"), "{svg}");
+
+    // Not overwritten without --force, whatever the trail.
+    let forged = fixtures().join("trails/a_ack_reused_after_failed.jsonl");
+    let o = draw(&forged, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), svg);
+
+    // A trail that breaks the rule: drawn, its call marked, then named on stderr, exit 1.
+    let o = draw(&forged, &["--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("VIOLATION"), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    well_formed(&svg).unwrap();
+    assert!(svg.contains(r#"<g class="call-row violation">"#), "{svg}");
+    assert!(
+        svg.contains("✗ verify, over the whole trail: first violation at line"),
+        "{svg}"
+    );
 }
 
 /// With several files, a violation in one decides the exit status, whatever else cannot be

@@ -13,13 +13,15 @@
 //!
 //! One concept in four parts, and a report: what an event records (`event`), the sinks
 //! (`sink`), the chain that makes the trail tamper-evident (`chain`), the verifier that replays
-//! it (`verify`, and `instances` across trails), and the auditor's [`summary`] and
-//! [`timeline`] picture (`report`).
+//! it (`verify`, and `instances` across trails), and the auditor's [`summary`] (`report`) and
+//! pictures, of one call ([`timeline`]) or of the whole trail ([`trail_timeline`])
+//! (`picture`).
 
 mod chain;
 mod event;
 mod group;
 mod instances;
+mod picture;
 mod report;
 mod sink;
 mod verify;
@@ -28,7 +30,8 @@ pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use group::{GroupCommit, GroupWrite};
 pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};
-pub use report::{CallSummary, summary, timeline};
+pub use picture::{timeline, trail_timeline};
+pub use report::{CallSummary, summary};
 pub use sink::{AuditSink, Durability, JsonLinesOptions, JsonLinesSink, MemorySink, Trail};
 pub use verify::{OpenCall, RecoveredCall, Rule, Unauthenticated, Verified, Violation, verify};
 
