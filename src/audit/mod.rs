@@ -17,6 +17,7 @@
 //! [`timeline`] picture (`report`).
 
 mod chain;
+mod checkpoint;
 mod event;
 mod instances;
 mod report;
@@ -24,6 +25,13 @@ mod sink;
 mod verify;
 
 pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointFile, CheckpointOptions, CheckpointProblem,
+    CheckpointReport, CheckpointSigner, CheckpointStatus, FileWitness, NoteAt, SignedCheckpoint,
+    UnreadableNote, VerifierKey, Witness, check_checkpoints,
+};
+#[cfg(feature = "driver")]
+pub use checkpoint::{HttpWitness, HttpWitnessStats, HttpWitnessTask};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};
 pub use report::{CallSummary, summary, timeline};
