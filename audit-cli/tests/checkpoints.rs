@@ -419,3 +419,86 @@ fn checkpoints_take_one_trail_and_a_key_from_text_or_a_file() {
         assert!(stdout(&o).contains(expected), "{expected}");
     }
 }
+
+/// The field names of the `"checkpoints"` object documented on the compliance page (nested
+/// objects' too), in order.
+fn documented_checkpoint_fields() -> Vec<String> {
+    let page = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../src/compliance.rs"));
+    let docs: String = std::fs::read_to_string(page)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start = docs
+        .find("\"checkpoints\": {")
+        .expect("the page documents the object")
+        + 15;
+    let mut depth = 0;
+    let end = start
+        + docs[start..]
+            .char_indices()
+            .find(|&(_, c)| {
+                depth += i32::from(c == '{') - i32::from(c == '}');
+                depth == 0
+            })
+            .unwrap()
+            .0;
+    docs[start..=end]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every key of `value`, nested objects' and array items' too, in order.
+fn keys(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            if let Some(first) = items.first() {
+                keys(first, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `verify --json --checkpoints` prints the fields the compliance page documents, and no
+/// other, on a report with a problem and an unreadable note.
+#[test]
+fn the_checkpoints_object_has_the_documented_fields() {
+    let documented = documented_checkpoint_fields();
+    assert!(documented.len() > 20, "{documented:?}");
+    let w = Witnessed::new(6, 2, false);
+    w.cut(5);
+    let mut bytes = std::fs::read(&w.witness).unwrap();
+    bytes.extend_from_slice(b"example.com/bot-1/audit\n7\n");
+    std::fs::write(&w.witness, bytes).unwrap();
+    let (code, report) = w.verify(false, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let c = &report["checkpoints"];
+    assert!(!c["problems"].as_array().unwrap().is_empty());
+    assert!(!c["unreadable"].as_array().unwrap().is_empty());
+    let mut sent = Vec::new();
+    keys(c, &mut sent);
+    let (mut sent_sorted, mut documented_sorted) = (sent.clone(), documented.clone());
+    sent_sorted.sort();
+    documented_sorted.sort();
+    assert_eq!(sent_sorted, documented_sorted, "sent {sent:?}");
+    // Without --checkpoints, no such object: the one-file shape is unchanged.
+    let o = audit(&[
+        "verify",
+        "--json",
+        "--allow-unkeyed",
+        Witnessed::path(&w.trail),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report[0].get("checkpoints").is_none());
+}

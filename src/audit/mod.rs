@@ -9,11 +9,15 @@
 //! inserted line; [`verify`] replays a trail against the rule (G1, G2, G7, G9) and lists what a
 //! cut trail leaves open; [`verify_instances`] verifies the trails of several instances of a
 //! bot, each on its own and then together, where one call held by two instances at once
-//! breaks G7. The command-line auditor `recording-audit` runs them.
+//! breaks G7. With [`CheckpointOptions`], the sink also signs checkpoints of its chain head for
+//! a [`Witness`] outside the operator's reach, and [`check_checkpoints`] names the checkpoint a
+//! cut or rechained trail contradicts (G12). The command-line auditor `recording-audit` runs
+//! them.
 //!
-//! One concept in four parts, and a report: what an event records (`event`), the sinks
-//! (`sink`), the chain that makes the trail tamper-evident (`chain`), the verifier that replays
-//! it (`verify`, and `instances` across trails), and the auditor's [`summary`] and
+//! One concept in five parts, and a report: what an event records (`event`), the sinks
+//! (`sink`), the chain that makes the trail tamper-evident (`chain`), the witnessed checkpoints
+//! of its head (`checkpoint`: format, emission, witnesses, the check), the verifier that
+//! replays it (`verify`, and `instances` across trails), and the auditor's [`summary`] and
 //! [`timeline`] picture (`report`).
 
 mod chain;

@@ -218,7 +218,7 @@ impl JsonLinesOptions {
     /// Signs checkpoints of the trail's chain head and hands them to a witness, as `options`
     /// say (every N lines, every T seconds, checked when lines are written; and at
     /// [`sync`](AuditSink::sync), which the driver calls at shutdown). See
-    /// [`checkpoint`](super::checkpoint) for what they prove, and
+    /// [`Checkpoint`](super::Checkpoint) for what they prove, and
     /// [`JsonLinesSink::checkpoint_status`] for how they fare.
     ///
     /// A checkpoint covers only lines on the disk: at [`Durability::Flushed`] the sink syncs

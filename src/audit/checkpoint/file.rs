@@ -1,19 +1,4 @@
 //! The witness file: [`FileWitness`] appends notes to it, [`CheckpointFile`] reads it back.
-//!
-//! # Framing
-//!
-//! The file is UTF-8: signed notes one after another, each ended by one empty line. A note
-//! is its text lines, a blank line, its signature lines; so each note in the file is
-//!
-//! ```text
-//! <origin>\n<size>\n<hash>\n<time line>\n\n<signature line>\n…\n
-//! ```
-//!
-//! A reader goes line by line: text lines until a blank line, then signature lines until a
-//! blank line, which ends the note. Blank lines between notes are skipped. A note that
-//! does not parse is reported ([`UnreadableNote`]) and the reader goes on with the next one;
-//! a last note cut short (the witness's host lost power mid-write, or the file was copied
-//! while a note was being appended) is reported as torn, and the notes before it are read.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -128,7 +113,21 @@ pub struct UnreadableNote {
 }
 
 /// A witness file read back: its notes in file order, and the notes that could not be read.
-/// See the module docs of [`checkpoint`](super) for the framing.
+///
+/// # Framing
+///
+/// The file is UTF-8: signed notes one after another, each ended by one empty line. A note
+/// is its text lines, a blank line, its signature lines; so each note in the file is
+///
+/// ```text
+/// <origin>\n<size>\n<hash>\n<time line>\n\n<signature line>\n…\n
+/// ```
+///
+/// A reader goes line by line: text lines until a blank line, then signature lines until a
+/// blank line, which ends the note. Blank lines between notes are skipped. A note that
+/// does not parse is reported ([`UnreadableNote`]) and the reader goes on with the next one;
+/// a last note cut short (the witness's host lost power mid-write, or the file was copied
+/// while a note was being appended) is reported as torn, and the notes before it are read.
 ///
 /// # Example: a torn last note
 /// ```

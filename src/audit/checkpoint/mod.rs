@@ -24,80 +24,7 @@
 //! The sink emits checkpoints when given [`CheckpointOptions`] through
 //! [`JsonLinesOptions::checkpoints`](super::JsonLinesOptions::checkpoints): see there for when.
 //!
-//! # The format
-//!
-//! A checkpoint is a [C2SP signed note] whose text is a [C2SP `tlog-checkpoint`] body, UTF-8.
-//! Here, line 42 of the trail `example.com/bot-1/audit` (whose chain value is, for the
-//! example's sake, `SHA-256("example")`), signed by the key `bot-1`:
-//!
-//! ```text
-//! example.com/bot-1/audit
-//! 42
-//! UNhY4JhezH9gQYqvDMWrWH9CwlcKiECVqejMrND2VFw=
-//! time 2025-06-02T09:00:00.123Z
-//!
-//! — bot-1 FnMqUJXudF83dDYpMEnIBQKqbe9JyvMBu+WN71mC+t7KWpuyWBU2NUA3EGlZq0dgEeKWTFLGVVPTQDTZKwKidOSRLwQ=
-//! ```
-//!
-//! and the auditor's public key for it (seed `[42; 32]`, key name `bot-1`):
-//!
-//! ```text
-//! bot-1+16732a50+ARl/ayPhbIUyxqvIOPrNXqeJvgx2spIDNAOb+os9No1h
-//! ```
-//!
-//! - The **origin** line names the trail: a name the bot chooses, unique to the trail (for
-//!   instance `example.com/bot-1/audit`); non-empty, at most 255 bytes, no control
-//!   characters.
-//! - The **size** line is the `seq` of the last trail line the checkpoint covers, in decimal
-//!   without leading zeros (`0`: the empty trail).
-//! - The **hash** line is that line's chain value (the 32 bytes of its `"chain"`, the hex in
-//!   the trail), in standard padded base64 (32 zero bytes for the empty trail).
-//! - Then one **extension line**, `time ` and the RFC 3339 UTC time the checkpoint was signed
-//!   (the sink's clock). Other extension lines are allowed by the format, signed, and ignored.
-//! - The text ends with a newline; a blank line; then one or more **signature lines**,
-//!   `— <key name> <base64(key id ‖ signature)>`, where `—` is U+2014, the key id is the first
-//!   4 bytes (big-endian) of `SHA-256(key name ‖ 0x0A ‖ 0x01 ‖ public key)`, `0x01` is the
-//!   signed-note algorithm byte of Ed25519, and the signature is Ed25519 over the text
-//!   (every byte up to and including its last newline). Signatures by other keys (a
-//!   witness's cosignature) may follow and are ignored when checking under a key.
-//! - The auditor's **public key** is the note verifier key text,
-//!   `<key name>+<8 hex digits of key id>+<base64(0x01 ‖ 32-byte public key)>`, as
-//!   [`VerifierKey`] parses and prints it.
-//!
-//! ## Where this departs from C2SP
-//!
-//! - The **hash is a hash-chain head, not a Merkle tree root**: there are no inclusion or
-//!   consistency proofs. An auditor checks a checkpoint by reading the trail itself (its
-//!   chain verified by [`check_chain`](super::check_chain)) up to line `seq` and comparing
-//!   that line's chain value: it needs the whole trail, not a proof.
-//! - The size is the **`seq` of the last line covered**, which is also the number of chained
-//!   lines covered for a trail begun by a chaining sink.
-//! - The `time` extension line is ours; signed notes do not define one.
-//! - Verification uses Ed25519's strict rules (`verify_strict`: no small-order keys, no
-//!   malleable signatures), stricter than most note verifiers; the signer never produces what
-//!   they reject.
-//!
-//! # What a checkpoint proves, and what it does not
-//!
-//! - **It proves** that the trail's first `seq` lines were exactly these when the checkpoint
-//!   was signed: once the auditor holds it, no one (the operator, the holder of the chain key,
-//!   the holder of the signing key) can cut the trail before it, or rewrite and rechain it,
-//!   without [`check_checkpoints`] naming the checkpoint the trail contradicts. It proves
-//!   this about a trail whose chain holds ([`check_chain`](super::check_chain), under the key
-//!   for a keyed trail): the checkpoint pins the chain head, the chain pins the lines.
-//! - **It does not cover the tail**: lines after the last checkpoint the auditor holds can
-//!   still be cut or rewritten unseen. [`CheckpointReport`] says how many there are.
-//! - **It needs a witness outside the operator's control.** The signing key lives with the
-//!   bot, so whoever controls the bot can sign a checkpoint of a rewritten trail; what they
-//!   cannot do is take back a checkpoint the witness already holds. A witness file on the
-//!   bot's own disk, which the operator can rewrite together with the trail, proves nothing
-//!   against the operator.
-//! - **An operator who never sends checkpoints** (or a sink opened without them) leaves the
-//!   whole trail unwitnessed: the auditor sees no checkpoint, or old ones and a long tail, and
-//!   should ask why.
-//!
-//! [C2SP signed note]: https://c2sp.org/signed-note
-//! [C2SP `tlog-checkpoint`]: https://c2sp.org/tlog-checkpoint
+//! The format, what a checkpoint proves and what it does not: see [`Checkpoint`].
 
 mod check;
 mod emit;
@@ -209,8 +136,82 @@ fn key_id(name: &str, key: &VerifyingKey) -> u32 {
 }
 
 /// A statement of a trail's chain head: the trail named `origin` had, at time `at`, line
-/// `seq` with chain value `head` (and so, exactly its lines `1..=seq`). See the module docs
-/// for the text format.
+/// `seq` with chain value `head` (and so, exactly its lines `1..=seq`).
+///
+/// # The format
+///
+/// A checkpoint is a [C2SP signed note] whose text is a [C2SP `tlog-checkpoint`] body, UTF-8.
+/// Here, line 42 of the trail `example.com/bot-1/audit` (whose chain value is, for the
+/// example's sake, `SHA-256("example")`), signed by the key `bot-1`:
+///
+/// ```text
+/// example.com/bot-1/audit
+/// 42
+/// UNhY4JhezH9gQYqvDMWrWH9CwlcKiECVqejMrND2VFw=
+/// time 2025-06-02T09:00:00.123Z
+///
+/// — bot-1 FnMqUJXudF83dDYpMEnIBQKqbe9JyvMBu+WN71mC+t7KWpuyWBU2NUA3EGlZq0dgEeKWTFLGVVPTQDTZKwKidOSRLwQ=
+/// ```
+///
+/// and the auditor's public key for it (seed `[42; 32]`, key name `bot-1`):
+///
+/// ```text
+/// bot-1+16732a50+ARl/ayPhbIUyxqvIOPrNXqeJvgx2spIDNAOb+os9No1h
+/// ```
+///
+/// - The **origin** line names the trail: a name the bot chooses, unique to the trail (for
+///   instance `example.com/bot-1/audit`); non-empty, at most 255 bytes, no control
+///   characters.
+/// - The **size** line is the `seq` of the last trail line the checkpoint covers, in decimal
+///   without leading zeros (`0`: the empty trail).
+/// - The **hash** line is that line's chain value (the 32 bytes of its `"chain"`, the hex in
+///   the trail), in standard padded base64 (32 zero bytes for the empty trail).
+/// - Then one **extension line**, `time ` and the RFC 3339 UTC time the checkpoint was signed
+///   (the sink's clock). Other extension lines are allowed by the format, signed, and ignored.
+/// - The text ends with a newline; a blank line; then one or more **signature lines**,
+///   `— <key name> <base64(key id ‖ signature)>`, where `—` is U+2014, the key id is the first
+///   4 bytes (big-endian) of `SHA-256(key name ‖ 0x0A ‖ 0x01 ‖ public key)`, `0x01` is the
+///   signed-note algorithm byte of Ed25519, and the signature is Ed25519 over the text
+///   (every byte up to and including its last newline). Signatures by other keys (a
+///   witness's cosignature) may follow and are ignored when checking under a key.
+/// - The auditor's **public key** is the note verifier key text,
+///   `<key name>+<8 hex digits of key id>+<base64(0x01 ‖ 32-byte public key)>`, as
+///   [`VerifierKey`] parses and prints it.
+///
+/// ## Where this departs from C2SP
+///
+/// - The **hash is a hash-chain head, not a Merkle tree root**: there are no inclusion or
+///   consistency proofs. An auditor checks a checkpoint by reading the trail itself (its
+///   chain verified by [`check_chain`](super::check_chain)) up to line `seq` and comparing
+///   that line's chain value: it needs the whole trail, not a proof.
+/// - The size is the **`seq` of the last line covered**, which is also the number of chained
+///   lines covered for a trail begun by a chaining sink.
+/// - The `time` extension line is ours; signed notes do not define one.
+/// - Verification uses Ed25519's strict rules (`verify_strict`: no small-order keys, no
+///   malleable signatures), stricter than most note verifiers; the signer never produces what
+///   they reject.
+///
+/// # What a checkpoint proves, and what it does not
+///
+/// - **It proves** that the trail's first `seq` lines were exactly these when the checkpoint
+///   was signed: once the auditor holds it, no one (the operator, the holder of the chain key,
+///   the holder of the signing key) can cut the trail before it, or rewrite and rechain it,
+///   without [`check_checkpoints`] naming the checkpoint the trail contradicts. It proves
+///   this about a trail whose chain holds ([`check_chain`](super::check_chain), under the key
+///   for a keyed trail): the checkpoint pins the chain head, the chain pins the lines.
+/// - **It does not cover the tail**: lines after the last checkpoint the auditor holds can
+///   still be cut or rewritten unseen. [`CheckpointReport`] says how many there are.
+/// - **It needs a witness outside the operator's control.** The signing key lives with the
+///   bot, so whoever controls the bot can sign a checkpoint of a rewritten trail; what they
+///   cannot do is take back a checkpoint the witness already holds. A witness file on the
+///   bot's own disk, which the operator can rewrite together with the trail, proves nothing
+///   against the operator.
+/// - **An operator who never sends checkpoints** (or a sink opened without them) leaves the
+///   whole trail unwitnessed: the auditor sees no checkpoint, or old ones and a long tail, and
+///   should ask why.
+///
+/// [C2SP signed note]: https://c2sp.org/signed-note
+/// [C2SP `tlog-checkpoint`]: https://c2sp.org/tlog-checkpoint
 ///
 /// # Example
 /// ```
@@ -1038,10 +1039,12 @@ mod tests {
         }
     }
 
-    /// The module docs' example note and key, from the seed and head they say.
+    /// The example note and key of `Checkpoint`'s docs, from the seed and head they say.
     #[test]
     fn the_documented_example_is_what_the_signer_writes() {
-        let docs = include_str!("mod.rs");
+        let docs = include_str!("mod.rs")
+            .replace("\n/// ", "\n//! ")
+            .replace("\n///\n", "\n//!\n");
         let block = |after: &str| -> String {
             let start = docs.find(after).unwrap();
             let open = start + docs[start..].find("//! ```text\n").unwrap() + 12;
