@@ -259,9 +259,10 @@ fn overlap_report(inputs: &[(&PathBuf, Trail, Vec<u8>)], o: &Overlap) -> Overlap
 /// the reports (text, or JSON with `json`).
 ///
 /// Returns the exit status ([`Outcome::status`]): [`VIOLATED`](crate::VIOLATED) if any file
-/// breaks the rule or its chain (or the policy refuses its chain) or a call was held by two
-/// instances at once, whatever else could not be read; otherwise
-/// [`UNREADABLE`](crate::UNREADABLE) if the key or a file could not be read; otherwise
+/// breaks the rule or its chain (or the policy refuses its chain, or its checkpoints are
+/// contradicted or prove nothing) or a call was held by two instances at once, whatever else
+/// could not be read; otherwise [`UNREADABLE`] if the key or a file could not be read (or
+/// --checkpoints was given with several files, or its file or key could not be read); otherwise
 /// [`HOLDS`](crate::HOLDS). A file that cannot be read is named on stderr and the others are
 /// still checked, together among themselves.
 pub(crate) fn run(files: &[PathBuf], json: bool, checks: &Checks, witnessed: &Witnessed) -> u8 {
