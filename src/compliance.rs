@@ -3,8 +3,9 @@
 //! This page is documentation only. It says what this crate guarantees about Microsoft's
 //! recording rule, where each guarantee is enforced (by a type, at run time, by the trail's
 //! verifier) and which tests would fail if it broke; it shows the protocol as a picture
-//! generated from the executable spec, lists every misuse that does not compile, specifies the
-//! command-line auditor, and ends with the limits, said plainly.
+//! generated from the executable spec, lists every misuse that does not compile, says what
+//! each layer of the audit trail proves (and what no trail can), specifies the command-line
+//! auditor, and ends with the limits, said plainly.
 //!
 //! # The rule
 //!
@@ -25,7 +26,7 @@
 //!
 //! # Where each guarantee is enforced
 //!
-//! The guarantees are those of the design (G1–G10). For each: the types that make the wrong
+//! The guarantees are those of the design (G1–G10, and the checkpoints of G12). For each: the types that make the wrong
 //! program impossible, what happens at run time where types cannot reach, the verifier's rule
 //! ([`audit::Rule`](crate::audit::Rule), by its [`code`](crate::audit::Rule::code)), and the
 //! tests that would fail if it broke.
@@ -192,6 +193,39 @@
 //! - *Tests:* `tests/driver/hub.rs`; `src/notification.rs` `many_ignored_entries_stay_linear`,
 //!   `too_large`; `benches/hub.rs` (routing cost against the number of pending calls).
 //!
+//! **G12. Evidence beyond the operator's reach** (witnessed checkpoints; the layers are
+//! explained [below](#what-the-trail-proves-layer-by-layer)).
+//! - *Run time:* a [`JsonLinesSink`](crate::audit::JsonLinesSink) opened with
+//!   [`JsonLinesOptions::checkpoints`](crate::audit::JsonLinesOptions::checkpoints) signs its
+//!   chain head, `(seq, chain value)`, with an Ed25519 key (a C2SP signed note,
+//!   [`audit::Checkpoint`](crate::audit::Checkpoint)) every N lines or T seconds (checked
+//!   when lines are written), at [`sync`](crate::audit::AuditSink::sync) (so at
+//!   [`Driver::shutdown`](crate::driver::Driver::shutdown)) and on demand
+//!   ([`JsonLinesSink::checkpoint`](crate::audit::JsonLinesSink::checkpoint)), and hands it to
+//!   a [`Witness`](crate::audit::Witness): an append-only file
+//!   ([`FileWitness`](crate::audit::FileWitness)) or an HTTP endpoint
+//!   ([`HttpWitness`](crate::audit::HttpWitness), feature `driver`). A checkpoint covers only
+//!   lines on the disk. A witness that fails never fails an event: it is logged and counted
+//!   ([`JsonLinesSink::checkpoint_status`](crate::audit::JsonLinesSink::checkpoint_status)).
+//! - *Verifier:* [`check_checkpoints`](crate::audit::check_checkpoints) and `recording-audit
+//!   verify --checkpoints`: `G9/checkpoint-truncated` (the trail ends before a checkpoint),
+//!   `G9/checkpoint-contradicted` (the line at a checkpoint's `seq` has another chain value:
+//!   rewritten and rechained, or another trail's), `G9/checkpoint-unverified` (not signed by
+//!   the auditor's key), `G9/checkpoint-foreign` (another origin); the witnessed prefix and the
+//!   unwitnessed tail are reported.
+//! - *Tests:* `tests/audit/checkpoints.rs` (`a_trail_cut_before_its_last_checkpoint_names_it`,
+//!   `a_trail_rewritten_with_a_recomputed_chain_contradicts_its_checkpoints`,
+//!   `a_trail_rewritten_and_rechained_with_its_hmac_key_contradicts_its_checkpoints`,
+//!   `a_checkpoint_signed_by_another_key_is_named_unverified`,
+//!   `a_checkpoint_of_another_origin_is_named_foreign`,
+//!   `a_checkpoint_of_another_trail_with_the_same_origin_is_contradicted`,
+//!   `a_trail_longer_than_its_last_checkpoint_holds_and_reports_its_unwitnessed_tail`,
+//!   `a_torn_witness_file_keeps_its_earlier_checkpoints`, the cadence, a failing witness, the
+//!   driver's shutdown, and the HTTP witness over loopback); `src/audit/checkpoint/` (the
+//!   note format against the module's own example, key ids, strict parsing, every cut of a
+//!   torn witness file); `audit-cli/tests/checkpoints.rs` (each case through the command
+//!   line).
+//!
 //! # An instance's stop, and its restart after a crash
 //!
 //! - *A clean stop:* [`Driver::shutdown`](crate::driver::Driver::shutdown) refuses new begins,
@@ -241,6 +275,54 @@
 //!
 #![doc = include_str!("../docs/compile-fail.md")]
 //!
+//! # What the trail proves, layer by layer
+//!
+//! Each layer closes something the one before leaves open; none closes everything. The
+//! commands are the auditor's, on the trail `audit.jsonl` and what the bot's operator hands
+//! over with it.
+//!
+//! 1. **The chain** (every line carries `seq` and `chain`, plain SHA-256 of the previous
+//!    chain value and the line; [`check_chain`](crate::audit::check_chain)). It proves that
+//!    no line was edited, deleted, inserted or reordered *by someone who did not recompute
+//!    the chain*: accidental damage, a careless edit, lines lost in the middle. It proves
+//!    nothing against whoever recomputes it (the algorithm is public), and nothing about a
+//!    cut at the end (a shorter chain is whole).
+//!    `recording-audit verify --allow-unkeyed audit.jsonl`
+//! 2. **The HMAC key** (the chain keyed with a secret the bot holds,
+//!    [`JsonLinesOptions::key`](crate::audit::JsonLinesOptions::key)). It proves the same
+//!    against whoever can write the file without holding the key: a storage administrator, a
+//!    restored backup, another process. It proves nothing against the key's holders (the
+//!    bot, its operator), who can rewrite the trail and rechain it, nor about a cut at the
+//!    end. `recording-audit verify --key-file chain.key audit.jsonl`
+//! 3. **Witnessed checkpoints** (the chain head, `(seq, chain value of line seq)`, signed with
+//!    an Ed25519 key whose public half the auditor holds, and handed as it goes to a witness
+//!    the operator does not control; [`audit::checkpoint`](crate::audit::Checkpoint) has the
+//!    format). Once the auditor holds a checkpoint, lines `1..=seq` can no longer be changed
+//!    unseen, even by the holder of the chain key and of the signing key: a trail cut before
+//!    it is `G9/checkpoint-truncated`, one rewritten and rechained after it is
+//!    `G9/checkpoint-contradicted`, each naming the checkpoint (its number in the witness
+//!    file, its `seq` and time). For that prefix a plain chain is as good as a keyed one (the
+//!    checkpoint, not the key, pins it). Checkpoints do not cover the **tail** after the last
+//!    one (printed as the unwitnessed tail, which can still be cut or rewritten unseen); they
+//!    prove nothing if the operator **never sends them**, or if the **witness is within the
+//!    operator's reach** (a witness file beside the trail can be rewritten with it); and a
+//!    checkpoint under another key, or of another trail, proves nothing and is itself a
+//!    violation (`G9/checkpoint-unverified`, `G9/checkpoint-foreign`: ask why it is there).
+//!    `recording-audit verify --key-file chain.key --checkpoints checkpoints.txt
+//!    --public-key bot-1.vkey --origin example.com/bot-1/audit audit.jsonl`
+//!    (`bot-1.vkey` holds the key line the operator published,
+//!    [`CheckpointSigner::verifier_key`](crate::audit::CheckpointSigner::verifier_key), such
+//!    as `bot-1+16732a50+ARl/ayPhbIUyxqvIOPrNXqeJvgx2spIDNAOb+os9No1h`; take it from the
+//!    operator once, out of band, not with each trail).
+//! 4. **What no trail can prove.** That its events are true: a bot that does not record
+//!    what it does (a write through storage it reaches around the gate, a forged `completed`
+//!    taken through `danger_authenticated_elsewhere`) writes a trail that holds. That it is
+//!    complete up to now: only the witnessed prefix is fixed, and a bot still running, or
+//!    whose last checkpoint is old, may have more to say. That its clocks were right: times
+//!    are the bot's machine's. A trail shows that the bot followed the rule as far as its own
+//!    records go; the types, the gate and the run-time checks above (G1–G3, G8) are what make
+//!    those records the only way the bot can act.
+//!
 //! # The command-line auditor
 //!
 //! `recording-audit`, the workspace's command-line tool (package `recording-audit` in
@@ -269,7 +351,7 @@
 //!     G9/unkeyed), else the rule's (including G9/time-goes-back: a line stamped earlier
 //!     than the line before it).
 //!
-//! recording-audit verify FILE... [--json] [CHECKS]
+//! recording-audit verify FILE... [--json] [CHECKS] [WITNESSED]
 //!     Checks each trail: the hash chain (keyed with --key-file when the bot keyed it) and
 //!     the recording rule. Prints, per file, "the rule holds" with the counts, the chain, a
 //!     torn last line (reported and ignored, as JsonLinesSink::read does), the calls left open
@@ -304,13 +386,46 @@
 //!     each object also has "overlaps": [{"call_id", "rule", "words", "holds": [{"file",
 //!     "from", "from_line", "until", "until_line", "open"}, …]}], and "holds" is false for a
 //!     file in an overlap; with one file the object is as above.
+//!     WITNESSED, for one FILE only (with several: exit 2, naming the rule):
+//!     --checkpoints PATH  the witness's file of the trail's signed checkpoints (notes one
+//!                         after another, each ended by an empty line)
+//!     --public-key KEY    their key: the note verifier key text NAME+ID+KEY, or a file
+//!                         holding it
+//!     --origin NAME       the trail's name in them; without it, the first checkpoint whose
+//!                         signature verifies names it
+//!     Checks the trail against every checkpoint, after its chain and before the rule: one
+//!     it contradicts (G9/checkpoint-truncated: the trail ends before its seq;
+//!     G9/checkpoint-contradicted: the line at its seq has another chain value) or that
+//!     proves nothing (G9/checkpoint-unverified, G9/checkpoint-foreign) is a violation, the
+//!     first one the file's (at the trail's line where it is contradicted, line 1 for one
+//!     that proves nothing), with words "checkpoint #N (seq S, signed T): what (PATH, note
+//!     at line L)". Then prints
+//!         checkpoints: N read from PATH (key NAME+ID, origin "O"): H hold, P contradicted
+//!           or proving nothing
+//!         witnessed: up to seq S (line L), by checkpoint #N signed T
+//!         unwitnessed tail: U lines from line L (seq A to B): they can still be cut or
+//!           rewritten unseen
+//!     and each problem and unreadable note (a torn last one included: it witnesses
+//!     nothing, and changes no exit status). With --json the object also has
+//!              "checkpoints": {"file": string, "key": string, "origin": string | null,
+//!               "read": integer, "holding": integer, "witnessed_seq": integer,
+//!               "witnessed_line": integer | null, "witnessed_by": integer | null,
+//!               "witnessed_at": string | null, "trail_seq": integer,
+//!               "unwitnessed": integer, "unwitnessed_from_line": integer | null,
+//!               "problems": [{"checkpoint": integer, "note_line": integer,
+//!                             "seq": integer, "at": string, "rule": string,
+//!                             "line": integer | null, "words": string}],
+//!               "unreadable": [{"line": integer, "torn": bool, "reason": string}]}
+//!              (witnessed_by and checkpoint count notes from 1 in the file).
 //!     Exit status: 0 the rule holds in every file and across them (open calls are listed,
 //!                    not failures);
-//!                  1 a file breaks the rule or its chain (or the chain is refused), or two
+//!                  1 a file breaks the rule or its chain (or the chain is refused), its
+//!                    checkpoints are contradicted or prove nothing, or two
 //!                    instances held a call at once: whatever else could not be read, a
 //!                    violation decides the status;
-//!                  2 the key or a file cannot be read (missing, not UTF-8, a line that is not
-//!                    an event), or the arguments are wrong, and nothing read violates.
+//!                  2 the key, a file, the checkpoints or their key cannot be read (missing,
+//!                    not UTF-8, a line that is not an event), or the arguments are wrong,
+//!                    and nothing read violates.
 //!
 //! recording-audit summary FILE... [--json] [CHECKS]
 //!     Per call (an audit::CallSummary): episodes, time spent recording, capabilities
@@ -328,9 +443,13 @@
 //!           the trail does not hold: what is printed of it above cannot be trusted
 //!     and each call two instances held at once. Exit status as verify's.
 //!
-//! recording-audit timeline FILE --call ID --svg OUT.svg [--force] [CHECKS]
-//!     One call's trail (any spelling of ID) as a time line in SVG: its states as bands,
-//!     requests and responses as marks, capabilities as bars from start to end. An existing
+//! recording-audit timeline FILE [--call ID] --svg OUT.svg [--force] [CHECKS]
+//!     A printable SVG page with a labelled time axis and a legend. With --call, one call's
+//!     trail (any spelling of ID): its states as bands, requests and responses as marks,
+//!     capabilities as bars from start to end, and each of the rule's checkpoints numbered,
+//!     with its gap written out ("last capability (#1) ended 10.0 ms before `notRecording`
+//!     was sent"). Without it, the whole trail: one row per call, each call verified on its
+//!     own events and its violations marked (audit::trail_timeline). An existing
 //!     OUT.svg is left alone (exit 2, naming it) unless --force. Checks the trail as verify
 //!     does; draws it all the same, then names a broken trail on stderr as summary does and
 //!     exits 1.
@@ -359,10 +478,20 @@
 //!   delivered that way unlocks retention. The trail records the bot's words with every such
 //!   update, and the verifier lists every recording entered through one, but cannot tell
 //!   whether the words were true.
-//! - **A trail is only as good as its storage.** Without a key, the hash chain shows accidental
-//!   damage and careless edits, not a forger who recomputes it. Lines removed from the end leave
-//!   a shorter chain that is still whole, and a trail cut between two episodes looks complete to
-//!   the verifier (nothing is open): keep the trail where the bot cannot rewrite it.
+//! - **A trail is only as good as its storage, up to its last witnessed checkpoint.** Without
+//!   a key, the hash chain shows accidental damage and careless edits, not a forger who
+//!   recomputes it; with one, not its holder. Lines removed from the end leave a shorter chain
+//!   that is still whole, and a trail cut between two episodes looks complete to the verifier
+//!   (nothing is open). Checkpoints held by a witness outside the operator's reach close both
+//!   for the prefix they cover, not for the tail after the last one, and not at all if they
+//!   are never sent (see [what the trail proves](#what-the-trail-proves-layer-by-layer)):
+//!   keep the trail where the bot cannot rewrite it, and its checkpoints where the operator
+//!   cannot.
+//! - **A checkpoint is signed by a key the bot holds.** Whoever controls the bot can sign a
+//!   checkpoint of a rewritten trail; the protection is that the witness already holds the
+//!   earlier ones, which the rewrite contradicts. A witness that accepts a note only after
+//!   the ones it holds (by `seq`) is the witness's business, not this crate's; the auditor's
+//!   check lists every checkpoint the trail contradicts, earlier ones included.
 //! - **Several instances are compared on their own clocks.**
 //!   [`verify_instances`](crate::audit::verify_instances) reads each trail's timestamps as its
 //!   machine wrote them: skew between the machines can hide an overlap shorter than the skew,

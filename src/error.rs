@@ -70,6 +70,12 @@ pub enum AuditError {
     /// writers would break the trail's sequence and chain.
     #[error("audit trail is open in another sink")]
     InUse,
+    /// A checkpoint witness refused a checkpoint, or it could not be made (see
+    /// [`Witness`](crate::audit::Witness)). The events it covers are recorded: check the
+    /// witness, then force a checkpoint
+    /// ([`JsonLinesSink::checkpoint`](crate::audit::JsonLinesSink::checkpoint)).
+    #[error("checkpoint witness failed")]
+    Witness(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// Why a status update did not succeed, or why a call is [`Failed`](crate::Failed).

@@ -23,8 +23,9 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Every subcommand checks every trail first: its hash chain (refusing a trail \
                   without a chain or without a key unless told to accept it) and the recording \
                   rule. Exit status: 0 the rule holds, 1 a violation (a broken, absent or \
-                  unkeyed chain included) in any file, whatever else could not be read, \
-                  2 unreadable input or bad arguments and no violation."
+                  unkeyed chain, and a trail its checkpoints contradict, included) in any \
+                  file, whatever else could not be read, 2 unreadable input or bad arguments \
+                  and no violation."
 )]
 pub(crate) struct Cli {
     /// What to do with the trails.
@@ -43,6 +44,11 @@ pub(crate) enum Command {
     /// and the recordings entered through notifications the library did not authenticate), or
     /// the first violation with its line, call and rule; then, with several files, every call
     /// held by two instances at overlapping times (G7/live-in-two-instances).
+    ///
+    /// With --checkpoints (one trail only), also checks the trail against the signed
+    /// checkpoints its witness collected: a trail cut before a checkpoint, or rewritten and
+    /// rechained after it, is a violation naming the checkpoint; the witnessed prefix and the
+    /// unwitnessed tail are printed.
     Verify {
         /// The trails to check, one per instance (each file at most once).
         #[arg(value_name = "FILE", required = true)]
@@ -52,6 +58,8 @@ pub(crate) enum Command {
         json: bool,
         #[command(flatten)]
         checks: Checks,
+        #[command(flatten)]
+        witnessed: Witnessed,
     },
     /// Per call: episodes, time recording, capabilities and the state at the end of the trail.
     ///
@@ -115,6 +123,24 @@ pub(crate) struct Checks {
     /// file can recompute (G9/unkeyed otherwise).
     #[arg(long)]
     pub(crate) allow_unkeyed: bool,
+}
+
+/// The signed checkpoints of one trail, as its witness collected them, and the key to check
+/// them with.
+#[derive(Debug, Args)]
+pub(crate) struct Witnessed {
+    /// The witness's file of signed checkpoints of the trail (notes one after another, each
+    /// ended by an empty line); only with one FILE.
+    #[arg(long, value_name = "FILE", requires = "public_key")]
+    pub(crate) checkpoints: Option<PathBuf>,
+    /// The checkpoints' public key: its note verifier key text (NAME+ID+KEY), or a file
+    /// holding it.
+    #[arg(long, value_name = "KEY", requires = "checkpoints")]
+    pub(crate) public_key: Option<String>,
+    /// The trail's name in its checkpoints (their origin line); without it, the first
+    /// checkpoint whose signature verifies names it.
+    #[arg(long, value_name = "NAME", requires = "checkpoints")]
+    pub(crate) origin: Option<String>,
 }
 
 #[cfg(test)]

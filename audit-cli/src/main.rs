@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! recording-audit verify FILE... [--json] [CHECKS]
+//!     [--checkpoints FILE --public-key KEY [--origin NAME]]   (one trail only)
 //! recording-audit summary FILE... [--json] [CHECKS]
 //! recording-audit timeline FILE [--call ID] --svg OUT.svg [--force] [CHECKS]
 //!     CHECKS: [--key-file PATH] [--allow-unchained] [--allow-unkeyed]
 //! ```
 //!
-//! Several files are the trails of several instances of one bot: `verify` checks each on its
-//! own and then all together (no call held by two instances at once), `summary` adds a line
+//! With `--checkpoints`, `verify` also checks one trail against the signed checkpoints of its
+//! chain head that its witness collected ([`verify`]'s module docs). Several files are the
+//! trails of several instances of one bot: `verify` checks each on its own and then all
+//! together (no call held by two instances at once), `summary` adds a line
 //! per instance and a total. Every subcommand runs the same checks on every trail ([`check`]):
 //! the chain, refused when absent or unkeyed unless the auditor accepts it, and the rule.
 //! `verify` prints what they find; `summary` and `timeline` print their report, then name a
@@ -47,7 +50,8 @@ fn main() -> ExitCode {
             files,
             json,
             checks,
-        } => distinct(&files).unwrap_or_else(|| verify::run(&files, json, &checks)),
+            witnessed,
+        } => distinct(&files).unwrap_or_else(|| verify::run(&files, json, &checks, &witnessed)),
         Command::Summary {
             files,
             json,

@@ -53,9 +53,12 @@
 //!
 //! ## What the chain cannot show
 //!
-//! A trail cut after its last line (lines removed from the end) is a valid shorter chain.
-//! Keep [`ChainSummary::head`], the last line's chain value, somewhere the bot's host cannot
-//! rewrite, and compare it, to detect that.
+//! A trail cut after its last line (lines removed from the end) is a valid shorter chain, and
+//! a trail rewritten by whoever can recompute the chain (anyone without a key, its holder with
+//! one) is a valid other chain. Keep the chain's head, the last line's `seq` and chain value,
+//! somewhere the bot's host cannot rewrite, and compare it, to detect that: witnessed
+//! checkpoints ([`JsonLinesOptions::checkpoints`](super::JsonLinesOptions::checkpoints),
+//! [`check_checkpoints`](super::check_checkpoints)) do it as the trail grows.
 
 use std::fmt;
 

@@ -9,15 +9,21 @@
 //! inserted line; [`verify`] replays a trail against the rule (G1, G2, G7, G9) and lists what a
 //! cut trail leaves open; [`verify_instances`] verifies the trails of several instances of a
 //! bot, each on its own and then together, where one call held by two instances at once
-//! breaks G7. The command-line auditor `recording-audit` runs them.
+//! breaks G7. With [`CheckpointOptions`], the sink also signs checkpoints of its chain head for
+//! a [`Witness`] outside the operator's reach, and [`check_checkpoints`] names the checkpoint a
+//! cut or rechained trail contradicts (G12). The command-line auditor `recording-audit` runs
+//! them.
 //!
-//! One concept in four parts, and a report: what an event records (`event`), the sinks
-//! (`sink`), the chain that makes the trail tamper-evident (`chain`), the verifier that replays
-//! it (`verify`, and `instances` across trails), and the auditor's [`summary`] (`report`) and
+//! One concept in five parts, and a report: what an event records (`event`), the sinks
+//! (`sink`, and `group`, the group commit they share with a bot's own storage), the chain that
+//! makes the trail tamper-evident (`chain`), the witnessed checkpoints of its head
+//! (`checkpoint`: format, emission, witnesses, the check), the verifier that replays it
+//! (`verify`, and `instances` across trails), and the auditor's [`summary`] (`report`) and
 //! pictures, of one call ([`timeline`]) or of the whole trail ([`trail_timeline`])
 //! (`picture`).
 
 mod chain;
+mod checkpoint;
 mod event;
 mod group;
 mod instances;
@@ -27,6 +33,13 @@ mod sink;
 mod verify;
 
 pub use chain::{BreakKind, ChainBreak, ChainSummary, TornTail, check_chain};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointFile, CheckpointOptions, CheckpointProblem,
+    CheckpointReport, CheckpointSigner, CheckpointStatus, FileWitness, NoteAt, SignedCheckpoint,
+    UnreadableNote, VerifierKey, Witness, check_checkpoints,
+};
+#[cfg(feature = "driver")]
+pub use checkpoint::{HttpWitness, HttpWitnessStats, HttpWitnessTask};
 pub use event::{AuditEvent, AuditKind, ResponseKind, TransportFailure};
 pub use group::{GroupCommit, GroupWrite};
 pub use instances::{Hold, InstanceTrail, InstancesReport, Overlap, verify_instances};

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
 
 use super::chain::{self, GENESIS, Hasher, TornTail};
+use super::checkpoint::{self, Checkpointer};
 use super::group::{Group, Writing};
-use super::{AuditEvent, AuditKind};
+use super::{AuditEvent, AuditKind, CheckpointOptions, CheckpointStatus, SignedCheckpoint};
 use crate::error::AuditError;
 
 /// Where audit events go. Implementations must persist (or at least accept) the event before
@@ -185,7 +186,7 @@ pub enum Durability {
     Synced,
 }
 
-/// How to open a [`JsonLinesSink`]: durability and chain key. From
+/// How to open a [`JsonLinesSink`]: durability, chain key and checkpoints. From
 /// [`JsonLinesSink::options`].
 ///
 /// # Example
@@ -204,6 +205,7 @@ pub enum Durability {
 pub struct JsonLinesOptions {
     durability: Durability,
     key: Option<Vec<u8>>,
+    checkpoints: Option<CheckpointOptions>,
 }
 
 impl fmt::Debug for JsonLinesOptions {
@@ -211,6 +213,7 @@ impl fmt::Debug for JsonLinesOptions {
         f.debug_struct("JsonLinesOptions")
             .field("durability", &self.durability)
             .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .field("checkpoints", &self.checkpoints)
             .finish()
     }
 }
@@ -230,6 +233,34 @@ impl JsonLinesOptions {
     #[must_use]
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.key = Some(key.into());
+        self
+    }
+
+    /// Signs checkpoints of the trail's chain head and hands them to a witness, as `options`
+    /// say (every N lines, every T seconds, checked when lines are written; and at
+    /// [`sync`](AuditSink::sync), which the driver calls at shutdown). See
+    /// [`Checkpoint`](super::Checkpoint) for what they prove, and
+    /// [`JsonLinesSink::checkpoint_status`] for how they fare.
+    ///
+    /// A checkpoint covers only lines on the disk: at [`Durability::Flushed`] the sink syncs
+    /// the file before it signs (one sync per checkpoint).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use recording_status::audit::{CheckpointOptions, CheckpointSigner, FileWitness, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let witness = Arc::new(FileWitness::open(dir.path().join("checkpoints.txt"))?);
+    /// let signer = CheckpointSigner::new("bot-1", [7; 32])?; // a seed from the secret store
+    /// let sink = JsonLinesSink::options()
+    ///     .checkpoints(CheckpointOptions::new("example.com/bot-1/audit", signer, witness)?)
+    ///     .open(dir.path().join("audit.jsonl"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn checkpoints(mut self, options: CheckpointOptions) -> Self {
+        self.checkpoints = Some(options);
         self
     }
 
@@ -286,6 +317,7 @@ pub struct JsonLinesSink {
     durability: Durability,
     keyed: bool,
     repaired: Option<TornTail>,
+    checkpoints: Option<Checkpointer>,
 }
 
 impl fmt::Debug for JsonLinesSink {
@@ -294,6 +326,10 @@ impl fmt::Debug for JsonLinesSink {
             .field("durability", &self.durability)
             .field("keyed", &self.keyed)
             .field("repaired", &self.repaired)
+            .field(
+                "checkpoints",
+                &self.checkpoints.as_ref().map(Checkpointer::origin),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -411,6 +447,7 @@ impl JsonLinesSink {
             events: Vec::new(),
             lines: Vec::new(),
             seqs: Vec::new(),
+            chains: Vec::new(),
             torn_tail: None,
         };
         trail.torn_tail = chain::walk(
@@ -419,6 +456,7 @@ impl JsonLinesSink {
                 trail.events.push(parsed.event);
                 trail.lines.push(line.number);
                 trail.seqs.push(parsed.head.map(|h| h.seq));
+                trail.chains.push(parsed.head.map(|h| h.chain));
                 Ok(())
             },
             |line, offset| AuditError::Malformed { line, offset },
@@ -484,7 +522,13 @@ impl JsonLinesSink {
         } else {
             None
         };
-        Ok(Self::with_journal(journal, repaired))
+        let seq = journal.seq;
+        let mut sink = Self::with_journal(journal, repaired);
+        sink.checkpoints = options
+            .checkpoints
+            .clone()
+            .map(|options| Checkpointer::new(options, seq));
+        Ok(sink)
     }
 
     fn with_journal(journal: Journal, repaired: Option<TornTail>) -> Self {
@@ -494,6 +538,7 @@ impl JsonLinesSink {
             keyed: journal.hasher.is_keyed(),
             journal: Mutex::new(journal),
             repaired,
+            checkpoints: None,
         }
     }
 
@@ -515,9 +560,20 @@ impl AuditSink for JsonLinesSink {
     }
 
     /// Syncs the file's data to the disk (`fdatasync`), under the journal's lock: every line
-    /// written before it returns is on the disk.
+    /// written before it returns is on the disk. With checkpoints, then signs one of the
+    /// trail's head for the witness, unless the last one covers it already; a witness failure
+    /// is logged and counted ([`checkpoint_status`](JsonLinesSink::checkpoint_status)), not
+    /// returned: the lines are synced.
     fn sync(&self) -> Result<(), AuditError> {
-        self.journal().storage.sync().map_err(AuditError::Io)
+        let Some(checkpoints) = &self.checkpoints else {
+            return self.journal().storage.sync().map_err(AuditError::Io);
+        };
+        let mut state = checkpoints.lock();
+        let head = self.head(true)?;
+        if !Checkpointer::covered(&state, head.seq) {
+            let _ = checkpoints.emit(&mut state, Ok(head));
+        }
+        Ok(())
     }
 
     /// At [`Durability::Synced`]: each write waits for the disk.
@@ -551,13 +607,117 @@ impl JsonLinesSink {
     /// Writes `events` as consecutive lines, alone or with other callers' lines, all of them
     /// or none; returns once they are durable.
     fn submit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
-        self.group
-            .submit(events, Entry::new, |writing| match writing {
+        // The `seq` after this caller's write, if it led one.
+        let mut led = None;
+        let result = self.group.submit(events, Entry::new, |writing| {
+            let (result, seq) = match writing {
                 // Serialized straight into the write buffer.
-                Writing::Alone(events) => self.journal().commit(b"", events),
+                Writing::Alone(events) => self.commit(events),
                 // Serialized by their callers while they waited.
-                Writing::Together(entries) => self.journal().commit(b"", entries),
-            })
+                Writing::Together(entries) => self.commit(entries),
+            };
+            led = Some(seq);
+            result
+        });
+        if let Some(seq) = led {
+            self.after_commit(&result, seq);
+        }
+        result
+    }
+
+    /// Writes `entries` as the leader, and returns the outcome and the trail's `seq` after it.
+    fn commit<R: Rest>(&self, entries: &[R]) -> (Result<(), AuditError>, u64) {
+        let mut journal = self.journal();
+        let result = journal.commit(b"", entries);
+        (result, journal.seq)
+    }
+
+    /// After the leader's write (its locks released, so that the next write can go on):
+    /// signs a checkpoint for the witness if one is due, unless another caller is making one.
+    fn after_commit(&self, result: &Result<(), AuditError>, seq: u64) {
+        let Some(checkpoints) = &self.checkpoints else {
+            return;
+        };
+        if result.is_err() {
+            return;
+        }
+        let Some(mut state) = checkpoints.try_lock() else {
+            return;
+        };
+        if checkpoints.due(&state, seq) {
+            let head = self.head(self.durability == Durability::Flushed);
+            let _ = checkpoints.emit(&mut state, head);
+        }
+    }
+
+    /// The last durable line's `seq`, chain value and time; first synced to the disk if
+    /// `sync`, so that a checkpoint never covers a line a power loss can take away.
+    fn head(&self, sync: bool) -> Result<checkpoint::Head, AuditError> {
+        let mut journal = self.journal();
+        if sync {
+            journal.storage.sync()?;
+        }
+        Ok(checkpoint::Head {
+            seq: journal.seq,
+            chain: journal.head,
+            at: journal.at,
+        })
+    }
+
+    /// Signs a checkpoint of the trail's head now and hands it to the witness, whether one is
+    /// due or not (the file synced first at [`Durability::Flushed`]). `Ok(None)` when the sink
+    /// was opened without [checkpoints](JsonLinesOptions::checkpoints).
+    ///
+    /// # Errors
+    /// The file could not be synced ([`AuditError::Io`]), or the witness refused the
+    /// checkpoint (its error, such as [`AuditError::Witness`]). Either is also counted in
+    /// [`checkpoint_status`](Self::checkpoint_status).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use recording_status::audit::{
+    ///     AuditEvent, AuditKind, AuditSink, CheckpointOptions, CheckpointSigner, FileWitness,
+    ///     JsonLinesSink,
+    /// };
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let witness = Arc::new(FileWitness::open(dir.path().join("checkpoints.txt"))?);
+    /// let signer = CheckpointSigner::new("bot-1", [7; 32])?;
+    /// let key = signer.verifier_key();
+    /// let sink = JsonLinesSink::options()
+    ///     .checkpoints(CheckpointOptions::new("example.com/bot-1/audit", signer, witness)?)
+    ///     .open(dir.path().join("audit.jsonl"))?;
+    /// sink.record(&AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }))?;
+    ///
+    /// let signed = sink.checkpoint()?.ok_or("checkpoints are on")?;
+    /// assert_eq!(signed.verify(&key)?.seq(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(&self) -> Result<Option<SignedCheckpoint>, AuditError> {
+        let Some(checkpoints) = &self.checkpoints else {
+            return Ok(None);
+        };
+        let mut state = checkpoints.lock();
+        let head = self.head(self.durability == Durability::Flushed);
+        checkpoints.emit(&mut state, head).map(Some)
+    }
+
+    /// How the sink's checkpoints fare: how many the witness took, up to which `seq`, and its
+    /// failures, with the last one's message. `None` without
+    /// [checkpoints](JsonLinesOptions::checkpoints).
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::JsonLinesSink;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = JsonLinesSink::open(dir.path().join("audit.jsonl"))?;
+    /// assert!(sink.checkpoint_status().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint_status(&self) -> Option<CheckpointStatus> {
+        self.checkpoints.as_ref().map(Checkpointer::status)
     }
 }
 
@@ -586,6 +746,11 @@ pub struct Trail {
     pub lines: Vec<usize>,
     /// The `seq` of each event, `None` for lines written before the chain existed.
     pub seqs: Vec<Option<u64>>,
+    /// The `chain` value each event's line carries, as 32 raw bytes (`None` for lines written
+    /// before the chain existed). Read, not checked: [`check_chain`](super::check_chain)
+    /// checks them, and [`check_checkpoints`](super::check_checkpoints) compares them with
+    /// signed checkpoints.
+    pub chains: Vec<Option<[u8; 32]>>,
     /// Bytes after the last complete line (power loss, full disk), if any.
     pub torn_tail: Option<TornTail>,
 }

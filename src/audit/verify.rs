@@ -68,6 +68,20 @@ pub enum Rule {
     /// G9: the chain was checked without a key (plain SHA-256), which anyone who can write the
     /// file can recompute. An auditor may accept it, knowingly.
     Unkeyed,
+    /// G9/G12: the trail ends before the `seq` of a signed checkpoint the witness holds: it
+    /// was cut after the checkpoint was witnessed (see
+    /// [`check_checkpoints`](super::check_checkpoints)).
+    CheckpointTruncated,
+    /// G9/G12: the trail's line at a signed checkpoint's `seq` has another chain value: the
+    /// trail was rewritten and rechained after the checkpoint was witnessed (by whoever holds
+    /// the chain's key, if any), or the checkpoint is of another trail of the same name.
+    CheckpointContradicted,
+    /// G9/G12: a checkpoint whose signature does not verify under the auditor's key: signed
+    /// by another key, or altered. It proves nothing, and the auditor should ask why it is
+    /// there (or whether the key is the right one).
+    CheckpointUnverified,
+    /// G9/G12: a checkpoint of another trail (another origin) among this trail's.
+    CheckpointForeign,
 }
 
 impl Rule {
@@ -87,6 +101,10 @@ impl Rule {
             Self::ChainBroken => "G9/chain",
             Self::Unchained => "G9/unchained",
             Self::Unkeyed => "G9/unkeyed",
+            Self::CheckpointTruncated => "G9/checkpoint-truncated",
+            Self::CheckpointContradicted => "G9/checkpoint-contradicted",
+            Self::CheckpointUnverified => "G9/checkpoint-unverified",
+            Self::CheckpointForeign => "G9/checkpoint-foreign",
         }
     }
 
@@ -112,6 +130,10 @@ impl Rule {
             Self::ChainBroken => "the hash chain is broken",
             Self::Unchained => "lines without the hash chain",
             Self::Unkeyed => "the hash chain is not keyed",
+            Self::CheckpointTruncated => "the trail ends before a signed checkpoint of it",
+            Self::CheckpointContradicted => "the trail contradicts a signed checkpoint of it",
+            Self::CheckpointUnverified => "a checkpoint not signed by the auditor's key",
+            Self::CheckpointForeign => "a checkpoint of another trail",
         }
     }
 }

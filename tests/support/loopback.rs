@@ -53,3 +53,41 @@ pub(crate) async fn hub_webhook(
         .with_state((hub, deliveries));
     (format!("{}/api/calling", serve(app).await), received)
 }
+
+/// Why [`transport`] got no response.
+#[derive(Debug)]
+pub(crate) struct LoopbackError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for LoopbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "loopback transport: {}", self.0)
+    }
+}
+
+impl std::error::Error for LoopbackError {}
+
+/// The crate's `Transport` as a closure over hyper-util's client, for servers on 127.0.0.1.
+pub(crate) fn transport() -> impl recording_status::transport::Transport + 'static {
+    use axum::body::Body;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use recording_status::transport::HttpRequest;
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    move |request: HttpRequest| {
+        let client = client.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let request = http::Request::from_parts(parts, Body::from(body));
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| LoopbackError(Box::new(e)))?;
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(Body::new(body), 1 << 20)
+                .await
+                .map_err(|e| LoopbackError(Box::new(e)))?;
+            Ok::<_, LoopbackError>(http::Response::from_parts(parts, body.to_vec()))
+        }
+    }
+}
