@@ -165,7 +165,9 @@
 //! - *Run time:* a step whose event the sink refused does not happen, and a refused event never
 //!   appears later; [`JsonLinesSink`](crate::audit::JsonLinesSink) sequences and hash-chains its
 //!   lines, and [`check_chain`](crate::audit::check_chain) finds an edit, deletion, insertion or
-//!   reordering.
+//!   reordering. Concurrent events share writes (group commit: the sink's own queue, and
+//!   [`GroupCommit`](crate::audit::GroupCommit) for a bot's storage); a write that fails
+//!   refuses exactly the events it carried, and each of their steps is not taken.
 //! - *Verifier:* re-derives what it checks instead of trusting flags (an operation update's
 //!   `matched` is never a reason to accept); refuses a line stamped earlier than the one before
 //!   it (`G9/time-goes-back`: the sink stamps under its lock, so a request, its answer and the
@@ -184,7 +186,12 @@
 //!   `a_trail_without_a_chain_is_a_violation_unless_allowed`,
 //!   `a_chain_checked_without_a_key_is_a_violation_unless_allowed`,
 //!   `summary_and_timeline_say_when_a_trail_is_broken`); `tests/core/one_call.rs`
-//!   `an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent`.
+//!   `an_end_the_sink_refused_is_recorded_before_the_stop_or_nothing_is_sent`;
+//!   `tests/driver/group_commit.rs` (`a_refused_group_write_fails_exactly_the_steps_it_carried`:
+//!   every k-th write refused at 64 calls in flight, ten rounds; the trail verifies, every
+//!   request sent and every step handed to the bot has its event in the trail) and
+//!   `src/audit/sink.rs`
+//!   (`failing_every_kth_group_write_at_64_callers_refuses_exactly_the_events_it_carried`).
 //!
 //! **G10. Bounded, never silent.**
 //! - *Run time:* the driver's notification hub (`src/driver/hub.rs`) is indexed and bounded by
