@@ -2,15 +2,14 @@
 //! bars, its requests and Graph's answers as ticks, the rule's checkpoints as numbered badges
 //! with their gaps written out below, its violation marked, and a legend.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::checkpoints::{CallEvents, checkpoints, verify_call};
+use super::checkpoints::{CallEvents, capabilities, checkpoints, states, verify_call};
 use super::svg::{
     ALARM, Axis, BAD, BANDS, CAPABILITY, CHECKPOINT, GOOD, INK, LEFT, PLOT, REQUEST, Sample, badge,
-    colour, duration, escape, instant, legend, open, paragraph,
+    colour, duration, escape, instant, legend, page, paragraph, state_entries,
 };
 use crate::audit::{AuditKind, ResponseKind};
 use crate::protocol::CallState;
@@ -21,54 +20,39 @@ const BAND: f64 = 24.0;
 const BADGE: f64 = 20.0;
 
 /// What the legend of a call's picture says.
-fn entries() -> Vec<(Sample, &'static str)> {
-    vec![
-        (
-            Sample::Fill(colour(CallState::NotRecording)),
-            "NotRecording band: no recording requested",
-        ),
-        (
-            Sample::Fill(colour(CallState::PendingRecording)),
-            "PendingRecording band: `recording` sent, not acknowledged yet",
-        ),
-        (
-            Sample::Fill(colour(CallState::Recording)),
-            "Recording band: acknowledged; media may be retained",
-        ),
-        (
-            Sample::Fill(colour(CallState::Failed)),
-            "Failed band: recording failed, or `failed` reported",
-        ),
-        (
-            Sample::Fill(colour(CallState::Ended)),
-            "Ended band: Graph ended the call, or a crashed run's call recovered",
-        ),
-        (
-            Sample::Fill(CAPABILITY),
-            "#n bar: retention capability n, from its start to its end or revocation",
-        ),
-        (
-            Sample::Tick(REQUEST),
-            "→ status: updateRecordingStatus request sent",
-        ),
-        (
-            Sample::Tick(GOOD),
-            "← completed answer, or ⇠ operation update notified",
-        ),
-        (
-            Sample::Tick(BAD),
-            "← any other answer, or ✕ no answer: not an acknowledgement",
-        ),
-        (
-            Sample::Checkpoint,
-            "numbered badge, dashed line: a checkpoint of the rule (gaps listed below)",
-        ),
-        (
-            Sample::Violation,
-            "✗ in red: a violation, with its line and the rule it breaks",
-        ),
-        (Sample::Grid, "grey line: a tick of the time axis"),
-    ]
+fn entries() -> Vec<(Sample, String)> {
+    let mut entries = state_entries(" band");
+    entries.extend(
+        [
+            (
+                Sample::Fill(CAPABILITY),
+                "#n bar: retention capability n, from its start to its end or revocation",
+            ),
+            (
+                Sample::Tick(REQUEST),
+                "→ status: updateRecordingStatus request sent",
+            ),
+            (
+                Sample::Tick(GOOD),
+                "← completed answer, or ⇠ operation update notified",
+            ),
+            (
+                Sample::Tick(BAD),
+                "← any other answer, or ✕ no answer: not an acknowledgement",
+            ),
+            (
+                Sample::Checkpoint,
+                "numbered badge, dashed line: a checkpoint of the rule (gaps listed below)",
+            ),
+            (
+                Sample::Violation,
+                "✗ in red: a violation, with its line and the rule it breaks",
+            ),
+            (Sample::Grid, "grey line: a tick of the time axis"),
+        ]
+        .map(|(sample, words)| (sample, words.to_owned())),
+    );
+    entries
 }
 
 /// A tick: a request, an answer, a notification or a missing answer.
@@ -85,55 +69,28 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
     let axis = Axis::new(min, max);
     let x = |at: DateTime<Utc>| axis.x(at);
 
-    // The call's states, as (state, from, to) in x.
-    let mut states: Vec<(CallState, f64, f64)> = Vec::new();
-    let mut state = CallState::NotRecording;
-    let mut since = x(call.events.first()?.1.at);
-    // Capability bars: number → (start, end).
-    let mut capabilities: BTreeMap<u64, (f64, Option<f64>)> = BTreeMap::new();
+    // The call's states, as (state, from, to) in x; the last one at least 2 px wide.
+    let mut states: Vec<(CallState, f64, f64)> = states(call)
+        .into_iter()
+        .map(|(state, from, to)| (state, x(from), x(to)))
+        .collect();
+    if let Some(last) = states.last_mut() {
+        last.2 = last.2.max(last.1 + 2.0);
+    }
+    // Capability bars: (number, start, end).
+    let capabilities: Vec<(u64, f64, Option<f64>)> = capabilities(call)
+        .iter()
+        .map(|c| (c.number, x(c.at), c.end.map(|end| x(end.at))))
+        .collect();
     let mut ticks: Vec<Tick> = Vec::new();
     for &(_, e) in &call.events {
         let at = x(e.at);
-        let mut end_state = |states: &mut Vec<_>, to: CallState| {
-            states.push((state, since, at));
-            state = to;
-            since = at;
-        };
         match &e.kind {
-            AuditKind::Transition { to, .. } => end_state(&mut states, *to),
-            AuditKind::RetentionStarted { capability, .. } => {
-                capabilities.insert(*capability, (at, None));
-            }
-            AuditKind::RetentionEnded { capability } => {
-                if let Some(bar) = capabilities.get_mut(capability)
-                    && bar.1.is_none()
-                {
-                    bar.1 = Some(at);
-                }
-            }
-            AuditKind::CallRecovered { last_event_at, .. } => {
-                // The crashed run's capabilities died with it, at the latest when it was last
-                // heard of; the call is closed where the later run recovers it.
-                let died = x(*last_event_at).min(at);
-                for bar in capabilities.values_mut().filter(|b| b.1.is_none()) {
-                    bar.1 = Some(died);
-                }
-                end_state(&mut states, CallState::Ended);
-            }
-            AuditKind::RetentionRevoked { .. } | AuditKind::CallTerminated { .. } => {
-                for bar in capabilities.values_mut().filter(|b| b.1.is_none()) {
-                    bar.1 = Some(at);
-                }
-                if matches!(e.kind, AuditKind::CallTerminated { .. }) {
-                    // Graph hung up: the call's state ends here, whatever its value was in.
-                    end_state(&mut states, CallState::Ended);
-                    ticks.push(Tick {
-                        x: at,
-                        label: "⇠ ended by Graph".to_owned(),
-                        colour: BAD,
-                    });
-                }
-            }
+            AuditKind::CallTerminated { .. } => ticks.push(Tick {
+                x: at,
+                label: "⇠ ended by Graph".to_owned(),
+                colour: BAD,
+            }),
             AuditKind::RequestSent { status, .. } => ticks.push(Tick {
                 x: at,
                 label: format!("→ {status}"),
@@ -165,7 +122,6 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
             _ => {}
         }
     }
-    states.push((state, since, x(max).max(since + 2.0)));
 
     let marks = checkpoints(call);
     let finding = verify_call(call);
@@ -283,7 +239,7 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
             caps_top + 10.0
         );
     }
-    for (i, (n, (start, end))) in capabilities.iter().enumerate() {
+    for (i, (n, start, end)) in capabilities.iter().enumerate() {
         let y = caps_top + 14.0 * i as f64;
         let end = end.unwrap_or(LEFT + PLOT);
         let _ = writeln!(
@@ -402,9 +358,5 @@ pub(super) fn draw(call: &CallEvents<'_>) -> Option<String> {
     }
     let y = legend(&mut body, y + 8.0, &entries());
 
-    let mut svg = String::new();
-    open(&mut svg, y + 10.0, &format!("call {}", call.key));
-    svg.push_str(&body);
-    svg.push_str("</svg>\n");
-    Some(svg)
+    Some(page(&body, y, &format!("call {}", call.key)))
 }

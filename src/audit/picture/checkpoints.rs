@@ -145,7 +145,8 @@ pub(super) struct End {
 /// A retention capability of the call, from its start to its end.
 #[derive(Debug)]
 pub(super) struct Capability {
-    number: u64,
+    /// Its number.
+    pub(super) number: u64,
     index: usize,
     /// When it started.
     pub(super) at: DateTime<Utc>,
@@ -449,6 +450,29 @@ fn end_gaps(
         });
     }
     gaps
+}
+
+/// The call's states as (state, from, to), from its first event to its last.
+pub(super) fn states(call: &CallEvents<'_>) -> Vec<(CallState, DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let Some((_, first)) = call.events.first() else {
+        return out;
+    };
+    let mut state = CallState::NotRecording;
+    let mut since = first.at;
+    for (_, e) in &call.events {
+        let to = match &e.kind {
+            AuditKind::Transition { to, .. } => *to,
+            AuditKind::CallTerminated { .. } | AuditKind::CallRecovered { .. } => CallState::Ended,
+            _ => continue,
+        };
+        out.push((state, since, e.at));
+        state = to;
+        since = e.at;
+    }
+    let last = call.events.iter().map(|(_, e)| e.at).max().unwrap_or(since);
+    out.push((state, since, last.max(since)));
+    out
 }
 
 /// What the verifier finds in one call's events verified on their own, mapped back to the

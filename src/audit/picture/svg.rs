@@ -219,7 +219,7 @@ pub(super) enum Sample {
 
 /// Draws the legend from `y`, two entries a row: what every mark and line of the picture
 /// means. Returns the y below it.
-pub(super) fn legend(svg: &mut String, y: f64, entries: &[(Sample, &str)]) -> f64 {
+pub(super) fn legend(svg: &mut String, y: f64, entries: &[(Sample, String)]) -> f64 {
     let _ = writeln!(
         svg,
         r#"<text class="legend-title" x="10" y="{:.1}" font-size="12" font-weight="bold">Legend</text>"#,
@@ -307,12 +307,47 @@ pub(super) fn badge(x: f64, y: f64, label: &str, violation: bool) -> String {
 }
 
 /// The page's opening: a fixed width, a white background, black sans-serif text.
-pub(super) fn open(svg: &mut String, height: f64, title: &str) {
+fn open(svg: &mut String, height: f64, title: &str) {
     let _ = writeln!(
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{PAGE}" height="{height:.0}" viewBox="0 0 {PAGE} {height:.0}" font-family="sans-serif" font-size="12" fill="{INK}"><title>{}</title><rect width="100%" height="100%" fill="#ffffff"/>"##,
         escape(title)
     );
+}
+
+/// The page: `body` under [`open`], `height` high.
+pub(super) fn page(body: &str, height: f64, title: &str) -> String {
+    let mut svg = String::new();
+    open(&mut svg, height + 10.0, title);
+    svg.push_str(body);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The legend's entries for the states, in both views: `NotRecording{kind}: …`, with `kind`
+/// what the view draws them as (`" band"`, or nothing).
+pub(super) fn state_entries(kind: &str) -> Vec<(Sample, String)> {
+    [
+        (CallState::NotRecording, "no recording requested"),
+        (
+            CallState::PendingRecording,
+            "`recording` sent, not acknowledged yet",
+        ),
+        (CallState::Recording, "acknowledged; media may be retained"),
+        (CallState::Failed, "recording failed, or `failed` reported"),
+        (
+            CallState::Ended,
+            "Graph ended the call, or a crashed run's call recovered",
+        ),
+    ]
+    .into_iter()
+    .map(|(state, meaning)| {
+        (
+            Sample::Fill(colour(state)),
+            format!("{state}{kind}: {meaning}"),
+        )
+    })
+    .collect()
 }
 
 /// `parts` joined with `; ` and cut into lines of at most `max` characters: between parts

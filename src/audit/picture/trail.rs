@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
-
-use super::checkpoints::{CallEvents, Checkpoint, calls, capabilities, checkpoints, verify_call};
+use super::checkpoints::{
+    CallEvents, Checkpoint, calls, capabilities, checkpoints, states, verify_call,
+};
 use super::svg::{
     ALARM, Axis, BANDS, CAPABILITY, CHECKPOINT, INK, LEFT, PAGE, PLOT, Sample, badge, clip, colour,
-    duration, escape, instant, legend, open, paragraph, wrap, wrap_words,
+    duration, escape, instant, legend, page, paragraph, state_entries, wrap, wrap_words,
 };
-use crate::audit::{AuditEvent, AuditKind, Rule, Violation, summary, verify};
-use crate::protocol::CallState;
+use crate::audit::{AuditEvent, Rule, Violation, summary, verify};
 
 /// The characters of a gap line: monospace 10 px is 6 px a character.
 const LINE: usize = ((PAGE - LEFT - 10.0) / 6.0) as usize;
@@ -21,30 +20,10 @@ const LINE: usize = ((PAGE - LEFT - 10.0) / 6.0) as usize;
 const LEADING: f64 = 13.0;
 
 /// What the legend of the whole trail says.
-fn entries() -> Vec<(Sample, &'static str)> {
-    let mut entries: Vec<(Sample, &'static str)> = vec![
-        (
-            Sample::Fill(colour(CallState::NotRecording)),
-            "NotRecording: no recording requested",
-        ),
-        (
-            Sample::Fill(colour(CallState::PendingRecording)),
-            "PendingRecording: `recording` sent, not acknowledged yet",
-        ),
-        (
-            Sample::Fill(colour(CallState::Recording)),
-            "Recording: acknowledged; media may be retained",
-        ),
-        (
-            Sample::Fill(colour(CallState::Failed)),
-            "Failed: recording failed, or `failed` reported",
-        ),
-        (
-            Sample::Fill(colour(CallState::Ended)),
-            "Ended: Graph ended the call, or a crashed run's call recovered",
-        ),
-    ];
-    entries.extend([
+fn entries() -> Vec<(Sample, String)> {
+    let mut entries = state_entries("");
+    entries.extend(
+        [
         (
             Sample::Fill(CAPABILITY),
             "thin bar under a strip: a retention capability, from its start to its end",
@@ -58,7 +37,9 @@ fn entries() -> Vec<(Sample, &'static str)> {
             "✗ in red, red row: a violation, with its line and the rule it breaks",
         ),
         (Sample::Grid, "grey line: a tick of the time axis"),
-    ]);
+    ]
+        .map(|(sample, words)| (sample, words.to_owned())),
+    );
     entries
 }
 
@@ -144,7 +125,7 @@ pub(super) fn draw(events: &[AuditEvent]) -> String {
     );
     let (Some(min), Some(max)) = (min, max) else {
         let y = legend(&mut body, y, &entries());
-        return finish(body, y, "empty audit trail");
+        return page(&body, y, "empty audit trail");
     };
     if rows.is_empty() {
         let _ = writeln!(
@@ -153,7 +134,7 @@ pub(super) fn draw(events: &[AuditEvent]) -> String {
             y + 10.0
         );
         let y = legend(&mut body, y + 20.0, &entries());
-        return finish(body, y, "audit trail");
+        return page(&body, y, "audit trail");
     }
     let axis = Axis::new(min, max);
     let top = y + 24.0;
@@ -164,16 +145,7 @@ pub(super) fn draw(events: &[AuditEvent]) -> String {
     }
     let y = axis.draw(&mut body, top, y + 4.0, "the trail's first event");
     let y = legend(&mut body, y, &entries());
-    finish(body, y, "audit trail")
-}
-
-/// The page around `body`, `y` high.
-fn finish(body: String, y: f64, title: &str) -> String {
-    let mut svg = String::new();
-    open(&mut svg, y + 10.0, title);
-    svg.push_str(&body);
-    svg.push_str("</svg>\n");
-    svg
+    page(&body, y, "audit trail")
 }
 
 /// The row of `call`: its checkpoints, its violations and its gap lines.
@@ -326,27 +298,4 @@ fn draw_row(
         y + height
     );
     y + height + 2.0
-}
-
-/// The call's states as (state, from, to), from its first event to its last.
-fn states(call: &CallEvents<'_>) -> Vec<(CallState, DateTime<Utc>, DateTime<Utc>)> {
-    let mut out = Vec::new();
-    let Some((_, first)) = call.events.first() else {
-        return out;
-    };
-    let mut state = CallState::NotRecording;
-    let mut since = first.at;
-    for (_, e) in &call.events {
-        let to = match &e.kind {
-            AuditKind::Transition { to, .. } => *to,
-            AuditKind::CallTerminated { .. } | AuditKind::CallRecovered { .. } => CallState::Ended,
-            _ => continue,
-        };
-        out.push((state, since, e.at));
-        state = to;
-        since = e.at;
-    }
-    let last = call.events.iter().map(|(_, e)| e.at).max().unwrap_or(since);
-    out.push((state, since, last.max(since)));
-    out
 }
