@@ -5,7 +5,6 @@
 //! trail, a torn witness file, and the usage rules (one trail, a key).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use recording_status::audit::{
@@ -13,23 +12,11 @@ use recording_status::audit::{
     JsonLinesSink,
 };
 
+mod support;
+use support::{audit, rechain, stderr, stdout};
+
 const ORIGIN: &str = "example.com/bot-1/audit";
 const HMAC_KEY: &[u8] = b"the bot's chain key";
-
-fn audit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recording-audit"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn signer(seed: u8) -> CheckpointSigner {
     CheckpointSigner::new("bot-1", [seed; 32]).unwrap()
@@ -124,36 +111,6 @@ impl Witnessed {
             .collect();
         std::fs::write(&self.trail, cut).unwrap();
     }
-}
-
-/// Recomputes the chain of every line, as a forger who knows the algorithm (and, with `key`,
-/// holds the trail's key) can.
-fn rechain(text: &str, key: Option<&[u8]>) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    use sha2::{Digest, Sha256};
-    let mut prev = [0u8; 32];
-    let mut out = String::new();
-    for line in text.lines() {
-        let (start, rest) = line.split_once(",\"chain\":\"").unwrap();
-        let rest = &rest[66..];
-        let body = format!("{start},{rest}");
-        prev = match key {
-            None => Sha256::new()
-                .chain_update(prev)
-                .chain_update(body.as_bytes())
-                .finalize()
-                .into(),
-            Some(key) => {
-                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
-                mac.update(&prev);
-                mac.update(body.as_bytes());
-                mac.finalize().into_bytes().into()
-            }
-        };
-        let hex: String = prev.iter().map(|b| format!("{b:02x}")).collect();
-        out.push_str(&format!("{start},\"chain\":\"{hex}\",{rest}\n"));
-    }
-    out
 }
 
 #[test]

@@ -5,27 +5,19 @@
 //! `UPDATE_GOLDEN=1` rewrites it); and its command line (help, version, usage errors).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use recording_status::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink};
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, Begin, CallState, Calls, Graph, RecordingStatus};
 
+mod support;
+use support::{audit, rechain, stderr, stdout};
+
 /// The repository's `tests/fixtures/`, shared with the library's tests.
 fn fixtures() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).to_path_buf()
-}
-
-fn audit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recording-audit"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A real trail: one call recorded, with two capabilities, then stopped.
@@ -240,10 +232,6 @@ fn the_well_formedness_check_can_fail() {
     assert!(well_formed("<svg><rect></svg>").is_err());
     assert!(well_formed("<svg><rect x=\"1/></svg>").is_err());
     assert!(well_formed("<svg><rect/></svg>").is_ok());
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
@@ -892,25 +880,6 @@ fn verify_json_has_the_documented_shape() {
     assert!(!cut["unauthenticated"].as_array().unwrap().is_empty());
 }
 
-/// Recomputes the plain SHA-256 chain of every line of `text`, as a forger without a key can.
-fn rechain(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut prev = [0u8; 32];
-    let mut out = String::new();
-    for line in text.lines() {
-        let (start, rest) = line.split_once(",\"chain\":\"").unwrap();
-        let rest = &rest[66..];
-        let mut h = Sha256::new();
-        h.update(prev);
-        h.update(format!("{start},").as_bytes());
-        h.update(rest.as_bytes());
-        prev = h.finalize().into();
-        let hex: String = prev.iter().map(|b| format!("{b:02x}")).collect();
-        out.push_str(&format!("{start},\"chain\":\"{hex}\",{rest}\n"));
-    }
-    out
-}
-
 /// Sets the `at` of the first line holding `event` to `at`.
 fn restamp(text: &str, event: &str, at: &str) -> String {
     let line = text.lines().find(|l| l.contains(event)).unwrap();
@@ -927,11 +896,14 @@ fn a_retention_stamped_before_its_recording_request_is_a_violation() {
     let path = dir.path().join("audit.jsonl");
     real_trail(&path);
     let text = std::fs::read_to_string(&path).unwrap();
-    let forged = rechain(&restamp(
-        &text,
-        "\"event\":\"retention_started\"",
-        "2000-01-01T00:00:00Z",
-    ));
+    let forged = rechain(
+        &restamp(
+            &text,
+            "\"event\":\"retention_started\"",
+            "2000-01-01T00:00:00Z",
+        ),
+        None,
+    );
     std::fs::write(&path, &forged).unwrap();
     let o = audit(&[
         "verify",
