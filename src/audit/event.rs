@@ -21,6 +21,17 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// A copy stamped no earlier than `last`, the time of the event before it in a trail: the
+    /// sinks keep their trails in time order this way (two tasks each stamped an event, and
+    /// the later stamp reached the sink first).
+    pub(super) fn no_earlier_than(&self, last: Option<DateTime<Utc>>) -> Self {
+        let mut event = self.clone();
+        if let Some(last) = last {
+            event.at = event.at.max(last);
+        }
+        event
+    }
+
     /// An event stamped now.
     pub fn now(call_id: impl Into<String>, kind: AuditKind) -> Self {
         Self {

@@ -348,12 +348,7 @@ impl<W: GroupWrite> Stamped<W> {
         buf.clear();
         let mut at = self.at;
         buf.extend(events.iter().map(|event| {
-            let mut event = event.clone();
-            if let Some(last) = at
-                && event.at < last
-            {
-                event.at = last;
-            }
+            let event = event.no_earlier_than(at);
             at = Some(event.at);
             event
         }));

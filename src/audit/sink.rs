@@ -134,10 +134,7 @@ impl MemorySink {
 impl MemorySink {
     /// Appends `event` to `events`, stamped no earlier than the last of them.
     fn push_in_time_order(events: &mut Vec<AuditEvent>, event: &AuditEvent) {
-        let mut event = event.clone();
-        if let Some(last) = events.last() {
-            event.at = event.at.max(last.at);
-        }
+        let event = event.no_earlier_than(events.last().map(|last| last.at));
         events.push(event);
     }
 }
