@@ -1,13 +1,14 @@
 //! What the audit trail costs: [`MemorySink`] against [`JsonLinesSink`] at both
 //! [`Durability`] levels.
 //!
-//! - `trail/{sequential,in_flight_64}/{memory,flushed,synced,synced_in_place,synced_off_workers}`: whole calls (`begin` then
+//! - `trail/{sequential,in_flight_64}/{memory,flushed,synced,synced_off_workers,synced_deferred}`: whole calls (`begin` then
 //!   `stop`: eight audit events in five writes, the stop signal written with the request it
 //!   leads to and each answer with the transition it leads to) through the async [`Driver`] and the reqwest transport against the Graph
 //!   emulator on loopback, one call after another or 64 calls in flight.
-//!   `synced_in_place` is the synced file with the driver's steps writing on the worker
-//!   thread, as before group commit across calls, paired with `synced_off_workers` (the same as
-//!   `synced`, measured in this pair), not with memory.
+//!   `synced_off_workers` is the synced file with every step of the driver waiting for its sync
+//!   off tokio's worker threads (`block_in_place`), as at 01645f7, paired with
+//!   `synced_deferred` (the same as `synced`: a request's `request_sent` awaited, no thread
+//!   parked), not with memory.
 //! - `record/{1_thread,8_threads}/{memory,flushed,synced}`: `record` alone, from one thread or
 //!   from eight at once (where group commit shares writes and syncs).
 //! - `versus_reqwest/{sequential,in_flight_64}/{plain_reqwest,crate}`: the whole crate (driver,
@@ -78,33 +79,39 @@ fn sinks(durability: Durability, dir: &Path, run: u64) -> ([Arc<dyn AuditSink>; 
     )
 }
 
-/// A JSON-lines sink whose writes and events [`Pair`] adds up when it is dropped; `in_place`
-/// hides that it [`blocks`](AuditSink::blocks), so that the driver's steps write to it on the
-/// worker thread, as before group commit across calls (and its counts are left out).
+/// A JSON-lines sink whose writes, events and syncs [`Pair`] adds up when it is dropped;
+/// `deferred: false` hides that it [`defers`](AuditSink::defers), so that the driver waits for
+/// every step's sync off the worker threads, as at 01645f7 (and its counts are left out).
 #[derive(Debug)]
 struct Counted {
     sink: JsonLinesSink,
-    in_place: bool,
+    deferred: bool,
 }
 
 impl Counted {
     fn new(sink: JsonLinesSink) -> Self {
         Self {
             sink,
-            in_place: false,
+            deferred: true,
         }
     }
 }
 
 static WRITES: AtomicU64 = AtomicU64::new(0);
 static EVENTS: AtomicU64 = AtomicU64::new(0);
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+static LINES: AtomicU64 = AtomicU64::new(0);
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        if !self.in_place {
+        if self.deferred {
             let (writes, events) = self.sink.counts();
             WRITES.fetch_add(writes, Ordering::Relaxed);
             EVENTS.fetch_add(events, Ordering::Relaxed);
+            if let Some((syncs, lines)) = self.sink.syncs() {
+                SYNCS.fetch_add(syncs, Ordering::Relaxed);
+                LINES.fetch_add(lines, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -122,7 +129,11 @@ impl AuditSink for Counted {
     }
 
     fn blocks(&self) -> bool {
-        !self.in_place && self.sink.blocks()
+        self.sink.blocks()
+    }
+
+    fn defers(&self) -> bool {
+        self.deferred && self.sink.defers()
     }
 }
 
@@ -188,6 +199,8 @@ impl Pair {
         // Counted afresh for this pair.
         WRITES.store(0, Ordering::Relaxed);
         EVENTS.store(0, Ordering::Relaxed);
+        SYNCS.store(0, Ordering::Relaxed);
+        LINES.store(0, Ordering::Relaxed);
         for (side, id) in [(0, base), (1, file)] {
             if side == 1 || memory {
                 g.bench_function(id, |b| b.iter_custom(|iters| work(&mut self, iters)[side]));
@@ -214,6 +227,13 @@ impl Pair {
             println!(
                 "{group}: {file}: {events} events in {writes} writes, {:.2} events a write",
                 events as f64 / writes as f64
+            );
+        }
+        let (syncs, lines) = (SYNCS.load(Ordering::Relaxed), LINES.load(Ordering::Relaxed));
+        if syncs > 0 {
+            println!(
+                "{group}: {file}: {lines} lines in {syncs} syncs, {:.2} lines a sync",
+                lines as f64 / syncs as f64
             );
         }
     }
@@ -465,7 +485,8 @@ fn with_media(c: &mut Criterion) {
 fn trail(c: &mut Criterion) {
     let loopback = Loopback::new();
     // (group, calls in flight, calls per block: flushed pair, synced pair)
-    for (group, in_flight, blocks) in [("sequential", 1, (8, 2)), ("in_flight_64", 64, (256, 64))] {
+    for (group, in_flight, blocks) in [("sequential", 1, (8, 2)), ("in_flight_64", 64, (256, 256))]
+    {
         let label = format!("trail/{group}");
         let mut g = c.benchmark_group(&label);
         g.sample_size(10)
@@ -479,16 +500,16 @@ fn trail(c: &mut Criterion) {
                 loopback.calls(pair, iters, in_flight)
             });
         }
-        // The synced file with the driver's steps waiting on it in place (as before group
-        // commit across calls, issue 20 item 1), against waiting off the workers.
+        // The synced file with every step of the driver waiting for its sync off the workers
+        // (as at 01645f7), against a request's `request_sent` awaited (no thread parked).
         let mut pair = Pair::new(Durability::Synced, blocks.1);
-        pair.names = ["synced_in_place", "synced_off_workers"];
+        pair.names = ["synced_off_workers", "synced_deferred"];
         pair.bench(&mut g, &label, true, "call", |pair, iters| {
             let paths = [0, 1].map(|side| {
                 loopback
                     .dir
                     .path()
-                    .join(format!("in-place-{}-{side}.jsonl", pair.runs))
+                    .join(format!("off-workers-{}-{side}.jsonl", pair.runs))
             });
             let open = |path: &PathBuf| {
                 JsonLinesSink::options()
@@ -499,7 +520,7 @@ fn trail(c: &mut Criterion) {
             let drivers = [
                 loopback.driver(Arc::new(Counted {
                     sink: open(&paths[0]),
-                    in_place: true,
+                    deferred: false,
                 })),
                 loopback.driver(Arc::new(Counted::new(open(&paths[1])))),
             ];

@@ -25,6 +25,7 @@ use crate::status::{OperationStatus, RecordingStatus};
 use crate::types::{CallId, normalize_id};
 
 mod flows;
+mod unrecorded;
 
 use flows::{BeginFlow, FailFlow, FailureFlow, Leaving, StopFlow};
 
@@ -276,6 +277,12 @@ impl<S: State> Call<S> {
 
     fn sink(&self) -> &dyn AuditSink {
         &**self.audit()
+    }
+
+    /// Whether the call's sink [`defers`](AuditSink::defers) and whether it
+    /// [`blocks`](AuditSink::blocks): how the async loops run its steps.
+    pub(crate) fn audit_waits(&self) -> (bool, bool) {
+        (self.sink().defers(), self.sink().blocks())
     }
 
     /// Records a transition; a failure is logged (the state change itself already happened

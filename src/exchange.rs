@@ -63,9 +63,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::audit::durable::{Pending, deferring};
 use crate::audit::{AuditEvent, AuditKind, AuditSink, ResponseKind, TransportFailure, record_for};
 use crate::endpoint::Endpoint;
-use crate::error::Error;
+use crate::error::{AuditError, Error};
 use crate::registry::{CallEntry, SendGuard, Superseded};
 use crate::request::UpdateRequest;
 use crate::response::{Outcome, interpret_response};
@@ -114,6 +115,30 @@ pub enum Step<O> {
     },
     /// The transition's result, in the trail with the state it leads to.
     Done(O),
+}
+
+/// What a transition comes to (`O` of [`StatusUpdate<O>`]): every result type of the crate's
+/// transitions. Sealed.
+///
+/// The async loop ([`Graph::run`](crate::Graph::run)) needs one thing of it: if the trail
+/// stops (a sync fails) after the step that made the result wrote its lines but before they
+/// were durable, the result is handed back as a transition the trail refused: a call that
+/// would have entered `Recording`, `PendingRecording` or `NotRecording` enters `Failed`
+/// instead, with [`Error::Audit`](crate::Error::Audit) as its reason, and a report comes back
+/// as that error. Nothing more can be written to such a trail, so nothing more happens.
+pub trait Output: unrecorded::Unrecorded {}
+
+impl<T: unrecorded::Unrecorded> Output for T {}
+
+pub(crate) mod unrecorded {
+    use crate::error::AuditError;
+
+    /// See [`Output`](super::Output).
+    #[allow(unnameable_types)] // Sealed on purpose.
+    pub trait Unrecorded: Sized {
+        /// The result as if the trail had refused the lines of the step that made it.
+        fn unrecorded(self, error: AuditError) -> Self;
+    }
 }
 
 /// Why an attempt has no answer.
@@ -197,14 +222,33 @@ impl<O> StatusUpdate<O> {
         token: AccessToken,
         now: Instant,
     ) -> Result<(SentUpdate<O>, HttpRequest), Step<O>> {
+        self.prepare_with(endpoint, token, now, false)
+    }
+
+    /// [`prepare`](Self::prepare); if `defer`, a synced trail returns once `request_sent` is
+    /// with the OS, and the caller must await [`SentUpdate::durable`] before sending (the
+    /// async loop does).
+    pub(crate) fn prepare_with(
+        self,
+        endpoint: &Endpoint,
+        token: AccessToken,
+        now: Instant,
+        defer: bool,
+    ) -> Result<(SentUpdate<O>, HttpRequest), Step<O>> {
         let Self { mut exchange, flow } = self;
-        match exchange.prepare(flow.entry(), endpoint, token, now) {
+        match exchange.prepare(flow.entry(), endpoint, token, now, defer) {
             Ok(request) => Ok((SentUpdate { exchange, flow }, request)),
             Err(error) => {
                 let finished = exchange.abort(error);
                 Err(step(exchange, flow, finished))
             }
         }
+    }
+
+    /// Whether the call's audit sink can leave the wait for `request_sent`'s durability to
+    /// the async loop ([`AuditSink::defers`]).
+    pub(crate) fn audit_defers(&self) -> bool {
+        self.flow.entry().audit().defers()
     }
 
     /// No token can be had (or the bot gives up for another reason): nothing more is sent in
@@ -243,6 +287,22 @@ impl<O> SentUpdate<O> {
     /// transport does.
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
         self.exchange.timeout(now)
+    }
+
+    /// The wait for this attempt's `request_sent` to be durable, if
+    /// [`StatusUpdate::prepare_with`] left it to the caller: the request must not be sent
+    /// before it ends with `Ok`.
+    pub(crate) fn durable(&mut self) -> Option<Pending> {
+        self.exchange.durable.take()
+    }
+
+    /// The attempt's `request_sent` could not be made durable (the trail stopped): the request
+    /// was not sent, and the attempt ends as one whose event the trail refused.
+    pub(crate) fn withheld(self, error: AuditError) -> Step<O> {
+        let Self { mut exchange, flow } = self;
+        exchange.withhold();
+        let finished = exchange.abort(Error::Audit(error));
+        step(exchange, flow, finished)
     }
 
     /// Reads Graph's answer: writes it to the trail (a final answer together with the state it
@@ -399,6 +459,12 @@ pub(crate) struct Exchange {
     prelude: Option<Prelude>,
     /// The attempt in flight, or the last one.
     current: Option<UpdateRequest>,
+    /// The attempt before `current`, and whether any was sent before it: what is restored if
+    /// `current` is withheld.
+    previous: Option<UpdateRequest>,
+    sent_before: bool,
+    /// The wait for `current`'s `request_sent` to be durable, left to the async loop.
+    durable: Option<Pending>,
     /// The token of the attempt in flight, to keep it out of what the trail says of failures.
     token: Option<AccessToken>,
     guard: Option<SendGuard>,
@@ -433,6 +499,9 @@ impl Exchange {
             sent_any: false,
             prelude: None,
             current: None,
+            previous: None,
+            sent_before: false,
+            durable: None,
             token: None,
             guard: None,
         }
@@ -489,6 +558,7 @@ impl Exchange {
         endpoint: &Endpoint,
         token: AccessToken,
         now: Instant,
+        defer: bool,
     ) -> Result<HttpRequest, Error> {
         self.clock(now);
         self.attempt += 1;
@@ -513,6 +583,17 @@ impl Exchange {
                 Ok(())
             }
             None => audit.record(&request_sent),
+        };
+        // Left to the async loop: the request waits for the line's sync, not the thread.
+        let mut durable = None;
+        let write = || {
+            if defer {
+                let (written, pending) = deferring(write);
+                durable = Some(pending);
+                written
+            } else {
+                write()
+            }
         };
         let audited = match &self.scope {
             Scope::Current => write(),
@@ -542,6 +623,8 @@ impl Exchange {
             },
         };
         audited?;
+        self.durable = durable.filter(|pending| !pending.is_empty());
+        self.sent_before = self.sent_any;
         self.sent_any = true;
         tracing::debug!(call_id = %self.call, status = %self.status, attempt = self.attempt,
             client_request_id = update.client_request_id(), "sending");
@@ -557,9 +640,21 @@ impl Exchange {
                     update.client_context().as_str(),
                 )
             });
-        self.current = Some(update);
+        self.previous = self.current.replace(update);
         self.token = Some(token);
         Ok(request)
+    }
+
+    /// The attempt just prepared was not sent: as if its `request_sent` had been refused.
+    fn withhold(&mut self) {
+        self.durable = None;
+        self.sent_any = self.sent_before;
+        self.current = self.previous.take();
+        // Not sent: nothing for Graph to apply.
+        if let Some(guard) = self.guard.as_mut() {
+            guard.disarm();
+        }
+        self.guard = None;
     }
 
     fn abort(&mut self, error: Error) -> Finished {
@@ -878,6 +973,12 @@ pub(crate) fn report(
 
 /// See [`report`].
 struct Report(Arc<CallEntry>);
+
+impl unrecorded::Unrecorded for Result<(), Error> {
+    fn unrecorded(self, error: AuditError) -> Self {
+        self.and(Err(Error::Audit(error)))
+    }
+}
 
 impl Flow<Result<(), Error>> for Report {
     fn entry(&self) -> &CallEntry {

@@ -64,30 +64,34 @@ impl<T> Queue<T> {
 /// The outcome of one write, for everyone whose events it carried.
 #[derive(Default)]
 struct Batch {
-    done: OnceLock<Result<(), Refusal>>,
+    /// The write's outcome: what it returned (for the trail's file, its last `seq`).
+    done: OnceLock<Result<u64, Refusal>>,
 }
 
 /// Why a batch was refused, for each of its callers (an `io::Error` cannot be cloned).
 #[derive(Debug, Clone)]
-struct Refusal {
+pub(super) struct Refusal {
     kind: io::ErrorKind,
-    message: String,
+    pub(super) message: String,
 }
 
 impl From<&AuditError> for Refusal {
     fn from(e: &AuditError) -> Self {
-        Self {
-            kind: match e {
-                AuditError::Io(e) => e.kind(),
-                _ => io::ErrorKind::InvalidData,
+        match e {
+            AuditError::Io(e) => Self {
+                kind: e.kind(),
+                message: e.to_string(),
             },
-            message: e.to_string(),
+            _ => Self {
+                kind: io::ErrorKind::InvalidData,
+                message: e.to_string(),
+            },
         }
     }
 }
 
 impl Refusal {
-    fn into_error(self) -> AuditError {
+    pub(super) fn into_error(self) -> AuditError {
         AuditError::Io(io::Error::new(self.kind, self.message))
     }
 }
@@ -111,14 +115,15 @@ impl<T> Group<T> {
     }
 
     /// Writes `events` with `write`, alone or with other callers' events, and returns the
-    /// outcome of the write that carried them. `entry` makes the queued form of an event
-    /// (outside the locks); `write` must write all of what it is given or none of it.
+    /// outcome of the write that carried them (what `write` returned: for the trail's file,
+    /// the `seq` of its last line). `entry` makes the queued form of an event (outside the
+    /// locks); `write` must write all of what it is given or none of it.
     pub(super) fn submit(
         &self,
         events: &[AuditEvent],
         entry: impl Fn(&AuditEvent) -> Result<T, AuditError>,
-        mut write: impl FnMut(Writing<'_, T>) -> Result<(), AuditError>,
-    ) -> Result<(), AuditError> {
+        mut write: impl FnMut(Writing<'_, T>) -> Result<u64, AuditError>,
+    ) -> Result<u64, AuditError> {
         let count = events.len() as u64;
         let queue = self.queue();
         if queue.idle() {
@@ -177,7 +182,7 @@ impl<T> Group<T> {
         if let Some(batch) = &lead.batch {
             let _ = batch
                 .done
-                .set(result.as_ref().map(|_| ()).map_err(Refusal::from));
+                .set(result.as_ref().copied().map_err(Refusal::from));
         }
         drop(lead);
         result
@@ -420,13 +425,17 @@ impl<W: GroupWrite> AuditSink for GroupCommit<W> {
         if events.is_empty() {
             return Ok(());
         }
-        self.group.submit(
-            events,
-            |e| Ok(e.clone()),
-            |writing| match writing {
-                Writing::Alone(events) | Writing::Together(events) => self.storage().write(events),
-            },
-        )
+        self.group
+            .submit(
+                events,
+                |e| Ok(e.clone()),
+                |writing| match writing {
+                    Writing::Alone(events) | Writing::Together(events) => {
+                        self.storage().write(events).map(|()| 0)
+                    }
+                },
+            )
+            .map(|_| ())
     }
 
     fn blocks(&self) -> bool {

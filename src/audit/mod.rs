@@ -24,6 +24,7 @@
 
 mod chain;
 mod checkpoint;
+pub(crate) mod durable;
 mod event;
 mod group;
 mod instances;

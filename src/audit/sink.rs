@@ -12,7 +12,8 @@ use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
 
 use super::chain::{self, GENESIS, Hasher, TornTail};
 use super::checkpoint::{self, Checkpointer};
-use super::group::{Group, Writing};
+use super::durable::{self, SyncFn, Syncer};
+use super::group::{Group, Refusal, Writing};
 use super::{AuditEvent, AuditKind, CheckpointOptions, CheckpointStatus, SignedCheckpoint};
 use crate::error::AuditError;
 
@@ -80,6 +81,15 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn blocks(&self) -> bool {
         false
     }
+
+    /// Whether the sink can leave the wait for durability to the crate's async loops: for the
+    /// write of a request's `request_sent`, [`JsonLinesSink`] at [`Durability::Synced`] returns
+    /// once the line is with the OS, and the loop awaits its sync (woken by the sink's sync
+    /// thread, no thread parked) before the request is sent. The mechanism is the crate's own:
+    /// a sink of yours leaves this `false`, and a wrapper forwards it.
+    fn defers(&self) -> bool {
+        false
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
@@ -97,6 +107,10 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
 
     fn blocks(&self) -> bool {
         (**self).blocks()
+    }
+
+    fn defers(&self) -> bool {
+        (**self).defers()
     }
 }
 
@@ -310,7 +324,9 @@ impl JsonLinesOptions {
 /// ```
 pub struct JsonLinesSink {
     group: Group<Entry>,
-    journal: Mutex<Journal>,
+    journal: Arc<Mutex<Journal>>,
+    /// At [`Durability::Synced`]: the sync thread, and who waits for it.
+    syncer: Option<Arc<Syncer>>,
     durability: Durability,
     keyed: bool,
     repaired: Option<TornTail>,
@@ -477,17 +493,12 @@ impl JsonLinesSink {
         let len = file.metadata()?.len();
         let last = last_line(&mut file, len)?;
         let newline = ends_with_newline(&mut file, len)?;
-        let mut journal = Journal {
-            storage: Box::new(file),
-            durability: options.durability,
-            hasher: Hasher::new(options.key.as_deref()),
-            seq: 0,
-            head: GENESIS,
-            at: None,
+        let mut journal = Journal::new(
+            Box::new(file),
+            options.durability,
+            Hasher::new(options.key.as_deref()),
             len,
-            dirty: false,
-            buf: Vec::new(),
-        };
+        );
         // Where the trail's good part ends: past the last event line's `\n`.
         let mut good = 0;
         if let Some((end, line)) = &last {
@@ -520,7 +531,7 @@ impl JsonLinesSink {
             None
         };
         let seq = journal.seq;
-        let mut sink = Self::with_journal(journal, repaired);
+        let mut sink = Self::with_journal(journal, repaired)?;
         sink.checkpoints = options
             .checkpoints
             .clone()
@@ -528,15 +539,47 @@ impl JsonLinesSink {
         Ok(sink)
     }
 
-    fn with_journal(journal: Journal, repaired: Option<TornTail>) -> Self {
-        Self {
+    /// The sink over `journal`; at [`Durability::Synced`], with its sync thread started (the
+    /// journal's lines so far are durable: `open` synced them).
+    fn with_journal(mut journal: Journal, repaired: Option<TornTail>) -> io::Result<Self> {
+        let durability = journal.durability;
+        let keyed = journal.hasher.is_keyed();
+        let syncer = if durability == Durability::Synced {
+            let sync = journal.storage.sync_handle()?;
+            journal.sync_inline = false;
+            Some((journal.seq, journal.len, sync))
+        } else {
+            None
+        };
+        let journal = Arc::new(Mutex::new(journal));
+        let syncer = match syncer {
+            Some((seq, len, sync)) => {
+                let weak = Arc::downgrade(&journal);
+                Some(Syncer::start(
+                    seq,
+                    len,
+                    sync,
+                    Box::new(move |len, refusal: &Refusal| {
+                        if let Some(journal) = weak.upgrade() {
+                            journal
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .stop(len, refusal);
+                        }
+                    }),
+                )?)
+            }
+            None => None,
+        };
+        Ok(Self {
             group: Group::new(),
-            durability: journal.durability,
-            keyed: journal.hasher.is_keyed(),
-            journal: Mutex::new(journal),
+            durability,
+            keyed,
+            journal,
+            syncer,
             repaired,
             checkpoints: None,
-        }
+        })
     }
 
     fn journal(&self) -> MutexGuard<'_, Journal> {
@@ -563,7 +606,7 @@ impl AuditSink for JsonLinesSink {
     /// returned: the lines are synced.
     fn sync(&self) -> Result<(), AuditError> {
         let Some(checkpoints) = &self.checkpoints else {
-            return self.journal().storage.sync().map_err(AuditError::Io);
+            return self.head(true).map(|_| ());
         };
         let mut state = checkpoints.lock();
         let head = self.head(true)?;
@@ -576,6 +619,20 @@ impl AuditSink for JsonLinesSink {
     /// At [`Durability::Synced`]: each write waits for the disk.
     fn blocks(&self) -> bool {
         self.durability == Durability::Synced
+    }
+
+    /// At [`Durability::Synced`]: a request's `request_sent` is awaited by the async loops.
+    fn defers(&self) -> bool {
+        self.durability == Durability::Synced
+    }
+}
+
+impl Drop for JsonLinesSink {
+    /// Syncs what was written, and ends the sync thread.
+    fn drop(&mut self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.close();
+        }
     }
 }
 
@@ -601,6 +658,26 @@ impl JsonLinesSink {
         self.group.counts()
     }
 
+    /// At [`Durability::Synced`], the syncs the sink's sync thread made so far and the lines
+    /// they made durable (`lines / syncs` is how many lines a sync carried on average);
+    /// `None` at [`Durability::Flushed`].
+    ///
+    /// # Example
+    /// ```
+    /// use recording_status::audit::{AuditEvent, AuditKind, AuditSink, Durability, JsonLinesSink};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let sink = JsonLinesSink::options()
+    ///     .durability(Durability::Synced)
+    ///     .open(dir.path().join("audit.jsonl"))?;
+    /// sink.record(&AuditEvent::now("c1", AuditKind::RetentionEnded { capability: 1 }))?;
+    /// assert_eq!(sink.syncs(), Some((1, 1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn syncs(&self) -> Option<(u64, u64)> {
+        self.syncer.as_ref().map(|syncer| syncer.counts())
+    }
+
     /// Writes `events` as consecutive lines, alone or with other callers' lines, all of them
     /// or none; returns once they are durable.
     fn submit(&self, events: &[AuditEvent]) -> Result<(), AuditError> {
@@ -614,24 +691,35 @@ impl JsonLinesSink {
                 Writing::Together(entries) => self.commit(entries),
             };
             led = Some(seq);
-            result
+            result.map(|()| seq)
         });
         if let Some(seq) = led {
             self.after_commit(&result, seq);
         }
-        result
+        let seq = result?;
+        match &self.syncer {
+            // Inside the async loops' `deferring`, they wait; otherwise, here.
+            Some(syncer) if !durable::defer(syncer, seq) => syncer.wait(seq),
+            _ => Ok(()),
+        }
     }
 
-    /// Writes `entries` as the leader, and returns the outcome and the trail's `seq` after it.
+    /// Writes `entries` as the leader, and returns the outcome and the trail's `seq` after it;
+    /// tells the sync thread what is written.
     fn commit<R: Rest>(&self, entries: &[R]) -> (Result<(), AuditError>, u64) {
         let mut journal = self.journal();
         let result = journal.commit(b"", entries);
+        if result.is_ok()
+            && let Some(syncer) = &self.syncer
+        {
+            syncer.written(journal.seq, journal.len);
+        }
         (result, journal.seq)
     }
 
     /// After the leader's write (its locks released, so that the next write can go on):
     /// signs a checkpoint for the witness if one is due, unless another caller is making one.
-    fn after_commit(&self, result: &Result<(), AuditError>, seq: u64) {
+    fn after_commit(&self, result: &Result<u64, AuditError>, seq: u64) {
         let Some(checkpoints) = &self.checkpoints else {
             return;
         };
@@ -642,23 +730,29 @@ impl JsonLinesSink {
             return;
         };
         if checkpoints.due(&state, seq) {
-            let head = self.head(self.durability == Durability::Flushed);
+            let head = self.head(true);
             let _ = checkpoints.emit(&mut state, head);
         }
     }
 
-    /// The last durable line's `seq`, chain value and time; first synced to the disk if
-    /// `sync`, so that a checkpoint never covers a line a power loss can take away.
+    /// The last line's `seq`, chain value and time, once the line is on the disk if `sync`
+    /// (synced here at [`Durability::Flushed`], by the sync thread at `Synced`), so that a
+    /// checkpoint never covers a line a power loss can take away.
     fn head(&self, sync: bool) -> Result<checkpoint::Head, AuditError> {
         let mut journal = self.journal();
-        if sync {
+        if sync && self.syncer.is_none() {
             journal.storage.sync()?;
         }
-        Ok(checkpoint::Head {
+        let head = checkpoint::Head {
             seq: journal.seq,
             chain: journal.head,
             at: journal.at,
-        })
+        };
+        drop(journal);
+        if sync && let Some(syncer) = &self.syncer {
+            syncer.wait(head.seq)?;
+        }
+        Ok(head)
     }
 
     /// Signs a checkpoint of the trail's head now and hands it to the witness, whether one is
@@ -696,7 +790,7 @@ impl JsonLinesSink {
             return Ok(None);
         };
         let mut state = checkpoints.lock();
-        let head = self.head(self.durability == Durability::Flushed);
+        let head = self.head(true);
         checkpoints.emit(&mut state, head).map(Some)
     }
 
@@ -868,25 +962,63 @@ fn write_at(buf: &mut Vec<u8>, at: &DateTime<Utc>) -> Result<(), serde_json::Err
 struct Journal {
     storage: Box<dyn Storage>,
     durability: Durability,
+    /// At [`Durability::Synced`], whether each write syncs (while the sink opens) or the sync
+    /// thread does.
+    sync_inline: bool,
     hasher: Hasher,
-    /// The last durable line's `seq` (`0` for none).
+    /// The last written line's `seq` (`0` for none).
     seq: u64,
-    /// The last durable line's chain value.
+    /// The last written line's chain value.
     head: [u8; 32],
-    /// The last durable line's `at`.
+    /// The last written line's `at`.
     at: Option<DateTime<Utc>>,
-    /// The file's durable length.
+    /// The file's written length: with the OS (and on disk at `Synced` once the sync thread
+    /// says so).
     len: u64,
     /// Whether bytes of a refused batch may be in the file past `len`.
     dirty: bool,
+    /// Why the trail stopped, after a failed sync: every later event is refused.
+    stopped: Option<Refusal>,
     buf: Vec<u8>,
 }
 
 impl Journal {
+    fn new(storage: Box<dyn Storage>, durability: Durability, hasher: Hasher, len: u64) -> Self {
+        Self {
+            storage,
+            durability,
+            sync_inline: true,
+            hasher,
+            seq: 0,
+            head: GENESIS,
+            at: None,
+            len,
+            dirty: false,
+            stopped: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A sync failed: cuts the file back to its last synced length `len` (now, or when the
+    /// sink goes) and refuses every later event.
+    fn stop(&mut self, len: u64, refusal: &Refusal) {
+        self.stopped = Some(refusal.clone());
+        self.len = len;
+        self.dirty = true;
+        if let Err(e) = self.cut_back() {
+            tracing::error!(error = %e, synced_len = len,
+                "audit trail: the lines after the last sync could not be cut off yet");
+        }
+    }
+
     /// Writes `prefix` and one line per entry with one write, makes it durable, and advances
     /// the chain. On failure, nothing of it stays: the file is cut back to its durable length
     /// (now, or before the next write if that fails too) and the chain does not advance.
     fn commit<R: Rest>(&mut self, prefix: &[u8], entries: &[R]) -> Result<(), AuditError> {
+        if let Some(stopped) = self.stopped.clone() {
+            let _ = self.cut_back();
+            return Err(stopped.into_error());
+        }
         self.cut_back()?;
         let mut buf = mem::take(&mut self.buf);
         buf.clear();
@@ -930,7 +1062,7 @@ impl Journal {
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.storage.append(bytes)?;
-        if self.durability == Durability::Synced {
+        if self.durability == Durability::Synced && self.sync_inline {
             self.storage.sync()?;
         }
         Ok(())
@@ -973,6 +1105,8 @@ trait Storage: Send {
     fn sync(&mut self) -> io::Result<()>;
     /// Cuts the file back to `len` bytes.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// A way to sync the data from another thread, while lines are appended.
+    fn sync_handle(&self) -> io::Result<SyncFn>;
 }
 
 impl Storage for File {
@@ -987,6 +1121,12 @@ impl Storage for File {
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.set_len(len)
+    }
+
+    fn sync_handle(&self) -> io::Result<SyncFn> {
+        // The same open file: a sync covers every line written through either handle.
+        let file = self.try_clone()?;
+        Ok(Box::new(move || file.sync_data()))
     }
 }
 
@@ -1060,6 +1200,8 @@ mod tests {
         fail_every: Arc<AtomicUsize>,
         /// If set, the next append waits for a message first.
         gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+        /// If set, the next sync waits for a message first.
+        sync_gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
     }
 
     impl Flaky {
@@ -1069,19 +1211,10 @@ mod tests {
 
         fn sink(&self, durability: Durability) -> JsonLinesSink {
             JsonLinesSink::with_journal(
-                Journal {
-                    storage: Box::new(self.clone()),
-                    durability,
-                    hasher: Hasher::new(None),
-                    seq: 0,
-                    head: GENESIS,
-                    at: None,
-                    len: 0,
-                    dirty: false,
-                    buf: Vec::new(),
-                },
+                Journal::new(Box::new(self.clone()), durability, Hasher::new(None), 0),
                 None,
             )
+            .unwrap()
         }
     }
 
@@ -1110,6 +1243,10 @@ mod tests {
         }
 
         fn sync(&mut self) -> io::Result<()> {
+            let gate = self.sync_gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                gate.recv().unwrap();
+            }
             self.syncs.fetch_add(1, Ordering::SeqCst);
             if self.fail_sync.load(Ordering::SeqCst) {
                 return Err(io::Error::other("sync failed"));
@@ -1123,6 +1260,11 @@ mod tests {
             }
             self.data.lock().unwrap().truncate(len as usize);
             Ok(())
+        }
+
+        fn sync_handle(&self) -> io::Result<SyncFn> {
+            let mut file = self.clone();
+            Ok(Box::new(move || file.sync()))
         }
     }
 
@@ -1217,10 +1359,6 @@ mod tests {
         assert!(sink.record_batch(&[ended(3), ended(4), ended(5)]).is_err());
         assert_eq!(capabilities(&file.bytes()), [1, 2]);
         file.fail_append.store(false, Ordering::SeqCst);
-        file.fail_sync.store(true, Ordering::SeqCst);
-        assert!(sink.record_batch(&[ended(6), ended(7)]).is_err());
-        assert_eq!(capabilities(&file.bytes()), [1, 2]);
-        file.fail_sync.store(false, Ordering::SeqCst);
         sink.record_batch(&[]).unwrap();
         sink.record_batch(&[ended(8), ended(9)]).unwrap();
         let bytes = file.bytes();
@@ -1350,18 +1488,71 @@ mod tests {
         check_chain(&bytes, None).unwrap();
     }
 
+    /// A failed sync may have lost the unsynced lines without a trace (a retried sync can
+    /// succeed without them): the trail stops at its last synced line.
     #[test]
-    fn a_failed_sync_refuses_the_event_and_removes_its_line() {
+    fn a_failed_sync_refuses_the_event_removes_its_line_and_stops_the_trail() {
         let file = Flaky::default();
         let sink = file.sink(Durability::Synced);
         sink.record(&ended(1)).unwrap();
         assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
         file.fail_sync.store(true, Ordering::SeqCst);
-        assert!(sink.record(&ended(2)).is_err());
+        let err = sink.record(&ended(2)).unwrap_err();
+        assert!(err.to_string().contains("i/o"), "{err}");
+        assert!(format!("{err:?}").contains("sync failed"), "{err:?}");
         assert_eq!(capabilities(&file.bytes()), [1]);
         file.fail_sync.store(false, Ordering::SeqCst);
-        sink.record(&ended(3)).unwrap();
-        assert_eq!(capabilities(&file.bytes()), [1, 3]);
+        assert!(sink.record(&ended(3)).is_err(), "the trail stopped");
+        assert!(sink.sync().is_err());
+        assert_eq!(capabilities(&file.bytes()), [1]);
+        check_chain(&file.bytes(), None).unwrap();
+    }
+
+    /// Inside `deferring` (the async loops' `request_sent`), `record` returns once the line is
+    /// with the OS; the step's effect waits for the `Pending` it hands back, which ends once
+    /// the sync thread has synced the line.
+    #[test]
+    fn a_deferred_line_returns_before_its_sync_and_its_wait_ends_after_it() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        let (open, gate) = mpsc::channel();
+        *file.sync_gate.lock().unwrap() = Some(gate);
+        let (recorded, pending) = durable::deferring(|| sink.record(&ended(1)));
+        recorded.unwrap();
+        assert_eq!(capabilities(&file.bytes()), [1], "with the OS");
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 0, "not synced yet");
+        let waiter = std::thread::spawn(move || pending.wait_blocking());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "the wait ended before the sync");
+        open.send(()).unwrap();
+        waiter.join().unwrap().unwrap();
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 1);
+        // Outside `deferring`, `record` waits itself.
+        sink.record(&ended(2)).unwrap();
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 2);
+    }
+
+    /// A deferred line whose sync fails: its wait fails, the line is cut off, and so is every
+    /// line written after the last good sync, whoever wrote it.
+    #[test]
+    fn a_failed_sync_fails_the_deferred_wait_and_cuts_every_unsynced_line() {
+        let file = Flaky::default();
+        let sink = Arc::new(file.sink(Durability::Synced));
+        sink.record(&ended(1)).unwrap();
+        let (open, gate) = mpsc::channel();
+        *file.sync_gate.lock().unwrap() = Some(gate);
+        file.fail_sync.store(true, Ordering::SeqCst);
+        let (recorded, pending) = durable::deferring(|| sink.record(&ended(2)));
+        recorded.unwrap();
+        let waiter = std::thread::spawn(move || pending.wait_blocking());
+        // Written while the sync that fails is under way.
+        let (recorded, late) = durable::deferring(|| sink.record(&ended(3)));
+        recorded.unwrap();
+        open.send(()).unwrap();
+        assert!(waiter.join().unwrap().is_err());
+        assert!(late.wait_blocking().is_err());
+        assert_eq!(capabilities(&file.bytes()), [1]);
+        assert!(sink.record(&ended(4)).is_err());
     }
 
     #[test]

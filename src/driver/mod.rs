@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use crate::audit::AuditSink;
 use crate::call::{AnyCall, Begin, Call, CanBegin, Ended, NotSent, StopError};
 use crate::error::Error;
-use crate::exchange::{StatusUpdate, Step};
+use crate::exchange::{Output, StatusUpdate, Step};
 use crate::graph::{Graph, Timer};
 use crate::registry::Calls;
 use crate::response::{Permanent, ResultInfo};
@@ -482,7 +482,12 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
-        let pending = match self.run(self.step(|| call.start_recording())?).await? {
+        let audit = self.inner.calls.audit();
+        let begin = self
+            .inner
+            .graph
+            .ahead(audit.defers(), audit.blocks(), || call.start_recording())?;
+        let pending = match self.run(begin).await? {
             Begin::Recording(c) => return Ok(Started::Recording(self.unless_ended(c))),
             Begin::Failed(c) => return Ok(self.failed(c)),
             Begin::Pending(c) => c,
@@ -541,7 +546,7 @@ impl<T: Transport + 'static> Driver<T> {
     ///
     /// # Cancellation
     /// As [`Graph::run`]; a `recording` request dropped in flight is filed as abandoned.
-    async fn run<O>(&self, update: StatusUpdate<O>) -> O {
+    async fn run<O: Output>(&self, update: StatusUpdate<O>) -> O {
         let _turn = self.inner.turns.take(update.call_id()).await;
         self.inner.graph.run(update).await
     }
@@ -555,7 +560,7 @@ impl<T: Transport + 'static> Driver<T> {
     }
 
     /// A step that may still need a request: [`run`](Self::run) it.
-    async fn finish<O>(&self, step: Step<O>) -> O {
+    async fn finish<O: Output>(&self, step: Step<O>) -> O {
         match step {
             Step::Done(out) => out,
             Step::Next { update, .. } => self.run(update).await,

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 pub use timer::{ThreadTimer, Timer};
 
+use crate::audit::durable::deferring;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::exchange::{NoAnswer, StatusUpdate, Step};
+use crate::exchange::{NoAnswer, Output, StatusUpdate, Step};
 use crate::retry::RetryPolicy;
 use crate::token::{TokenError, TokenSource};
 use crate::transport::{BlockingTransport, Transport};
@@ -142,6 +143,20 @@ impl<T> Graph<T> {
         }
     }
 
+    /// Runs `step`, a transition's first write, whose request is the transition's next write
+    /// to the same sink (`start_recording`'s transition to `PendingRecording`). With a sink
+    /// that [`defers`](crate::audit::AuditSink::defers), the step returns once its lines are
+    /// with the OS, and their sync is waited for with the request's `request_sent`: one sync
+    /// covers every line written before it, and nothing outside the process happens between
+    /// the two. Otherwise as [`offload`](Self::offload).
+    pub(crate) fn ahead<R>(&self, defers: bool, blocks: bool, step: impl FnOnce() -> R) -> R {
+        if defers {
+            let (out, _covered_by_the_request) = deferring(step);
+            return out;
+        }
+        self.offload(blocks, step)
+    }
+
     /// `update` with the graph's retry policy, unless it has one of its own.
     pub fn prepare_update<O>(&self, update: StatusUpdate<O>) -> StatusUpdate<O> {
         match &self.retry {
@@ -189,11 +204,13 @@ impl<T: Transport> Graph<T> {
     /// it, and the trail shows the request with no answer (the driver remembers such
     /// `recording` requests; this loop does not). A `Call<Recording>` dropped this way is
     /// revoked at once.
-    pub async fn run<O>(&self, update: StatusUpdate<O>) -> O {
+    pub async fn run<O: Output>(&self, update: StatusUpdate<O>) -> O {
         let mut update = self.prepare_update(update);
         // Steps that write to a sink waiting on its storage leave the executor's thread to
-        // others meanwhile (`Timer::blocking`).
+        // others meanwhile (`Timer::blocking`); a sink that can leave the wait for a request's
+        // `request_sent` to this loop has it awaited instead, before the request is sent.
         let blocks = update.audit_blocks();
+        let defers = update.audit_defers();
         loop {
             let token = match self.tokens.token(update.wants_fresh_token()).await {
                 Ok(token) => token,
@@ -213,7 +230,23 @@ impl<T: Transport> Graph<T> {
                 }
             };
             let now = self.timer.now();
-            let prepared = self.offload(blocks, || update.prepare(&self.endpoint, token, now));
+            let prepare = || update.prepare_with(&self.endpoint, token, now, defers);
+            let prepared = if defers {
+                prepare()
+            } else {
+                self.offload(blocks, prepare)
+            };
+            let prepared = match prepared {
+                Ok((mut sent, request)) => match sent.durable() {
+                    // The request leaves only once its `request_sent` is durable.
+                    Some(pending) => match pending.await {
+                        Ok(()) => Ok((sent, request)),
+                        Err(e) => Err(self.offload(blocks, || sent.withheld(e))),
+                    },
+                    None => Ok((sent, request)),
+                },
+                Err(step) => Err(step),
+            };
             let (sent, request) = match prepared {
                 Ok(attempt) => attempt,
                 Err(step) => match step.into() {
@@ -230,11 +263,25 @@ impl<T: Transport> Graph<T> {
                 None => Some(self.transport.send(request).await),
             };
             let now = self.timer.now();
-            let step = self.offload(blocks, || match answer {
+            let answered = || match answer {
                 Some(Ok(response)) => sent.answer(&response, now),
                 Some(Err(error)) => sent.no_answer(NoAnswer::Failed(Box::new(error)), now),
                 None => sent.no_answer(NoAnswer::TimedOut, now),
-            });
+            };
+            let step = if defers {
+                // What the answer leads to happens once its lines are durable.
+                let (step, pending) = deferring(answered);
+                match (pending.await, step) {
+                    (Ok(()), step) => step,
+                    // The trail stopped: what the answer led to did not happen.
+                    (Err(e), Step::Done(out)) => Step::Done(out.unrecorded(e)),
+                    (Err(e), Step::Next { update, .. }) => {
+                        update.give_up(Error::Audit(e), self.timer.now())
+                    }
+                }
+            } else {
+                self.offload(blocks, answered)
+            };
             match step.into() {
                 Then::Attempt(next, after) => {
                     self.pause(after).await;

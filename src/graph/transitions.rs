@@ -32,7 +32,10 @@ impl<S: CanBegin> Call<S> {
         self,
         graph: &Graph<T>,
     ) -> Result<Begin, NotSent<S>> {
-        graph.run(self.start_recording()?).await
+        let (defers, blocks) = self.audit_waits();
+        graph
+            .run(graph.ahead(defers, blocks, || self.start_recording())?)
+            .await
     }
 
     /// The blocking twin of [`begin_recording`](Self::begin_recording): the same steps, run
