@@ -26,6 +26,8 @@ mod chain;
 mod checkpoint;
 pub(crate) mod durable;
 mod event;
+#[cfg(test)]
+pub(crate) mod flaky;
 mod group;
 mod instances;
 mod picture;

@@ -582,6 +582,16 @@ impl JsonLinesSink {
         })
     }
 
+    /// A sink writing to `storage` from its start (tests: a storage that fails on demand).
+    #[cfg(test)]
+    pub(super) fn over(storage: Box<dyn Storage>, durability: Durability) -> Self {
+        Self::with_journal(
+            Journal::new(storage, durability, Hasher::new(None), 0),
+            None,
+        )
+        .expect("a test storage gives a sync handle")
+    }
+
     fn journal(&self) -> MutexGuard<'_, Journal> {
         self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -1097,7 +1107,7 @@ impl Drop for Journal {
 }
 
 /// What the journal writes to: the trail's file, or a test double.
-trait Storage: Send {
+pub(super) trait Storage: Send {
     /// Appends all of `bytes` and hands them to the operating system (no buffer in the
     /// process), or fails, possibly after appending part of them.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
@@ -1175,98 +1185,13 @@ fn last_line(file: &mut File, len: u64) -> io::Result<Option<(u64, chain::Parsed
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::time::Duration;
 
     use super::*;
     use crate::audit::check_chain;
-
-    /// A file in memory that fails on demand: an append that fails writes half its bytes
-    /// first, as a full disk does.
-    #[derive(Clone, Default)]
-    struct Flaky {
-        data: Arc<Mutex<Vec<u8>>>,
-        fail_append: Arc<AtomicBool>,
-        fail_sync: Arc<AtomicBool>,
-        fail_truncate: Arc<AtomicBool>,
-        /// The next append writes its bytes, then panics.
-        panic_append: Arc<AtomicBool>,
-        syncs: Arc<AtomicUsize>,
-        appends: Arc<AtomicUsize>,
-        /// Fails the append with this number (counted from 1; 0 for none).
-        fail_nth: Arc<AtomicUsize>,
-        /// Fails every append whose number is a multiple of this (0 for none).
-        fail_every: Arc<AtomicUsize>,
-        /// If set, the next append waits for a message first.
-        gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
-        /// If set, the next sync waits for a message first.
-        sync_gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
-    }
-
-    impl Flaky {
-        fn bytes(&self) -> Vec<u8> {
-            self.data.lock().unwrap().clone()
-        }
-
-        fn sink(&self, durability: Durability) -> JsonLinesSink {
-            JsonLinesSink::with_journal(
-                Journal::new(Box::new(self.clone()), durability, Hasher::new(None), 0),
-                None,
-            )
-            .unwrap()
-        }
-    }
-
-    impl Storage for Flaky {
-        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-            let gate = self.gate.lock().unwrap().take();
-            if let Some(gate) = gate {
-                gate.recv().unwrap();
-            }
-            if self.panic_append.swap(false, Ordering::SeqCst) {
-                self.data.lock().unwrap().extend_from_slice(bytes);
-                panic!("storage panicked after writing");
-            }
-            let mut data = self.data.lock().unwrap();
-            let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
-            let every = self.fail_every.load(Ordering::SeqCst);
-            if self.fail_append.load(Ordering::SeqCst)
-                || self.fail_nth.load(Ordering::SeqCst) == nth
-                || (every > 0 && nth.is_multiple_of(every))
-            {
-                data.extend_from_slice(&bytes[..bytes.len() / 2]);
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
-            }
-            data.extend_from_slice(bytes);
-            Ok(())
-        }
-
-        fn sync(&mut self) -> io::Result<()> {
-            let gate = self.sync_gate.lock().unwrap().take();
-            if let Some(gate) = gate {
-                gate.recv().unwrap();
-            }
-            self.syncs.fetch_add(1, Ordering::SeqCst);
-            if self.fail_sync.load(Ordering::SeqCst) {
-                return Err(io::Error::other("sync failed"));
-            }
-            Ok(())
-        }
-
-        fn truncate(&mut self, len: u64) -> io::Result<()> {
-            if self.fail_truncate.load(Ordering::SeqCst) {
-                return Err(io::Error::other("truncate failed"));
-            }
-            self.data.lock().unwrap().truncate(len as usize);
-            Ok(())
-        }
-
-        fn sync_handle(&self) -> io::Result<SyncFn> {
-            let mut file = self.clone();
-            Ok(Box::new(move || file.sync()))
-        }
-    }
+    use crate::audit::flaky::Flaky;
 
     fn ended(capability: u64) -> AuditEvent {
         AuditEvent::now("c1", AuditKind::RetentionEnded { capability })

@@ -4,6 +4,8 @@
 //! ([`Graph::run_blocking`]). Both make the same retry and `Retry-After` decisions: the steps
 //! make them.
 
+#[cfg(test)]
+mod tests;
 mod timer;
 mod transitions;
 

@@ -147,6 +147,55 @@ async fn a_synced_trail_on_a_current_thread_runtime_is_written_in_place() {
     verify(&JsonLinesSink::read(&path).unwrap()).unwrap();
 }
 
+/// A synced trail's sync thread makes every line written before a sync durable with it, and
+/// the driver awaits a request's and an answer's lines without holding a thread: even on a
+/// runtime with one thread, the calls in flight share syncs. (Before, each step waited for its
+/// own sync on that thread: one write's lines a sync.)
+#[tokio::test]
+async fn a_synced_trail_shares_its_syncs_across_calls_on_a_single_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = Arc::new(
+        JsonLinesSink::options()
+            .durability(Durability::Synced)
+            .open(&path)
+            .unwrap(),
+    );
+    assert!(sink.defers());
+    let transport = completing(IN_FLIGHT);
+    let driver = driver(&transport, sink.clone());
+    let calls: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let driver = driver.clone();
+            tokio::spawn(async move {
+                let call = driver.call(unique_call().parse().unwrap()).unwrap();
+                let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+                    panic!("every request is completed")
+                };
+                // Not `end`: its line is written in place, as the bot's own writes are.
+                drop(driver.stop_recording(call).await.unwrap());
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    let (syncs, lines) = sink.syncs().unwrap();
+    assert_eq!(
+        lines,
+        8 * IN_FLIGHT as u64,
+        "eight lines a call, all synced"
+    );
+    // Alone, a call's eight lines take four syncs (its begin's transition is synced with its
+    // request): 2 lines a sync. Waiting in place, they took five (1.6 a sync).
+    assert!(
+        2 * lines > 5 * syncs,
+        "{lines} lines in {syncs} syncs: the calls did not share them"
+    );
+    let trail = JsonLinesSink::read(&path).unwrap();
+    assert!(verify(&trail).unwrap().open.is_empty());
+}
+
 /// What one call of the fault-injection run saw.
 #[derive(Debug, Default)]
 struct Seen {
