@@ -167,7 +167,13 @@
 //!   lines, and [`check_chain`](crate::audit::check_chain) finds an edit, deletion, insertion or
 //!   reordering. Concurrent events share writes (group commit: the sink's own queue, and
 //!   [`GroupCommit`](crate::audit::GroupCommit) for a bot's storage); a write that fails
-//!   refuses exactly the events it carried, and each of their steps is not taken.
+//!   refuses exactly the events it carried, and each of their steps is not taken. At
+//!   `Durability::Synced` a request leaves, and a transition's result is handed back, only once
+//!   its lines are on the disk; the async loops await that sync without holding a thread, and
+//!   a failed sync stops the trail at its last synced line: the steps whose lines it lost are
+//!   not taken (a withheld request is not sent; a result becomes the transition the trail
+//!   refused), nor any later one (`src/graph/tests.rs`, ten rounds of 64 calls in flight with
+//!   a sync failing part-way).
 //! - *Verifier:* re-derives what it checks instead of trusting flags (an operation update's
 //!   `matched` is never a reason to accept); refuses a line stamped earlier than the one before
 //!   it (`G9/time-goes-back`: the sink stamps under its lock, so a request, its answer and the

@@ -124,7 +124,7 @@ pub enum Step<O> {
 /// stops (a sync fails) after the step that made the result wrote its lines but before they
 /// were durable, the result is handed back as a transition the trail refused: a call that
 /// would have entered `Recording`, `PendingRecording` or `NotRecording` enters `Failed`
-/// instead, with [`Error::Audit`](crate::Error::Audit) as its reason, and a report comes back
+/// instead, with [`Error::Audit`] as its reason, and a report comes back
 /// as that error. Nothing more can be written to such a trail, so nothing more happens.
 pub trait Output: unrecorded::Unrecorded {}
 

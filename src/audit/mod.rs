@@ -15,7 +15,8 @@
 //! them.
 //!
 //! One concept in five parts, and a report: what an event records (`event`), the sinks
-//! (`sink`, and `group`, the group commit they share with a bot's own storage), the chain that
+//! (`sink`; `group`, the group commit they share with a bot's own storage; and `durable`, a
+//! synced trail's sync thread and the futures the async loops await it with), the chain that
 //! makes the trail tamper-evident (`chain`), the witnessed checkpoints of its head
 //! (`checkpoint`: format, emission, witnesses, the check), the verifier that replays it
 //! (`verify`, and `instances` across trails), and the auditor's [`summary`] (`report`) and

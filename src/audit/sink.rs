@@ -69,7 +69,9 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     }
 
     /// Whether [`record`](Self::record) waits for slow storage (a sync to disk, a database's
-    /// commit) long enough that async code should not wait for it on an executor's thread.
+    /// commit) long enough that async code should not wait for it on an executor's thread
+    /// (for the writes whose wait the sink cannot leave to the loop: see
+    /// [`defers`](Self::defers)).
     /// The async loops then run each step that writes to the sink off the executor's threads
     /// ([`Timer::blocking`](crate::Timer::blocking); the driver does, on a multi-threaded tokio
     /// runtime), so that the steps of many calls wait on the sink at once, and a sink that
@@ -190,10 +192,13 @@ pub enum Durability {
     #[default]
     Flushed,
     /// Also synced to the disk (`fdatasync`): the event survives power loss. Costs a disk
-    /// round trip per group of concurrent events. At this level the sink
-    /// [`blocks`](AuditSink::blocks): the driver's steps wait for it off tokio's worker
-    /// threads, so the events of every call that arrive during a sync go out together in the
-    /// next one (at 64 calls in flight, 34 events a sync on average: `BENCHMARKS.md`).
+    /// round trip per group of concurrent events: lines go to the OS at once, and a thread of
+    /// the sink's own syncs every line written before each sync. The async loops
+    /// ([`Graph::run`](crate::Graph::run), the driver) await a request's and an answer's lines
+    /// as futures ([`defers`](AuditSink::defers)), holding no thread, so the lines of every
+    /// call in flight share the next sync (16 lines a sync at 64 calls in flight:
+    /// `BENCHMARKS.md`); other writes wait on their thread (the sink
+    /// [`blocks`](AuditSink::blocks)). A failed sync stops the trail: see [`JsonLinesSink`].
     Synced,
 }
 
@@ -290,16 +295,24 @@ impl JsonLinesOptions {
 /// [`record`](AuditSink::record) returns once the event's line is durable at the sink's
 /// [`Durability`].
 ///
-/// - **Refused means absent.** When writing, flushing or syncing fails, every event of that
-///   write is refused and the file is cut back to its last durable length: a refused event
-///   never appears later. The next write starts from there (cutting back again first, if that
-///   failed too, and again when the sink is dropped), so a failure does not stop later events
-///   from being written.
+/// - **Refused means absent.** When writing or flushing fails, every event of that write is
+///   refused and the file is cut back to its last written length: a refused event never
+///   appears later. The next write starts from there (cutting back again first, if that failed
+///   too, and again when the sink is dropped), so a failure does not stop later events from
+///   being written.
+/// - **A failed sync stops the trail** (at [`Durability::Synced`]). After `fdatasync` fails,
+///   the kernel may have dropped the unsynced pages and marked them clean, so that a second
+///   sync reports success without them (the 2018 "fsyncgate" finding, after which PostgreSQL
+///   stops rather than retry). The sink cuts the file back to its last synced line, refuses
+///   every event the sync would have carried (their steps are not taken) and every later one.
+///   Open the file again to go on: the trail resumes after its last synced line.
 /// - **Group commit.** Concurrent `record`s share writes: whoever finds no write in progress
-///   takes every waiting line, writes them with one write (and one sync), and wakes the others.
-///   A write that fails refuses exactly the events it carried, each caller's step not taken.
-///   At [`Durability::Synced`] the driver makes its steps wait off tokio's worker threads
-///   ([`AuditSink::blocks`]), so that the steps of every call in flight can share a sync.
+///   takes every waiting line, writes them with one write, and wakes the others. A write that
+///   fails refuses exactly the events it carried, each caller's step not taken. At
+///   [`Durability::Synced`] the sink's sync thread makes durable, with each sync, every line
+///   written before it began; the async loops await their lines' sync as futures
+///   ([`AuditSink::defers`]), so the lines of every call in flight share syncs without a
+///   thread parked for each.
 /// - **Sequenced and in time order.** The sink stamps `at` when it assigns the line's `seq`,
 ///   never earlier than the previous line's, so the file's lines are in `seq` and time order.
 /// - **Torn tails.** [`open`](Self::open) resumes a trail whose end was torn by power loss or

@@ -17,15 +17,19 @@
 //!   [`DriverEvent::OrphanNotReported`]. A begin waits at most for the attempt such a report
 //!   has under way and the `Retry-After` pause after it (the report then fetches its token,
 //!   finds the later episode, and stops), never for its further retries.
-//! - At a sink whose writes wait for their storage ([`AuditSink::blocks`]: a
-//!   [`JsonLinesSink`](crate::audit::JsonLinesSink) at `Durability::Synced`, a
-//!   [`GroupCommit`](crate::audit::GroupCommit) over a database), each step that writes to the
-//!   trail runs in tokio's `block_in_place` on a multi-threaded runtime: its worker's other
-//!   tasks go on on another thread, so the steps of every call in flight wait on the sink at
-//!   once, and it writes their events together (group commit), each step proceeding once its
-//!   own events are durable. On a current-thread runtime the steps write in place. What the
-//!   bot's own code writes (a capability minted or dropped, a notification handed to the hub)
-//!   is written on the thread that does it.
+//! - At a [`JsonLinesSink`](crate::audit::JsonLinesSink) at `Durability::Synced`
+//!   ([`AuditSink::defers`]), a request's `request_sent` and an answer's lines go to the OS at
+//!   once and their sync is awaited as a future: the request leaves, and the result is handed
+//!   back, once they are on the disk, and no thread waits meanwhile, so the lines of every call
+//!   in flight share the sink's next sync. A begin's transition to `PendingRecording` is
+//!   synced with its request.
+//! - At a sink whose other writes wait for their storage ([`AuditSink::blocks`]: the same
+//!   file, a [`GroupCommit`](crate::audit::GroupCommit) over a database), each step of the
+//!   driver that writes to the trail runs in tokio's `block_in_place` on a multi-threaded
+//!   runtime: its worker's other tasks go on on another thread, so the steps of many calls wait
+//!   on the sink at once and share its writes. On a current-thread runtime they write in place.
+//!   What the bot's own code writes (a capability minted or dropped, a notification handed to
+//!   the hub) is written on the thread that does it.
 
 use std::fmt;
 use std::future::Future;

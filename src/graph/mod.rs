@@ -200,17 +200,27 @@ impl<T: Transport> Graph<T> {
     /// after a `401`), its request through the transport, bounded by what is left of the retry
     /// policy's deadline (measured with the [`Timer`]), and the waits the steps ask for.
     ///
+    /// At a synced trail that [`defers`](crate::audit::AuditSink::defers) (a
+    /// [`JsonLinesSink`](crate::audit::JsonLinesSink) at `Durability::Synced`), a request's
+    /// `request_sent` and an answer's lines are written to the OS, and their sync is awaited
+    /// before the request is sent and before the answer's result is returned; no thread waits
+    /// meanwhile. If that sync fails, the trail stops (see the sink's docs): the request is not
+    /// sent (the attempt ends as one whose event the trail refused), and a result comes back as
+    /// the transition the trail refused ([`exchange::Output`](crate::exchange::Output)).
+    ///
     /// # Cancellation
     /// Dropping the future drops the update and the call inside it. Dropped before a request
     /// left, nothing more is sent; dropped while one is in flight, Graph may or may not apply
     /// it, and the trail shows the request with no answer (the driver remembers such
-    /// `recording` requests; this loop does not). A `Call<Recording>` dropped this way is
-    /// revoked at once.
+    /// `recording` requests; this loop does not). Dropped while a request waits for its line's
+    /// sync, the request is not sent, but its line is synced all the same: the trail shows it as
+    /// a request in flight, which is what the driver assumes too. A `Call<Recording>` dropped
+    /// this way is revoked at once.
     pub async fn run<O: Output>(&self, update: StatusUpdate<O>) -> O {
         let mut update = self.prepare_update(update);
         // Steps that write to a sink waiting on its storage leave the executor's thread to
-        // others meanwhile (`Timer::blocking`); a sink that can leave the wait for a request's
-        // `request_sent` to this loop has it awaited instead, before the request is sent.
+        // others meanwhile (`Timer::blocking`); at a sink that defers, a request's
+        // `request_sent` and an answer's lines are awaited instead, before they take effect.
         let blocks = update.audit_blocks();
         let defers = update.audit_defers();
         loop {
