@@ -486,11 +486,7 @@ impl<T: Transport + 'static> Driver<T> {
                 error: Error::CallEnded,
             });
         }
-        let audit = self.inner.calls.audit();
-        let begin = self
-            .inner
-            .graph
-            .ahead(audit.defers(), audit.blocks(), || call.start_recording())?;
+        let begin = self.ahead(|| call.start_recording())?;
         let pending = match self.run(begin).await? {
             Begin::Recording(c) => return Ok(Started::Recording(self.unless_ended(c))),
             Begin::Failed(c) => return Ok(self.failed(c)),
@@ -563,6 +559,22 @@ impl<T: Transport + 'static> Driver<T> {
             .offload(self.inner.calls.audit().blocks(), step)
     }
 
+    /// Runs `step`, a transition's first step, whose next write to the trail is its request's
+    /// `request_sent` (begin, stop, failure report): see [`Graph::ahead`].
+    fn ahead<R>(&self, step: impl FnOnce() -> R) -> R {
+        let audit = self.inner.calls.audit();
+        self.inner.graph.ahead(audit.defers(), audit.blocks(), step)
+    }
+
+    /// Runs `step`, which leads to a result or to a request: see [`Graph::settle`].
+    async fn settle<O: Output>(&self, step: impl FnOnce() -> Step<O>) -> Step<O> {
+        let audit = self.inner.calls.audit();
+        self.inner
+            .graph
+            .settle(audit.defers(), audit.blocks(), step)
+            .await
+    }
+
     /// A step that may still need a request: [`run`](Self::run) it.
     async fn finish<O: Output>(&self, step: Step<O>) -> O {
         match step {
@@ -586,7 +598,8 @@ impl<T: Transport + 'static> Driver<T> {
                 biased;
                 update = waiter.updates.recv() => {
                     let Some((proof, operation)) = update else { break };
-                    match self.finish(self.step(|| pending.apply_operation(&proof, &operation))).await {
+                    let step = self.settle(|| pending.apply_operation(&proof, &operation)).await;
+                    match self.finish(step).await {
                         Begin::Recording(c) => {
                             waiter.settle();
                             return Started::Recording(self.unless_ended(c));
@@ -605,7 +618,10 @@ impl<T: Transport + 'static> Driver<T> {
         // Updates routed before the deadline still count; the rest turn late.
         for (proof, operation) in waiter.close() {
             match self
-                .finish(self.step(|| pending.apply_operation(&proof, &operation)))
+                .finish(
+                    self.settle(|| pending.apply_operation(&proof, &operation))
+                        .await,
+                )
                 .await
             {
                 Begin::Recording(c) => return Started::Recording(self.unless_ended(c)),
@@ -614,7 +630,10 @@ impl<T: Transport + 'static> Driver<T> {
             }
         }
         tracing::warn!(call_id = %pending.id(), "pending recording operation passed its deadline");
-        self.failed(self.finish(self.step(|| pending.give_up_waiting())).await)
+        self.failed(
+            self.finish(self.settle(|| pending.give_up_waiting()).await)
+                .await,
+        )
     }
 
     /// Stops recording: raises the stop signal, waits up to
@@ -650,7 +669,7 @@ impl<T: Transport + 'static> Driver<T> {
         }
         let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
-        let update = self.step(|| call.start_stop())?.drained(drain).await?;
+        let update = self.ahead(|| call.start_stop())?.drained(drain).await?;
         let stopped = self.run(update).await;
         if let Err(StopError::Unacknowledged { call }) = &stopped {
             self.gone_if_not_found(&id, call.reason());
@@ -687,7 +706,7 @@ impl<T: Transport + 'static> Driver<T> {
         let id = call.id().clone();
         let drain = tokio::time::sleep(self.inner.config.drain_deadline);
         let update = self
-            .step(|| call.start_failure_report(reason))?
+            .ahead(|| call.start_failure_report(reason))?
             .drained(drain)
             .await?;
         let reported = self.run(update).await;

@@ -159,6 +159,34 @@ impl<T> Graph<T> {
         self.offload(blocks, step)
     }
 
+    /// Runs `step`, a step that writes to the trail and leads to a result or to another
+    /// attempt. With a sink that [`defers`](crate::audit::AuditSink::defers), its lines go to
+    /// the OS and their sync is awaited before what it leads to happens (holding no thread);
+    /// if that sync fails, the trail stopped, and what the step led to does not happen: a
+    /// result becomes the transition the trail refused ([`Output`]), another attempt gives up.
+    /// Otherwise as [`offload`](Self::offload).
+    ///
+    /// Dropped while it waits, the step has happened in memory and its lines are synced all
+    /// the same: dropping the result drops the call in it (a `Call<Recording>` is revoked).
+    pub(crate) async fn settle<O: Output>(
+        &self,
+        defers: bool,
+        blocks: bool,
+        step: impl FnOnce() -> Step<O>,
+    ) -> Step<O> {
+        if !defers {
+            return self.offload(blocks, step);
+        }
+        let (step, pending) = deferring(step);
+        match (pending.await, step) {
+            (Ok(()), step) => step,
+            (Err(e), Step::Done(out)) => Step::Done(out.unrecorded(e)),
+            (Err(e), Step::Next { update, .. }) => {
+                update.give_up(Error::Audit(e), self.timer.now())
+            }
+        }
+    }
+
     /// `update` with the graph's retry policy, unless it has one of its own.
     pub fn prepare_update<O>(&self, update: StatusUpdate<O>) -> StatusUpdate<O> {
         match &self.retry {
@@ -280,20 +308,7 @@ impl<T: Transport> Graph<T> {
                 Some(Err(error)) => sent.no_answer(NoAnswer::Failed(Box::new(error)), now),
                 None => sent.no_answer(NoAnswer::TimedOut, now),
             };
-            let step = if defers {
-                // What the answer leads to happens once its lines are durable.
-                let (step, pending) = deferring(answered);
-                match (pending.await, step) {
-                    (Ok(()), step) => step,
-                    // The trail stopped: what the answer led to did not happen.
-                    (Err(e), Step::Done(out)) => Step::Done(out.unrecorded(e)),
-                    (Err(e), Step::Next { update, .. }) => {
-                        update.give_up(Error::Audit(e), self.timer.now())
-                    }
-                }
-            } else {
-                self.offload(blocks, answered)
-            };
+            let step = self.settle(defers, blocks, answered).await;
             match step.into() {
                 Then::Attempt(next, after) => {
                     self.pause(after).await;

@@ -19,8 +19,9 @@ use recording_status::error::AuditError;
 use recording_status::testing::{ScriptedTransport, Step};
 use recording_status::{AccessToken, CallState, Graph};
 
-use crate::support::graph::{TOKEN, scripted};
-use crate::support::ids::unique_call;
+use crate::support::bodies::graph_notification;
+use crate::support::graph::{TOKEN, proof, scripted};
+use crate::support::ids::{OP_UPPER, call_id, this_call_upper, unique_call};
 
 /// A stand-in for slow durable storage (a sync to disk, a database's commit): each write
 /// takes `pause`, and every `fail_every`-th write (if set) is refused, keeping nothing of it.
@@ -194,6 +195,54 @@ async fn a_synced_trail_shares_its_syncs_across_calls_on_a_single_thread() {
     );
     let trail = JsonLinesSink::read(&path).unwrap();
     assert!(verify(&trail).unwrap().open.is_empty());
+}
+
+/// A begin answered `running` and completed by its notification, on a synced trail: the
+/// transition to `Recording` the notification leads to is awaited like an answer's, and the
+/// call comes back recording with every line on the disk.
+#[tokio::test]
+async fn a_begin_completed_by_its_notification_on_a_synced_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = Arc::new(
+        JsonLinesSink::options()
+            .durability(Durability::Synced)
+            .open(&path)
+            .unwrap(),
+    );
+    let transport = scripted([Step::running(), Step::completed()]);
+    let driver = driver(&transport, sink.clone());
+    let hub = driver.hub().clone();
+    let notify = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let delivered = hub
+            .deliver(
+                &proof(),
+                &graph_notification(&this_call_upper(), OP_UPPER, "completed"),
+            )
+            .unwrap();
+        assert_eq!(delivered.routed, 1);
+    });
+    let started = driver
+        .begin_recording(driver.call(call_id()).unwrap())
+        .await;
+    let Ok(Started::Recording(call)) = started else {
+        panic!("the notification completes the begin: {started:?}")
+    };
+    notify.await.unwrap();
+    // Everything written so far is on the disk: the wait covered the notification's lines.
+    let (_, synced) = sink.syncs().unwrap();
+    assert_eq!(synced, JsonLinesSink::read(&path).unwrap().len() as u64);
+    drop(driver.stop_recording(call).await.unwrap());
+    let trail = JsonLinesSink::read(&path).unwrap();
+    assert!(verify(&trail).unwrap().open.is_empty());
+    assert!(trail.iter().any(|e| matches!(
+        e.kind,
+        AuditKind::Transition {
+            to: CallState::Recording,
+            ..
+        }
+    )));
 }
 
 /// What one call of the fault-injection run saw.
