@@ -21,8 +21,10 @@
 //!   ([`AuditSink::defers`]), a request's `request_sent` and an answer's lines go to the OS at
 //!   once and their sync is awaited as a future: the request leaves, and the result is handed
 //!   back, once they are on the disk, and no thread waits meanwhile, so the lines of every call
-//!   in flight share the sink's next sync. A begin's transition to `PendingRecording` is
-//!   synced with its request.
+//!   in flight share the sink's next sync. The first step of a begin, a stop or a failure
+//!   report (the transition to `PendingRecording`, the stop signal) is synced with its
+//!   request's `request_sent`, and the transition a notification leads to is awaited as an
+//!   answer's is.
 //! - At a sink whose other writes wait for their storage ([`AuditSink::blocks`]: the same
 //!   file, a [`GroupCommit`](crate::audit::GroupCommit) over a database), each step of the
 //!   driver that writes to the trail runs in tokio's `block_in_place` on a multi-threaded
