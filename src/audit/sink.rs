@@ -196,7 +196,7 @@ pub enum Durability {
     /// the sink's own syncs every line written before each sync. The async loops
     /// ([`Graph::run`](crate::Graph::run), the driver) await a request's and an answer's lines
     /// as futures ([`defers`](AuditSink::defers)), holding no thread, so the lines of every
-    /// call in flight share the next sync (16 lines a sync at 64 calls in flight:
+    /// call in flight share the next sync (14 to 20 lines a sync at 64 calls in flight:
     /// `BENCHMARKS.md`); other writes wait on their thread (the sink
     /// [`blocks`](AuditSink::blocks)). A failed sync stops the trail: see [`JsonLinesSink`].
     Synced,
