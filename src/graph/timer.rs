@@ -1,10 +1,11 @@
 //! [`Timer`]: how the async loop waits (a `Retry-After`, a backoff, the end of an attempt's
 //! time), reads the time and waits on a slow audit sink, whatever the runtime.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -53,9 +54,9 @@ pub trait Timer: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// A [`Timer`] on the system clock whose waits are slept by a helper thread, one per wait
-/// (waits are rare: a retry's pause, an attempt's time limit), so the async loop needs no
-/// runtime. Dropping a wait lets its thread finish on its own.
+/// A [`Timer`] on the system clock whose waits are slept by one helper thread for the whole
+/// process (started at the first wait), so the async loop needs no runtime. A wait that is
+/// dropped (an attempt's time limit, once the answer came) is forgotten at once.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct ThreadTimer;
@@ -68,15 +69,78 @@ impl Timer for ThreadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(ThreadSleep {
             until: Instant::now() + duration,
-            shared: None,
+            key: None,
         })
+    }
+}
+
+/// The waits of every [`ThreadTimer`], by deadline, and the thread that sleeps them.
+struct Wheel {
+    waits: Mutex<Waits>,
+    /// The thread waits here for the earliest deadline, or for an earlier one to come.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Waits {
+    /// Each wait's deadline and number, and whom to wake then.
+    by_time: BTreeMap<(Instant, u64), Waker>,
+    next: u64,
+    /// Whether the thread runs (`None`: not tried yet; `Some(false)`: it could not start).
+    thread: Option<bool>,
+}
+
+static WHEEL: Wheel = Wheel {
+    waits: Mutex::new(Waits {
+        by_time: BTreeMap::new(),
+        next: 0,
+        thread: None,
+    }),
+    changed: Condvar::new(),
+};
+
+impl Wheel {
+    fn waits(&self) -> MutexGuard<'_, Waits> {
+        self.waits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The thread: wakes each wait at its deadline.
+    fn run(&self) {
+        let mut waits = self.waits();
+        loop {
+            let now = Instant::now();
+            let due: Vec<Waker> = {
+                let later = waits.by_time.split_off(&(now, u64::MAX));
+                std::mem::replace(&mut waits.by_time, later)
+                    .into_values()
+                    .collect()
+            };
+            if !due.is_empty() {
+                drop(waits);
+                due.into_iter().for_each(Waker::wake);
+                waits = self.waits();
+                continue;
+            }
+            waits = match waits.by_time.keys().next() {
+                Some(&(first, _)) => {
+                    self.changed
+                        .wait_timeout(waits, first.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .changed
+                    .wait(waits)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
     }
 }
 
 struct ThreadSleep {
     until: Instant,
-    /// Set once the helper thread runs: whether it is done, and whom to wake.
-    shared: Option<Arc<Mutex<(bool, Waker)>>>,
+    /// Its place among the wheel's waits, once polled.
+    key: Option<(Instant, u64)>,
 }
 
 impl Future for ThreadSleep {
@@ -86,42 +150,112 @@ impl Future for ThreadSleep {
         if Instant::now() >= self.until {
             return Poll::Ready(());
         }
-        if let Some(shared) = &self.shared {
-            let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.0 {
-                return Poll::Ready(());
-            }
-            state.1.clone_from(cx.waker());
+        let mut waits = WHEEL.waits();
+        if waits.thread.is_none() {
+            let started = std::thread::Builder::new()
+                .name("recording-status-timer".to_owned())
+                .spawn(|| WHEEL.run())
+                .is_ok();
+            waits.thread = Some(started);
+        }
+        if waits.thread == Some(false) {
+            // No thread to be had: poll again until the time has come (slow, never early).
+            cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let shared = Arc::new(Mutex::new((false, cx.waker().clone())));
-        let (until, wake) = (self.until, shared.clone());
-        let spawned = std::thread::Builder::new()
-            .name("recording-status-timer".to_owned())
-            .spawn(move || {
-                let now = Instant::now();
-                if until > now {
-                    std::thread::sleep(until - now);
+        match self.key {
+            Some(key) => {
+                if let Some(waker) = waits.by_time.get_mut(&key) {
+                    waker.clone_from(cx.waker());
                 }
-                let waker = {
-                    let mut state = wake.lock().unwrap_or_else(PoisonError::into_inner);
-                    state.0 = true;
-                    state.1.clone()
-                };
-                waker.wake();
-            });
-        match spawned {
-            Ok(_) => self.shared = Some(shared),
-            // No thread to be had: poll again until the time has come (slow, never early).
-            Err(_) => cx.waker().wake_by_ref(),
+            }
+            None => {
+                waits.next += 1;
+                let key = (self.until, waits.next);
+                let earliest = waits.by_time.keys().next().is_none_or(|first| key < *first);
+                waits.by_time.insert(key, cx.waker().clone());
+                if earliest {
+                    // The thread must wait less than it does.
+                    WHEEL.changed.notify_one();
+                }
+                self.key = Some(key);
+            }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for ThreadSleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            WHEEL.waits().by_time.remove(&key);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The threads of this process (Linux).
+    fn threads() -> Option<usize> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Threads:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Before: each wait polled once spawned a thread that slept its whole duration, even once
+    /// the wait was dropped. An attempt's time limit is such a wait, so a bot making calls at
+    /// 64 in flight with a retry policy (a deadline of a minute) kept thousands of sleeping
+    /// threads, until thread creation failed and the process aborted.
+    #[test]
+    fn waits_dropped_early_leave_no_thread_behind() {
+        let Some(before) = threads() else { return };
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for _ in 0..300 {
+            let mut attempt_limit = ThreadTimer.sleep(Duration::from_secs(60));
+            assert!(attempt_limit.as_mut().poll(&mut cx).is_pending());
+            // The answer came first: the limit is dropped.
+        }
+        let after = threads().unwrap_or(before);
+        // One timer thread may have started (other tests run beside this one, so a few
+        // threads of theirs may come and go).
+        assert!(
+            after <= before + 8,
+            "{} threads left behind by 300 dropped waits",
+            after - before
+        );
+    }
+
+    #[test]
+    fn many_waits_end_each_at_its_time() {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let started = Instant::now();
+        let mut waits: Vec<_> = [40u64, 10, 30, 20, 0]
+            .into_iter()
+            .map(|ms| (ms, ThreadTimer.sleep(Duration::from_millis(ms))))
+            .collect();
+        let mut ended = Vec::new();
+        while !waits.is_empty() {
+            waits.retain_mut(|(ms, wait)| {
+                if wait.as_mut().poll(&mut cx).is_ready() {
+                    assert!(started.elapsed() >= Duration::from_millis(*ms));
+                    ended.push(*ms);
+                    false
+                } else {
+                    true
+                }
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(ended, [0, 10, 20, 30, 40]);
+    }
 
     #[test]
     fn a_thread_timer_waits_at_least_its_duration() {
