@@ -4,13 +4,17 @@
 //! crate's async loops, as a future ([`Pending`]) that the sync wakes: no thread is parked for
 //! it, so the lines of every call in flight share the next sync.
 //!
-//! The async loops ask for this around the one write whose effect is outside the process: the
-//! request's `request_sent` ([`deferring`]). The step's effect (sending the request) waits for
-//! the future; everything else waits in place, as before.
+//! The async loops ask for this ([`deferring`]) around the steps whose effect leaves the loop:
+//! a request's `request_sent` (the effect: sending the request) and an answer's lines (the
+//! effect: handing the result back, or the next attempt). The effect waits for the future. A
+//! transition's first step (a begin's transition, a stop's signal) is written the same way and
+//! left to its request's wait: a sync covers every line written before it. Every other write
+//! waits in place, as before.
 //!
 //! **A failed sync stops the trail.** After `fdatasync` fails, Linux may have dropped the
 //! unsynced pages and marked them clean, so that a second sync "succeeds" without them (the
-//! 2018 "fsyncgate" finding; PostgreSQL stops the server on such a failure since version 12).
+//! 2018 "fsyncgate" finding; PostgreSQL has stopped the server on such a failure since its
+//! releases of early 2019).
 //! The sink cuts the file back to its last synced length and refuses every later event: the
 //! steps waiting for the lost lines, and every later step, are not taken. Opening the file again
 //! resumes after its last synced line.
