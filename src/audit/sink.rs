@@ -1470,6 +1470,33 @@ mod tests {
         assert_eq!(file.syncs.load(Ordering::SeqCst), 2);
     }
 
+    /// A sink dropped while a deferred line still waits for its sync syncs it as it closes:
+    /// the wait ends with `Ok`, and the line is on the disk.
+    #[test]
+    fn a_sink_dropped_while_a_line_waits_syncs_it_first() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        let (recorded, pending) = durable::deferring(|| sink.record(&ended(1)));
+        recorded.unwrap();
+        assert_eq!(file.syncs.load(Ordering::SeqCst), 0);
+        drop(sink);
+        pending.wait_blocking().unwrap();
+        assert_eq!(file.synced(), file.bytes());
+        assert_eq!(capabilities(&file.bytes()), [1]);
+    }
+
+    /// `sync` at `Synced` waits for every line written so far, deferred ones included.
+    #[test]
+    fn sync_covers_the_deferred_lines() {
+        let file = Flaky::default();
+        let sink = file.sink(Durability::Synced);
+        let (recorded, _left_to_the_caller) = durable::deferring(|| sink.record(&ended(1)));
+        recorded.unwrap();
+        sink.sync().unwrap();
+        assert_eq!(file.synced(), file.bytes());
+        assert_eq!(sink.syncs(), Some((1, 1)));
+    }
+
     /// A deferred line whose sync fails: its wait fails, the line is cut off, and so is every
     /// line written after the last good sync, whoever wrote it.
     #[test]
