@@ -70,6 +70,7 @@ impl Timer for ThreadTimer {
         Box::pin(ThreadSleep {
             until: Instant::now() + duration,
             key: None,
+            waker: None,
         })
     }
 }
@@ -141,6 +142,8 @@ struct ThreadSleep {
     until: Instant,
     /// Its place among the wheel's waits, once polled.
     key: Option<(Instant, u64)>,
+    /// The waker the wheel holds for it, to skip the wheel's lock when it has not changed.
+    waker: Option<Waker>,
 }
 
 impl Future for ThreadSleep {
@@ -149,6 +152,14 @@ impl Future for ThreadSleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.until {
             return Poll::Ready(());
+        }
+        if self
+            .waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            // Registered with this waker already (a task polls all it awaits when it wakes).
+            return Poll::Pending;
         }
         let mut waits = WHEEL.waits();
         if waits.thread.is_none() {
@@ -181,6 +192,7 @@ impl Future for ThreadSleep {
                 self.key = Some(key);
             }
         }
+        self.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }
