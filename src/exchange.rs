@@ -201,10 +201,12 @@ impl<O> StatusUpdate<O> {
         self.exchange.policy.is_some()
     }
 
-    /// Whether the call's audit sink makes each write wait for its storage
-    /// ([`AuditSink::blocks`]): the async loop then runs the steps off the executor's thread.
-    pub(crate) fn audit_blocks(&self) -> bool {
-        self.flow.entry().audit().blocks()
+    /// Whether the call's audit sink [`defers`](AuditSink::defers) (the async loop awaits the
+    /// sync of a request's and an answer's lines) and whether it [`blocks`](AuditSink::blocks)
+    /// (the loop runs its other steps off the executor's thread).
+    pub(crate) fn audit_waits(&self) -> (bool, bool) {
+        let audit = self.flow.entry().audit();
+        (audit.defers(), audit.blocks())
     }
 
     /// Builds the next attempt's request with `token` for `endpoint`, and writes its
@@ -243,12 +245,6 @@ impl<O> StatusUpdate<O> {
                 Err(step(exchange, flow, finished))
             }
         }
-    }
-
-    /// Whether the call's audit sink can leave the wait for `request_sent`'s durability to
-    /// the async loop ([`AuditSink::defers`]).
-    pub(crate) fn audit_defers(&self) -> bool {
-        self.flow.entry().audit().defers()
     }
 
     /// No token can be had (or the bot gives up for another reason): nothing more is sent in

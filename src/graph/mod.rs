@@ -249,8 +249,7 @@ impl<T: Transport> Graph<T> {
         // Steps that write to a sink waiting on its storage leave the executor's thread to
         // others meanwhile (`Timer::blocking`); at a sink that defers, a request's
         // `request_sent` and an answer's lines are awaited instead, before they take effect.
-        let blocks = update.audit_blocks();
-        let defers = update.audit_defers();
+        let (defers, blocks) = update.audit_waits();
         loop {
             let token = match self.tokens.token(update.wants_fresh_token()).await {
                 Ok(token) => token,

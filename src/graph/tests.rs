@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::audit::flaky::Flaky;
-use crate::audit::{AuditEvent, AuditKind, AuditSink, Durability, verify};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, Durability, JsonLinesSink, verify};
 use crate::error::{AuditError, Error};
 use crate::registry::Calls;
 use crate::testing::{ScriptedTransport, Step};
@@ -84,6 +84,14 @@ impl Transport for Checked {
     }
 }
 
+/// A synced trail over `file`, a registry writing to it, and a graph sending through
+/// `transport`.
+fn over(file: &Flaky, transport: &Checked) -> (Arc<JsonLinesSink>, Calls, Graph<Checked>) {
+    let sink = Arc::new(file.sink(Durability::Synced));
+    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    (sink.clone(), Calls::new(sink), graph)
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -96,7 +104,7 @@ fn events(bytes: &[u8]) -> Vec<AuditEvent> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     std::fs::write(&path, bytes).unwrap();
-    crate::audit::JsonLinesSink::read(&path).unwrap().events
+    JsonLinesSink::read(&path).unwrap().events
 }
 
 #[test]
@@ -113,10 +121,8 @@ fn a_request_waits_for_its_sync_without_holding_the_thread() {
             let _ = release.send(());
         })
     };
-    let sink = Arc::new(file.sink(Durability::Synced));
-    let calls = Calls::new(sink.clone());
     let transport = Checked::new(&file, 1);
-    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    let (_sink, calls, graph) = over(&file, &transport);
     let released_by_task = Arc::new(Mutex::new(false));
     current_thread().block_on(async {
         let call = calls.open(call_id(1)).unwrap();
@@ -151,10 +157,8 @@ fn a_request_waits_for_its_sync_without_holding_the_thread() {
 #[test]
 fn a_result_is_handed_back_only_once_its_lines_are_synced() {
     let file = Flaky::default();
-    let sink = Arc::new(file.sink(Durability::Synced));
-    let calls = Calls::new(sink.clone());
     let transport = Checked::new(&file, 2);
-    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    let (_sink, calls, graph) = over(&file, &transport);
     current_thread().block_on(async {
         let call = calls.open(call_id(2)).unwrap();
         let Ok(Begin::Recording(call)) = call.begin_recording(&graph).await else {
@@ -175,10 +179,8 @@ fn a_result_is_handed_back_only_once_its_lines_are_synced() {
 fn a_request_whose_line_fails_to_sync_is_not_sent_and_the_trail_stops() {
     let file = Flaky::default();
     file.fail_sync.store(true, Ordering::SeqCst);
-    let sink = Arc::new(file.sink(Durability::Synced));
-    let calls = Calls::new(sink.clone());
     let transport = Checked::new(&file, 1);
-    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    let (sink, calls, graph) = over(&file, &transport);
     current_thread().block_on(async {
         let call = calls.open(call_id(3)).unwrap();
         let not_sent = call.begin_recording(&graph).await.unwrap_err();
@@ -200,11 +202,9 @@ fn a_request_whose_line_fails_to_sync_is_not_sent_and_the_trail_stops() {
 #[test]
 fn an_answer_whose_lines_fail_to_sync_comes_back_as_the_transition_the_trail_refused() {
     let file = Flaky::default();
-    let sink = Arc::new(file.sink(Durability::Synced));
-    let calls = Calls::new(sink.clone());
     let mut transport = Checked::new(&file, 2);
     transport.fail_syncs_after = true;
-    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    let (_sink, calls, graph) = over(&file, &transport);
     current_thread().block_on(async {
         let call = calls.open(call_id(4)).unwrap();
         // Graph acknowledged, but the acknowledgement and the transition to `Recording` were
@@ -238,10 +238,8 @@ fn a_begin_dropped_while_its_request_waits_for_the_sync_sends_nothing() {
     let file = Flaky::default();
     let (release, held) = mpsc::channel();
     *file.sync_gate.lock().unwrap() = Some(held);
-    let sink = Arc::new(file.sink(Durability::Synced));
-    let calls = Calls::new(sink.clone());
     let transport = Checked::new(&file, 1);
-    let graph = Graph::new(transport.clone(), AccessToken::new("token"));
+    let (_sink, calls, graph) = over(&file, &transport);
     current_thread().block_on(async {
         let call = calls.open(call_id(9)).unwrap();
         let begin = tokio::time::timeout(Duration::from_millis(50), call.begin_recording(&graph));
@@ -283,11 +281,10 @@ fn a_failed_sync_at_64_calls_in_flight_lets_nothing_happen_on_a_lost_line() {
         .enumerate()
     {
         let file = Flaky::default();
-        let sink = Arc::new(file.sink(Durability::Synced));
-        let calls = Calls::new(sink.clone());
         let mut transport = Checked::new(&file, usize::from(IN_FLIGHT) * 2);
         transport.fail_syncs_from = fail_from;
-        let graph = Arc::new(Graph::new(transport.clone(), AccessToken::new("token")));
+        let (sink, calls, graph) = over(&file, &transport);
+        let graph = Arc::new(graph);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -82,6 +82,40 @@ fn completing(calls: usize) -> ScriptedTransport {
 
 const IN_FLIGHT: usize = 64;
 
+/// Records and stops [`IN_FLIGHT`] calls at once through `driver` (each completed), and ends
+/// each if `end`.
+async fn record_and_stop(driver: &Driver<ScriptedTransport>, end: bool) {
+    let calls: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let driver = driver.clone();
+            tokio::spawn(async move {
+                let call = driver.call(unique_call().parse().unwrap()).unwrap();
+                let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
+                    panic!("every request is completed")
+                };
+                let call = driver.stop_recording(call).await.unwrap();
+                if end {
+                    drop(driver.end(call));
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+}
+
+/// A synced JSON-lines trail in a directory of its own (kept while the first value lives).
+fn synced_trail() -> (tempfile::TempDir, std::path::PathBuf, Arc<JsonLinesSink>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let sink = JsonLinesSink::options()
+        .durability(Durability::Synced)
+        .open(&path)
+        .unwrap();
+    (dir, path, Arc::new(sink))
+}
+
 #[test]
 fn steps_waiting_on_a_slow_sink_share_its_writes_at_64_calls_in_flight() {
     let storage = Storage::new(Duration::from_millis(2), None);
@@ -89,24 +123,7 @@ fn steps_waiting_on_a_slow_sink_share_its_writes_at_64_calls_in_flight() {
     let sink = Arc::new(GroupCommit::new(storage));
     let transport = completing(IN_FLIGHT);
     let driver = driver(&transport, sink.clone());
-    runtime().block_on(async {
-        let calls: Vec<_> = (0..IN_FLIGHT)
-            .map(|_| {
-                let driver = driver.clone();
-                tokio::spawn(async move {
-                    let call = driver.call(unique_call().parse().unwrap()).unwrap();
-                    let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-                        panic!("every request is completed")
-                    };
-                    let call = driver.stop_recording(call).await.unwrap();
-                    drop(driver.end(call));
-                })
-            })
-            .collect();
-        for call in calls {
-            call.await.unwrap();
-        }
-    });
+    runtime().block_on(record_and_stop(&driver, true));
     let (writes, events) = sink.counts();
     assert_eq!(
         events,
@@ -128,14 +145,7 @@ fn steps_waiting_on_a_slow_sink_share_its_writes_at_64_calls_in_flight() {
 #[tokio::test]
 async fn a_synced_trail_on_a_current_thread_runtime_is_written_in_place() {
     // `block_in_place` would panic here: the driver writes in place instead.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let sink = Arc::new(
-        JsonLinesSink::options()
-            .durability(Durability::Synced)
-            .open(&path)
-            .unwrap(),
-    );
+    let (_dir, path, sink) = synced_trail();
     assert!(sink.blocks());
     let transport = completing(1);
     let driver = driver(&transport, sink.clone());
@@ -154,33 +164,12 @@ async fn a_synced_trail_on_a_current_thread_runtime_is_written_in_place() {
 /// own sync on that thread: one write's lines a sync.)
 #[tokio::test]
 async fn a_synced_trail_shares_its_syncs_across_calls_on_a_single_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let sink = Arc::new(
-        JsonLinesSink::options()
-            .durability(Durability::Synced)
-            .open(&path)
-            .unwrap(),
-    );
+    let (_dir, path, sink) = synced_trail();
     assert!(sink.defers());
     let transport = completing(IN_FLIGHT);
     let driver = driver(&transport, sink.clone());
-    let calls: Vec<_> = (0..IN_FLIGHT)
-        .map(|_| {
-            let driver = driver.clone();
-            tokio::spawn(async move {
-                let call = driver.call(unique_call().parse().unwrap()).unwrap();
-                let Ok(Started::Recording(call)) = driver.begin_recording(call).await else {
-                    panic!("every request is completed")
-                };
-                // Not `end`: its line is written in place, as the bot's own writes are.
-                drop(driver.stop_recording(call).await.unwrap());
-            })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap();
-    }
+    // Not `end`: its line is written in place, as the bot's own writes are.
+    record_and_stop(&driver, false).await;
     let (syncs, lines) = sink.syncs().unwrap();
     assert_eq!(
         lines,
@@ -202,14 +191,7 @@ async fn a_synced_trail_shares_its_syncs_across_calls_on_a_single_thread() {
 /// call comes back recording with every line on the disk.
 #[tokio::test]
 async fn a_begin_completed_by_its_notification_on_a_synced_trail() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let sink = Arc::new(
-        JsonLinesSink::options()
-            .durability(Durability::Synced)
-            .open(&path)
-            .unwrap(),
-    );
+    let (_dir, path, sink) = synced_trail();
     let transport = scripted([Step::running(), Step::completed()]);
     let driver = driver(&transport, sink.clone());
     let hub = driver.hub().clone();
